@@ -1,0 +1,26 @@
+"""Shared building blocks of contract v1 messages."""
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"),
+]
+"""Identifiers: 1-128 letters, digits and `. _ : / -`, starting with a letter or digit."""
+
+
+class Message(BaseModel):
+    """Every contract message: JSON, snake_case, unknown fields refused, immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class Passenger(Message):
+    """One traveller; every ONE Order service belongs to exactly one passenger."""
+
+    passenger_id: Identifier = Field(description="The client's id of the passenger.", examples=["PAX-1"])
+    name: str = Field(
+        min_length=1, max_length=200, description="Passenger name as printed.", examples=["Ada Lovelace"]
+    )

@@ -1,0 +1,1 @@
+"""The order service: consumers, state store, webhook relay and HTTP API."""

@@ -1,0 +1,100 @@
+"""Composition root of the order service: settings in, a runnable FastStream app out."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from redis.asyncio import Redis
+
+from service.clock import utc_now
+from service.config import Settings
+from service.consumers.processor import OrderProcessor
+from service.consumers.publishing import OutboxPublisher
+from service.consumers.routes import register_order_consumers
+from service.kafka_topics import ensure_topics
+from service.store.orders import OrderStore
+
+log = logging.getLogger(__name__)
+
+
+def service_topics(settings: Settings) -> list[str]:
+    """Every topic the service reads or writes."""
+    return [
+        settings.topic_commands,
+        settings.topic_resource_requests,
+        settings.topic_resource_replies,
+        settings.topic_status_changed,
+        settings.topic_command_rejected,
+        settings.topic_dead_letter,
+    ]
+
+
+def build_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
+    """A broker whose handlers receive raw records (see `service.consumers.spec`)."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        graceful_timeout=settings.shutdown_grace_seconds,
+        apply_types=False,
+        # FastStream's lines go through our JSON handler; one per batch at DEBUG, since the service logs its
+        # own line per significant event.
+        logger=logging.getLogger(f"{client_id}.broker"),
+        log_level=logging.DEBUG,
+        description="Order service: commands and resource replies in, status events and requests out.",
+    )
+
+
+@dataclass
+class OrderService:
+    """The wired service: its broker, Redis client and store, and the FastStream app that runs them."""
+
+    settings: Settings
+    broker: KafkaBroker
+    redis: "Redis"
+    store: OrderStore
+    app: FastStream
+
+    async def prepare(self) -> None:
+        """Create missing topics and load the Lua scripts; runs before the consumers start."""
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers,
+            service_topics(self.settings),
+            self.settings.topic_partitions,
+            self.settings.topic_replication_factor,
+        )
+        await self.store.load_scripts()
+        log.info("service.starting", extra={"bootstrap_servers": self.settings.kafka_bootstrap_servers})
+
+    async def start(self) -> None:
+        """Prepare and start consuming (for embedding, e.g. in tests; `app.run()` does both for the CLI)."""
+        await self.prepare()
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        """Drain in-flight batches, stop the consumers and close Redis."""
+        await self.broker.stop()
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the Redis connections."""
+        await self.redis.aclose()
+
+
+def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -> OrderService:
+    """Wire broker, store, processor and consumers from `settings`; connects nothing yet."""
+    broker = build_broker(settings, client_id="orders-service")
+    redis = Redis.from_url(settings.redis_url)
+    store = OrderStore(redis)
+    publisher = OutboxPublisher(broker, settings)
+    processor = OrderProcessor(store, publisher, clock)
+    register_order_consumers(broker, settings, processor, publisher, clock)
+    app = FastStream(broker, logger=logging.getLogger("orders-service.app"))
+    service = OrderService(settings, broker, redis, store, app)
+    app.on_startup(service.prepare)
+    app.after_shutdown(service.close)
+    return service

@@ -1,0 +1,84 @@
+"""The `orders` command: every process of the project, each configured from the environment."""
+
+import argparse
+import asyncio
+import sys
+
+from service.logs import configure_logging
+
+
+def _run_service(_: argparse.Namespace) -> int:
+    from service.app import build_service  # noqa: PLC0415 - keep `orders --help` fast
+    from service.config import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(build_service(settings).app.run())
+    return 0
+
+
+def _run_resource_sim(_: argparse.Namespace) -> int:
+    from service.config import ResourceSimSettings  # noqa: PLC0415
+    from service.resource_sim import build_resource_sim  # noqa: PLC0415
+
+    settings = ResourceSimSettings()
+    configure_logging(settings.log_level)
+    asyncio.run(build_resource_sim(settings).run())
+    return 0
+
+
+def _run_dev(_: argparse.Namespace) -> int:
+    from service.demo import run_dev  # noqa: PLC0415
+
+    configure_logging()
+    return run_dev()
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from service.demo import run_demo  # noqa: PLC0415
+
+    configure_logging("WARNING")
+    return run_demo(orders=args.orders)
+
+
+def _export_contracts(_: argparse.Namespace) -> int:
+    from contracts.export import write_json_schemas  # noqa: PLC0415
+    from service.asyncapi import write_asyncapi  # noqa: PLC0415
+
+    for path in [*write_json_schemas(), write_asyncapi()]:
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `orders`."""
+    parser = argparse.ArgumentParser(prog="orders", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("service", help="run the order service (command and reply consumers)").set_defaults(
+        run=_run_service
+    )
+    commands.add_parser("resource-sim", help="run the resource operator simulator").set_defaults(
+        run=_run_resource_sim
+    )
+    commands.add_parser(
+        "dev", help="run the embedded Kafka and Redis, the service and the simulator until interrupted"
+    ).set_defaults(run=_run_dev)
+    demo = commands.add_parser("demo", help="run the dev stack, send prebookings, print their status changes")
+    demo.add_argument("--orders", type=int, default=6, help="how many prebookings to send")
+    demo.set_defaults(run=_run_demo)
+    contracts = commands.add_parser("contracts", help="contract files")
+    contracts_commands = contracts.add_subparsers(dest="contracts_command", required=True)
+    contracts_commands.add_parser(
+        "export", help="write contracts/schemas/*.json and contracts/asyncapi.json"
+    ).set_defaults(run=_export_contracts)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `orders` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Settings of every process, read from the environment (pydantic-settings); build with `load_settings()`."""
+
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import topics
+
+
+class Settings(BaseSettings):
+    """`KAFKA_BOOTSTRAP_SERVERS` and `REDIS_URL` as is; everything else prefixed `ORDERS_`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERS_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    kafka_bootstrap_servers: Annotated[
+        str, Field(validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "ORDERS_KAFKA_BOOTSTRAP_SERVERS"))
+    ] = "127.0.0.1:9092"
+    redis_url: Annotated[str, Field(validation_alias=AliasChoices("REDIS_URL", "ORDERS_REDIS_URL"))] = (
+        "redis://127.0.0.1:6379/0"
+    )
+
+    topic_commands: str = topics.ORDER_COMMANDS
+    topic_resource_requests: str = topics.RESOURCE_REQUESTS
+    topic_resource_replies: str = topics.RESOURCE_REPLIES
+    topic_status_changed: str = topics.ORDER_STATUS_CHANGED
+    topic_command_rejected: str = topics.COMMAND_REJECTED
+    topic_dead_letter: str = topics.DEAD_LETTER
+
+    topic_partitions: PositiveInt = 4
+    """Partitions of the topics the service creates when they are missing."""
+    topic_replication_factor: PositiveInt = 1
+    consumer_group: str = "orders-service"
+    """The commands and replies consumers use `<group>.commands` and `<group>.replies`."""
+
+    max_batch: PositiveInt = 500
+    """Records handled per consumer batch (one Redis round trip for reads, one for writes)."""
+    max_message_bytes: PositiveInt = 256 * 1024
+    """Larger inputs are dead-lettered: the broker may accept far bigger ones (Tansu does)."""
+    confirmation_timeout_seconds: PositiveFloat = 120.0
+    """A prebooking still Pending this long after creation fails with `CONFIRMATION_TIMEOUT`."""
+    shutdown_grace_seconds: PositiveFloat = 15.0
+    """On SIGTERM, in-flight batches get this long to finish before the process exits."""
+    retry_backoff_seconds: PositiveFloat = 1.0
+    """Pause before a batch is re-read after Redis or Kafka failed under it (offsets stay uncommitted)."""
+    kafka_enable_idempotence: bool = False
+    """Turn on for real Kafka; the embedded Tansu broker does not support the idempotent producer."""
+
+    log_level: str = "INFO"
+
+
+class ResourceSimSettings(Settings):
+    """The resource operator simulator: how long it takes and how often it says no."""
+
+    sim_latency_seconds: Annotated[float, Field(ge=0)] = 0.0
+    sim_failure_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    sim_fail_resources: str = ""
+    """Comma-separated resource ids that always refuse (the demo uses one)."""
+    sim_seed: int | None = None
+    sim_group: str = "resource-sim"
+
+
+def load_settings() -> Settings:
+    """Read the service settings from the environment now."""
+    return Settings()

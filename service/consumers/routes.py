@@ -1,0 +1,128 @@
+"""The service's two consumers: client commands and resource replies, each a batch subscriber."""
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+from redis.exceptions import RedisError
+
+from contracts.commands import OrderCommand
+from contracts.events import DeadLetter
+from contracts.resources import ResourceReplyMessage
+from service import metrics
+from service.config import Settings
+from service.consumers.inbound import Inbound, InboundDecoder, command_decoder, reply_decoder
+from service.consumers.processor import OrderProcessor
+from service.consumers.publishing import OutboxPublisher
+from service.consumers.spec import documented_payload
+from service.store.outbox import Destination, OutboxEntry
+
+log = logging.getLogger(__name__)
+
+
+async def raw_records(message: KafkaMessage) -> tuple[ConsumerRecord, ...]:
+    """FastStream decoder that hands a batch handler its records untouched."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
+class BatchHandler:
+    """Decodes one batch, dead-letters what is invalid and applies the rest."""
+
+    def __init__(
+        self,
+        decoder: InboundDecoder,
+        processor: OrderProcessor,
+        publisher: OutboxPublisher,
+        clock: Callable[[], datetime],
+        backoff_seconds: float,
+    ) -> None:
+        self._decoder = decoder
+        self._processor = processor
+        self._publisher = publisher
+        self._clock = clock
+        self._backoff_seconds = backoff_seconds
+
+    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
+        """Handle a batch; on an infrastructure failure wait, then fail so the batch is read again."""
+        try:
+            await self._handle(records)
+        except (RedisError, KafkaError, OSError) as error:
+            log.warning("batch.retry", extra={"error": repr(error), "records": len(records)})
+            # Raising makes FastStream rewind the partitions (NACK) without committing; the pause keeps an
+            # outage from turning into a hot loop.
+            await asyncio.sleep(self._backoff_seconds)
+            raise
+
+    async def _handle(self, records: Sequence[ConsumerRecord]) -> None:
+        now = self._clock()
+        inputs: list[Inbound] = []
+        letters: list[DeadLetter] = []
+        for record in records:
+            decoded = self._decoder.decode(record, now)
+            (inputs if isinstance(decoded, Inbound) else letters).append(decoded)  # type: ignore[arg-type]
+        if letters:
+            await self._publisher.publish([_dead_letter_entry(letter) for letter in letters])
+            for letter in letters:
+                metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_type).inc()
+                log.warning(
+                    "message.dead_lettered",
+                    extra={
+                        "topic": letter.source_topic,
+                        "partition": letter.source_partition,
+                        "offset": letter.source_offset,
+                        "error_type": letter.error_type,
+                        "error": letter.error,
+                    },
+                )
+        if inputs:
+            await self._processor.process(inputs)
+
+
+def _dead_letter_entry(letter: DeadLetter) -> OutboxEntry:
+    return OutboxEntry(Destination.DEAD_LETTER, "", letter.model_dump_json().encode())
+
+
+def register_order_consumers(
+    broker: KafkaBroker,
+    settings: Settings,
+    processor: OrderProcessor,
+    publisher: OutboxPublisher,
+    clock: Callable[[], datetime],
+) -> None:
+    """Subscribe the commands and replies handlers to their topics."""
+    consumers = [
+        (
+            settings.topic_commands,
+            "commands",
+            OrderCommand,
+            command_decoder(settings.max_message_bytes),
+            "Commands from client systems, keyed by order_id.",
+        ),
+        (
+            settings.topic_resource_replies,
+            "replies",
+            ResourceReplyMessage,
+            reply_decoder(settings.max_message_bytes),
+            "Replies from resource operators to `reserve` requests, keyed by order_id.",
+        ),
+    ]
+    for topic, name, payload, decoder, description in consumers:
+        handler = BatchHandler(decoder, processor, publisher, clock, settings.retry_backoff_seconds)
+        subscriber = broker.subscriber(
+            topic,
+            batch=True,
+            max_records=settings.max_batch,
+            group_id=f"{settings.consumer_group}.{name}",
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=raw_records,
+            title=name,
+            description=description,
+        )
+        subscriber(documented_payload(payload)(handler))

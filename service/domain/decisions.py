@@ -1,0 +1,67 @@
+"""What one command or reply decides: the new order state and the messages that must follow from it."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from contracts.commands import Command
+from contracts.events import CommandRejected, OrderStatusChanged
+from contracts.resources import ReleaseRequest, ReserveRequest
+from contracts.statuses import OrderStatus, RejectionCode
+from service.domain.one_order import order_view
+from service.domain.order import Order
+
+# Event ids are derived, not random, so that a re-published event keeps its id even if it is rebuilt.
+_EVENT_NAMESPACE = uuid.UUID("0f1c6a2e-8e39-4c55-9a43-6a3b0f3b7d11")
+
+
+@dataclass
+class Decision:
+    """The outcome of one input; empty when it changes nothing."""
+
+    order: Order | None = None
+    """The order state to store, or None when the stored state stays as it is."""
+    events: list[OrderStatusChanged] = field(default_factory=list)
+    requests: list[ReserveRequest | ReleaseRequest] = field(default_factory=list)
+    rejection: CommandRejected | None = None
+    anomaly: str | None = None
+    """A reply that changed nothing for a reason worth counting (stray, late, contradictory)."""
+
+
+def change_status(order: Order, status: OrderStatus, reason: str | None, now: datetime) -> OrderStatusChanged:
+    """Move `order` (in place) to `status` and return the event that says so."""
+    previous = order.status if order.sequence else None
+    order.status = status
+    order.sequence += 1
+    order.updated_at = now
+    order.reason = reason
+    return OrderStatusChanged(
+        event_id=str(uuid.uuid5(_EVENT_NAMESPACE, f"{order.order_id}/{order.sequence}")),
+        order_id=order.order_id,
+        client_id=order.client_id,
+        order_type=order.order_type,
+        sequence=order.sequence,
+        status=status,
+        status_name=status.label,
+        previous_status=previous,
+        reason=reason,
+        occurred_at=now,
+        order=order_view(order),
+    )
+
+
+def reject(command: Command, command_type: str, code: RejectionCode, message: str, now: datetime) -> Decision:
+    """A decision that refuses `command` and changes nothing."""
+    event_id = uuid.uuid5(_EVENT_NAMESPACE, f"{command.client_id}/{command.command_id}/rejected")
+    return Decision(
+        rejection=CommandRejected(
+            event_id=str(event_id),
+            command_id=command.command_id,
+            command_type=command_type,
+            order_id=command.order_id,
+            client_id=command.client_id,
+            code=code,
+            message=message,
+            occurred_at=now,
+        )
+    )

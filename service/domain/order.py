@@ -1,0 +1,66 @@
+"""The stored shape of an order: operator status plus the ONE Order items and services behind it."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, ProductType, ServiceStatus
+
+
+class ReservationState(StrEnum):
+    """Where an item's reservation at its resource stands."""
+
+    NOT_NEEDED = "NOT_NEEDED"  # walk-in: used on the spot, nothing to reserve
+    REQUESTED = "REQUESTED"  # `reserve` sent, no reply yet
+    CONFIRMED = "CONFIRMED"  # the resource holds capacity
+    FAILED = "FAILED"  # the resource refused
+    RELEASED = "RELEASED"  # we sent `release` for capacity the resource held (or may hold)
+
+
+class Service(BaseModel):
+    """One passenger's share of an item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_id: str
+    passenger_id: str
+    passenger_name: str
+    status: ServiceStatus
+    delivery_status: DeliveryStatus
+
+
+class OrderItem(BaseModel):
+    """One product at one resource, with its reservation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_item_id: str
+    resource_id: str
+    product_type: ProductType
+    service_date: str | None
+    reservation_id: str | None
+    reservation: ReservationState
+    services: list[Service]
+    cancelled_at_sequence: int | None = None
+    """The status change whose transaction cancelled this item (the ONE Order retrieve rule needs it)."""
+
+
+class Order(BaseModel):
+    """An order as stored; `sequence` counts its status events (the store keeps a separate version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str
+    client_id: str
+    order_type: OrderType
+    status: OrderStatus
+    sequence: int
+    created_at: datetime
+    updated_at: datetime
+    items: list[OrderItem]
+    reason: str | None = None
+
+    def item_by_reservation(self, reservation_id: str) -> OrderItem | None:
+        """The item whose reservation has this id, if any."""
+        return next((item for item in self.items if item.reservation_id == reservation_id), None)

@@ -1,0 +1,113 @@
+"""A resource operator simulator: answers `reserve` requests with `confirmed` or `failed`.
+
+Used by the demo, the tests and the benchmarks. Its reply ids derive from the request ids, so a re-delivered
+request produces a duplicate reply, as a real operator's retry would.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+
+from aiokafka import ConsumerRecord
+from faststream import FastStream
+from faststream.middlewares import AckPolicy
+from pydantic import ValidationError
+
+from contracts.resources import (
+    ReleaseRequest,
+    ReservationConfirmed,
+    ReservationFailed,
+    ReserveRequest,
+    ResourceReplyMessage,
+    ResourceRequestMessage,
+    resource_request_adapter,
+)
+from service.app import build_broker
+from service.config import ResourceSimSettings
+from service.consumers.publishing import JSON_HEADERS
+from service.consumers.routes import raw_records
+from service.consumers.spec import documented_payload
+
+log = logging.getLogger(__name__)
+
+
+class ResourceSimulator:
+    """Decides each reservation's fate by the settings: a fixed set of failing resources, then chance."""
+
+    def __init__(self, settings: ResourceSimSettings) -> None:
+        self._settings = settings
+        self._failing = {r.strip() for r in settings.sim_fail_resources.split(",") if r.strip()}
+        self._random = random.Random(settings.sim_seed)
+        self.releases = 0
+
+    def reply_to(self, request: ReserveRequest) -> ResourceReplyMessage:
+        """The operator's answer to one reservation request."""
+        reply_id = f"{request.request_id}/reply"
+        if request.resource_id in self._failing:
+            return ReservationFailed(
+                reply_id=reply_id,
+                order_id=request.order_id,
+                reservation_id=request.reservation_id,
+                reason_code="SOLD_OUT",
+                reason=f"{request.resource_id} has no capacity left on {request.service_date}",
+            )
+        if self._random.random() < self._settings.sim_failure_ratio:
+            return ReservationFailed(
+                reply_id=reply_id,
+                order_id=request.order_id,
+                reservation_id=request.reservation_id,
+                reason_code="RESOURCE_ERROR",
+                reason="the resource's system did not accept the reservation",
+            )
+        return ReservationConfirmed(
+            reply_id=reply_id, order_id=request.order_id, reservation_id=request.reservation_id
+        )
+
+
+def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
+    """The simulator as a FastStream app."""
+    broker = build_broker(settings, client_id="resource-sim")
+    simulator = ResourceSimulator(settings)
+    replies = broker.publisher(
+        settings.topic_resource_replies, title="resource_replies", schema=ResourceReplyMessage
+    )
+
+    async def on_requests(records: Sequence[ConsumerRecord]) -> None:
+        answers = []
+        for record in records:
+            try:
+                request = resource_request_adapter.validate_json(record.value or b"")
+            except ValidationError:
+                log.warning("sim.bad_request", extra={"offset": record.offset, "partition": record.partition})
+                continue
+            if isinstance(request, ReleaseRequest):
+                simulator.releases += 1
+                log.info("sim.released", extra={"reservation_id": request.reservation_id})
+                continue
+            answers.append(simulator.reply_to(request))
+        if settings.sim_latency_seconds:
+            await asyncio.sleep(settings.sim_latency_seconds)
+        pending = [
+            await replies.publish(
+                answer.model_dump_json().encode(),
+                key=answer.order_id.encode(),
+                headers=JSON_HEADERS,
+                no_confirm=True,
+            )
+            for answer in answers
+        ]
+        await asyncio.gather(*pending)
+
+    subscriber = broker.subscriber(
+        settings.topic_resource_requests,
+        batch=True,
+        max_records=settings.max_batch,
+        group_id=settings.sim_group,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=raw_records,
+        title="resource_requests",
+    )
+    subscriber(documented_payload(ResourceRequestMessage)(on_requests))
+    return FastStream(broker, logger=logging.getLogger("resource-sim.app"))

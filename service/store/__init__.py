@@ -1,0 +1,1 @@
+"""Redis: the key layout, the Lua scripts and the repository that uses them."""

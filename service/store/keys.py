@@ -1,0 +1,25 @@
+"""Every Redis key the service uses. Keys of one order share the hash tag `{<order_id>}`.
+
+One atomic step only ever touches one order's keys, so every Lua script runs unchanged on Redis Cluster.
+`order_id` values cannot contain braces (see `contracts.base.Identifier`), so the tag is always the id.
+"""
+
+
+def order_key(order_id: str) -> str:
+    """Hash: `state` (the order as JSON), `version`, `outbox_seq`."""
+    return f"order:{{{order_id}}}"
+
+
+def inputs_key(order_id: str) -> str:
+    """Hash: id of every command and reply applied to the order → fingerprint of its payload."""
+    return f"order:{{{order_id}}}:inputs"
+
+
+def outbox_key(order_id: str) -> str:
+    """Hash: zero-padded entry number → a message still to be published for this order."""
+    return f"order:{{{order_id}}}:outbox"
+
+
+def order_keys(order_id: str) -> list[str]:
+    """The keys of one order, in the order the Lua scripts expect them."""
+    return [order_key(order_id), inputs_key(order_id), outbox_key(order_id)]

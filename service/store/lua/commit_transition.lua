@@ -1,0 +1,40 @@
+-- Apply one decided input to one order, atomically: the idempotency check, the optimistic version check,
+-- the new state, the input record and the outbox entries happen together or not at all.
+--
+-- KEYS[1] order hash, KEYS[2] inputs hash, KEYS[3] outbox hash (all with the same hash tag)
+-- ARGV[1] input id            ARGV[2] fingerprint of the input's payload
+-- ARGV[3] expected version    ARGV[4] new state JSON, or '' to leave the state as it is
+-- ARGV[5] new version         ARGV[6..] outbox entries, in publication order
+--
+-- A version is the id of the input that last changed the state ('' before the order exists), not a
+-- counter: two transitions decided one after the other in a batch chain their versions, and a change made
+-- meanwhile by anyone else can never produce the version the second one expects.
+--
+-- Returns {'duplicate', fingerprint} when the input was applied before,
+--         {'conflict', current version} when the order changed since it was read,
+--         {'ok', number of the first outbox entry} otherwise.
+
+local seen = redis.call('HGET', KEYS[2], ARGV[1])
+if seen then
+  return {'duplicate', seen}
+end
+
+local version = redis.call('HGET', KEYS[1], 'version') or ''
+if version ~= ARGV[3] then
+  return {'conflict', version}
+end
+
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'state', ARGV[4], 'version', ARGV[5])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+
+local entries = #ARGV - 5
+local first = 0
+if entries > 0 then
+  first = redis.call('HINCRBY', KEYS[1], 'outbox_seq', entries) - entries + 1
+  for i = 1, entries do
+    redis.call('HSET', KEYS[3], string.format('%012d', first + i - 1), ARGV[5 + i])
+  end
+end
+return {'ok', tostring(first)}

@@ -1,0 +1,135 @@
+"""The order repository: batched reads, atomic transitions through Lua, and the per-order outbox."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from service.domain.order import Order
+from service.store.keys import inputs_key, order_key, order_keys, outbox_key
+from service.store.outbox import OutboxEntry, PendingEntry
+
+
+def _lua(name: str) -> str:
+    return resources.files("service.store").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@dataclass
+class OrderSnapshot:
+    """One order as read at the start of a batch, with its unpublished outbox."""
+
+    order: Order | None
+    version: str
+    outbox: list[PendingEntry]
+
+
+@dataclass
+class Transition:
+    """One input's effect on one order, ready for `commit_transition.lua`."""
+
+    order_id: str
+    input_id: str
+    fingerprint: str
+    expected_version: str
+    new_state: bytes | None
+    """The new state, or None to keep the stored one (and its version)."""
+    entries: list[OutboxEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What Redis said about one transition."""
+
+    outcome: Literal["ok", "duplicate", "conflict"]
+    detail: str
+    """ok: number of the first outbox entry; duplicate: the stored fingerprint; conflict: current version."""
+
+
+class OrderStore:
+    """All reads and writes of order state; every method is one Redis round trip for a whole batch."""
+
+    def __init__(self, redis: "Redis") -> None:
+        self._redis = redis
+        self._commit_source = _lua("commit_transition.lua")
+        self._commit_sha: str | None = None
+
+    async def load_scripts(self) -> None:
+        """Load the Lua scripts (again after a Redis restart forgot them)."""
+        self._commit_sha = await self._redis.script_load(self._commit_source)
+
+    async def load(
+        self, order_ids: Iterable[str], input_ids: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, OrderSnapshot], dict[str, bytes]]:
+        """Snapshots of `order_ids`, and the fingerprints of those `(order_id, input_id)` already applied."""
+        orders = list(dict.fromkeys(order_ids))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for order_id in orders:
+                pipe.hmget(order_key(order_id), ["state", "version"])
+                pipe.hgetall(outbox_key(order_id))
+            for order_id, input_id in input_ids:
+                pipe.hget(inputs_key(order_id), input_id)
+            replies = await pipe.execute()
+        snapshots = {}
+        for n, order_id in enumerate(orders):
+            (state, version), outbox = replies[2 * n], replies[2 * n + 1]
+            snapshots[order_id] = OrderSnapshot(
+                order=Order.model_validate_json(state) if state else None,
+                version=version.decode() if version else "",
+                outbox=[
+                    PendingEntry(order_id, number, OutboxEntry.decode(raw))
+                    for number, raw in sorted(outbox.items())
+                ],
+            )
+        applied = {
+            input_id: fingerprint
+            for (_, input_id), fingerprint in zip(input_ids, replies[2 * len(orders) :], strict=True)
+            if fingerprint is not None
+        }
+        return snapshots, applied
+
+    async def commit(self, transitions: Sequence[Transition]) -> list[CommitResult]:
+        """Apply the transitions in order, each atomically; one round trip for all of them."""
+        if not transitions:
+            return []
+        if self._commit_sha is None:
+            await self.load_scripts()
+        try:
+            replies = await self._run_commits(transitions)
+        except NoScriptError:
+            await self.load_scripts()
+            replies = await self._run_commits(transitions)
+        return [CommitResult(outcome.decode(), detail.decode()) for outcome, detail in replies]  # type: ignore[arg-type]
+
+    async def _run_commits(self, transitions: Sequence[Transition]) -> list[list[bytes]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for t in transitions:
+                args: list[bytes | str] = [
+                    t.input_id,
+                    t.fingerprint,
+                    t.expected_version,
+                    t.new_state or b"",
+                    t.input_id,
+                    *(entry.encode() for entry in t.entries),
+                ]
+                pipe.evalsha(self._commit_sha, 3, *order_keys(t.order_id), *args)  # type: ignore[arg-type]
+            return await pipe.execute()
+
+    async def acknowledge(self, published: Iterable[PendingEntry]) -> None:
+        """Drop published entries from their outboxes."""
+        by_order: dict[str, list[bytes]] = {}
+        for pending in published:
+            by_order.setdefault(pending.order_id, []).append(pending.number)
+        if not by_order:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for order_id, numbers in by_order.items():
+                pipe.hdel(outbox_key(order_id), *numbers)
+            await pipe.execute()
+
+    async def get(self, order_id: str) -> Order | None:
+        """The stored order, or None."""
+        state = await self._redis.hget(order_key(order_id), "state")
+        return Order.model_validate_json(state) if state else None

@@ -1,0 +1,41 @@
+"""Outbox entries: messages decided together with a state change and published after it is stored."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Destination(StrEnum):
+    """Which topic an entry goes to; the topic names themselves are settings, resolved at publication."""
+
+    STATUS_CHANGED = "status"
+    RESOURCE_REQUESTS = "request"
+    COMMAND_REJECTED = "rejected"
+    DEAD_LETTER = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One message to publish, keyed by its order id."""
+
+    destination: Destination
+    key: str
+    value: bytes
+
+    def encode(self) -> bytes:
+        """`destination\\nkey\\nvalue`: keys never hold a newline (see `contracts.base.Identifier`)."""
+        return b"%s\n%s\n%s" % (self.destination.value.encode(), self.key.encode(), self.value)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "OutboxEntry":
+        """The inverse of `encode`."""
+        destination, key, value = raw.split(b"\n", 2)
+        return cls(Destination(destination.decode()), key.decode(), value)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """An entry stored in an order's outbox under `number`, waiting for the broker's acknowledgement."""
+
+    order_id: str
+    number: bytes
+    entry: OutboxEntry
