@@ -8,7 +8,7 @@ _WITHDRAWN = (ServiceStatus.CANCELLED, ServiceStatus.TRANSFERRED)
 
 
 def item_status(item: OrderItem) -> OrderItemStatus:
-    """ACTIVE while a service holds value; CLOSED if one was delivered and none holds value; else CANCELLED."""
+    """ACTIVE while a service holds value; CLOSED if one was delivered and none holds value; else CANCELLED"""
     if any(service.delivery_status.holds_value for service in item.services):
         return OrderItemStatus.ACTIVE
     if any(service.status not in _WITHDRAWN for service in item.services):
