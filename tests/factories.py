@@ -1,0 +1,36 @@
+"""Builders of valid contract messages with unique ids, so tests state only what matters to them."""
+
+import uuid
+from datetime import date
+
+from contracts.base import Passenger
+from contracts.commands import CreatePrebooking, PrebookingItem
+from contracts.statuses import ProductType
+
+
+def unique(prefix: str) -> str:
+    """An id no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def prebooking(
+    *resources: str, client_id: str = "client-a", passengers: int = 1, order_id: str | None = None
+) -> CreatePrebooking:
+    """A prebooking with one item per resource, each for `passengers` passengers."""
+    return CreatePrebooking(
+        command_id=unique("cmd"),
+        client_id=client_id,
+        order_id=order_id or unique("ORD"),
+        items=[
+            PrebookingItem(
+                resource_id=resource,
+                product_type=ProductType.FAST_TRACK,
+                service_date=date(2026, 12, 24),
+                passengers=[
+                    Passenger(passenger_id=f"PAX-{n}", name=f"Passenger {n}")
+                    for n in range(1, passengers + 1)
+                ],
+            )
+            for resource in resources or ("RES-OK",)
+        ],
+    )

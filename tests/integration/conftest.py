@@ -1,0 +1,103 @@
+"""A running order service and resource simulator on the real broker and Redis, shared by the module."""
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from service.app import OrderService, build_service, service_topics
+from service.config import ResourceSimSettings, Settings
+from service.devstack import Endpoints
+from service.kafka_topics import ensure_topics
+from service.resource_sim import build_resource_sim
+from tests.kafka_tap import TopicTap
+
+FULL_RESOURCE = "RES-FULL"
+"""The simulator refuses every reservation at this resource."""
+
+pytestmark = pytest.mark.integration
+
+
+def isolated_settings(stack: Endpoints, run: str) -> Settings:
+    """Settings with topic and group names of their own, so runs never see each other's messages."""
+    return Settings(
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        redis_url=stack.redis_url,
+        topic_commands=f"{run}.orders.commands",
+        topic_resource_requests=f"{run}.resources.requests",
+        topic_resource_replies=f"{run}.resources.replies",
+        topic_status_changed=f"{run}.orders.status-changed",
+        topic_command_rejected=f"{run}.orders.command-rejected",
+        topic_dead_letter=f"{run}.orders.dead-letter",
+        consumer_group=f"{run}.orders-service",
+        retry_backoff_seconds=0.1,
+        max_message_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture(scope="module")
+async def settings(stack: Endpoints) -> Settings:
+    """Settings of this module's service; its topics exist before anything reads them."""
+    settings = isolated_settings(stack, f"t{uuid.uuid4().hex[:8]}")
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, service_topics(settings), settings.topic_partitions, 1
+    )
+    return settings
+
+
+@pytest.fixture(scope="module")
+async def service(settings: Settings) -> AsyncIterator[OrderService]:
+    """The order service, consuming."""
+    service = build_service(settings)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture(scope="module")
+async def simulator(settings: Settings) -> AsyncIterator[None]:
+    """The resource simulator: confirms at once, refuses everything at `FULL_RESOURCE`."""
+    sim_settings = ResourceSimSettings(
+        **settings.model_dump(), sim_fail_resources=FULL_RESOURCE, sim_group=f"{settings.consumer_group}.sim"
+    )
+    app = build_resource_sim(sim_settings)
+    assert app.broker is not None
+    await app.broker.start()
+    yield
+    await app.broker.stop()
+
+
+@pytest.fixture(scope="module")
+async def tap(settings: Settings) -> AsyncIterator[TopicTap]:
+    """Everything the service publishes, read from the beginning of each topic."""
+    tap = TopicTap(
+        settings.kafka_bootstrap_servers,
+        [
+            settings.topic_status_changed,
+            settings.topic_resource_requests,
+            settings.topic_command_rejected,
+            settings.topic_dead_letter,
+        ],
+    )
+    await tap.start()
+    yield tap
+    await tap.stop()
+
+
+@pytest.fixture(scope="module")
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain producer, standing in for client systems and resource operators."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """A client of the service's Redis."""
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()

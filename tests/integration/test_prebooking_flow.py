@@ -1,0 +1,113 @@
+"""Prebookings driven through the real broker and Redis, from command to final status."""
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from contracts.events import OrderStatusChanged
+from contracts.resources import ReleaseRequest, ReserveRequest, resource_request_adapter
+from contracts.statuses import (
+    DeliveryStatus,
+    OneOrderStatus,
+    OrderItemStatus,
+    OrderStatus,
+    OrderType,
+    ServiceStatus,
+)
+from service.app import OrderService
+from service.config import Settings
+from service.domain.order import ReservationState
+from service.store.keys import outbox_key
+from tests.factories import prebooking
+from tests.integration.conftest import FULL_RESOURCE
+from tests.kafka_tap import TopicTap, produce
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("simulator")]
+
+
+def status_events(tap: TopicTap, settings: Settings, order_id: str) -> list[OrderStatusChanged]:
+    return tap.decoded(settings.topic_status_changed, OrderStatusChanged, lambda e: e.order_id == order_id)
+
+
+async def final_events(
+    tap: TopicTap, settings: Settings, order_id: str, count: int
+) -> list[OrderStatusChanged]:
+    def enough() -> list[OrderStatusChanged] | None:
+        events = status_events(tap, settings, order_id)
+        return events if len(events) >= count else None
+
+    return await tap.wait_for(enough)
+
+
+async def test_prebooking_is_confirmed_when_every_item_is(
+    service: OrderService, settings: Settings, tap: TopicTap, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """Pending (5) then Confirmed (1), with one reserve per item and the ONE Order view following along."""
+    command = prebooking("RES-OK", "RES-OK-2", passengers=2)
+    await produce(producer, settings.topic_commands, command, command.order_id)
+
+    pending, confirmed = await final_events(tap, settings, command.order_id, 2)
+
+    assert (pending.sequence, pending.status, pending.previous_status) == (1, OrderStatus.PENDING, None)
+    assert pending.order_type is OrderType.PREBOOKING
+    assert {s.delivery_status for i in pending.order.items for s in i.services} == {DeliveryStatus.REQUESTED}
+    assert (confirmed.sequence, confirmed.status, confirmed.previous_status) == (2, OrderStatus.CONFIRMED, 5)
+    assert confirmed.status_name == "Confirmed"
+    assert confirmed.order.status is OneOrderStatus.OPENED
+    assert [i.status for i in confirmed.order.items] == [OrderItemStatus.ACTIVE] * 2
+    services = [s for i in confirmed.order.items for s in i.services]
+    assert len(services) == 4
+    assert {(s.status, s.delivery_status) for s in services} == {
+        (ServiceStatus.CONFIRMED, DeliveryStatus.READY_TO_DELIVER)
+    }
+    assert pending.event_id != confirmed.event_id
+
+    requests = [
+        resource_request_adapter.validate_json(r.value)
+        for r in tap.records[settings.topic_resource_requests]
+        if r.key == command.order_id.encode()
+    ]
+    assert sorted(r.reservation_id for r in requests if isinstance(r, ReserveRequest)) == [
+        f"{command.order_id}/ITEM-1",
+        f"{command.order_id}/ITEM-2",
+    ]
+    stored = await service.store.get(command.order_id)
+    assert stored is not None
+    assert stored.status is OrderStatus.CONFIRMED and stored.sequence == 2
+    assert {i.reservation for i in stored.items} == {ReservationState.CONFIRMED}
+    assert await redis.hlen(outbox_key(command.order_id)) == 0, "published entries leave the outbox"
+
+
+async def test_prebooking_fails_when_any_item_fails(
+    service: OrderService, settings: Settings, tap: TopicTap, producer: AIOKafkaProducer
+) -> None:
+    """One refused item fails the order (10) with the resource's reason; held capacity is released."""
+    command = prebooking("RES-OK", FULL_RESOURCE)
+    await produce(producer, settings.topic_commands, command, command.order_id)
+
+    pending, failed = await final_events(tap, settings, command.order_id, 2)
+
+    assert pending.status is OrderStatus.PENDING
+    assert (failed.sequence, failed.status, failed.previous_status) == (2, OrderStatus.FAILED, 5)
+    assert failed.reason == "SOLD_OUT"
+    assert failed.order.status is OneOrderStatus.CLOSED
+    # All items were withdrawn in the same transaction, so the view keeps them (the ONE Order retrieve rule).
+    assert [i.status for i in failed.order.items] == [OrderItemStatus.CANCELLED] * 2
+    assert {s.delivery_status for i in failed.order.items for s in i.services} == {DeliveryStatus.REMOVED}
+
+    # Whether RES-OK confirmed before or after the failure, its capacity is given back exactly once.
+    def releases() -> list[ReleaseRequest]:
+        return [
+            r
+            for r in (
+                resource_request_adapter.validate_json(rec.value)
+                for rec in tap.records[settings.topic_resource_requests]
+            )
+            if isinstance(r, ReleaseRequest) and r.order_id == command.order_id
+        ]
+
+    released = await tap.wait_for(releases)
+    assert [r.reservation_id for r in released] == [f"{command.order_id}/ITEM-1"]
+    assert released[0].reason in ("ORDER_FAILED", "LATE_CONFIRMATION")
+    stored = await service.store.get(command.order_id)
+    assert stored is not None and stored.status is OrderStatus.FAILED

@@ -1,0 +1,28 @@
+"""Waiting for state that announces itself by no message (a counter, a stored value)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+POLL_SECONDS = 0.01
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None] | T | None], timeout: float = 20.0) -> T:
+    """Re-check `probe` until it returns something truthy; fail after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = probe()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result  # type: ignore[return-value]
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def counter(name: str, **labels: str) -> float:
+    """The current value of a Prometheus counter of this process."""
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
