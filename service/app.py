@@ -10,12 +10,16 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from service.clock import utc_now
-from service.config import Settings
+from service.config import Settings, policy_from
+from service.consumers.deadlines import DeadlineWatcher
 from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
 from service.consumers.routes import register_order_consumers
 from service.kafka_topics import ensure_topics
+from service.store.effects import LocalEffects
+from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
+from service.store.timers import TimerStore
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +55,15 @@ def build_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
 
 @dataclass
 class OrderService:
-    """The wired service: its broker, Redis client and store, and the FastStream app that runs them."""
+    """The wired service: its broker, Redis client and stores, and the FastStream app that runs them."""
 
     settings: Settings
     broker: KafkaBroker
     redis: "Redis"
     store: OrderStore
+    entitlements: EntitlementStore
+    timers: TimerStore
+    deadlines: DeadlineWatcher
     app: FastStream
 
     async def prepare(self) -> None:
@@ -68,15 +75,19 @@ class OrderService:
             self.settings.topic_replication_factor,
         )
         await self.store.load_scripts()
+        await self.entitlements.load_scripts()
+        await self.timers.load_scripts()
         log.info("service.starting", extra={"bootstrap_servers": self.settings.kafka_bootstrap_servers})
 
     async def start(self) -> None:
         """Prepare and start consuming (for embedding, e.g. in tests; `app.run()` does both for the CLI)."""
         await self.prepare()
         await self.broker.start()
+        self.deadlines.start()
 
     async def stop(self) -> None:
-        """Drain in-flight batches, stop the consumers and close Redis."""
+        """Drain in-flight batches, stop the consumers and the deadline watcher, close Redis."""
+        await self.deadlines.stop()
         await self.broker.stop()
         await self.close()
 
@@ -89,12 +100,23 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     """Wire broker, store, processor and consumers from `settings`; connects nothing yet."""
     broker = build_broker(settings, client_id="orders-service")
     redis = Redis.from_url(settings.redis_url)
-    store = OrderStore(redis)
+    store, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)
-    processor = OrderProcessor(store, publisher, clock)
+    effects = LocalEffects(entitlements, timers)
+    processor = OrderProcessor(store, entitlements, effects, publisher, clock, policy_from(settings))
     register_order_consumers(broker, settings, processor, publisher, clock)
+    deadlines = DeadlineWatcher(
+        timers,
+        processor,
+        clock,
+        settings.timer_poll_seconds,
+        settings.timer_lease_seconds,
+        settings.max_batch,
+    )
     app = FastStream(broker, logger=logging.getLogger("orders-service.app"))
-    service = OrderService(settings, broker, redis, store, app)
+    service = OrderService(settings, broker, redis, store, entitlements, timers, deadlines, app)
     app.on_startup(service.prepare)
+    app.after_startup(deadlines.start)
+    app.on_shutdown(deadlines.stop)
     app.after_shutdown(service.close)
     return service

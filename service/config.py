@@ -1,11 +1,13 @@
 """Settings of every process, read from the environment (pydantic-settings); build with `load_settings()`."""
 
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topics
+from service.domain.policy import Policy
 
 
 class Settings(BaseSettings):
@@ -41,6 +43,14 @@ class Settings(BaseSettings):
     """Larger inputs are dead-lettered: the broker may accept far bigger ones (Tansu does)."""
     confirmation_timeout_seconds: PositiveFloat = 120.0
     """A prebooking still Pending this long after creation fails with `CONFIRMATION_TIMEOUT`."""
+    timer_poll_seconds: PositiveFloat = 0.5
+    """How often each instance looks for confirmation deadlines that passed."""
+    timer_lease_seconds: PositiveFloat = 30.0
+    """A claimed deadline is another instance's to fire again if not done within this time (a crash)."""
+    walk_in_cancellation_window_seconds: PositiveFloat = 1800.0
+    """Resource staff may cancel a walk-in usage this long after it was recorded (default 30 minutes)."""
+    cancellation_windows: dict[str, PositiveFloat] = {}
+    """Per-resource windows in seconds, overriding the default: JSON, e.g. `{"LHR-T5-LOUNGE": 3600}`."""
     shutdown_grace_seconds: PositiveFloat = 15.0
     """On SIGTERM, in-flight batches get this long to finish before the process exits."""
     retry_backoff_seconds: PositiveFloat = 1.0
@@ -60,6 +70,15 @@ class ResourceSimSettings(Settings):
     """Comma-separated resource ids that always refuse (the demo uses one)."""
     sim_seed: int | None = None
     sim_group: str = "resource-sim"
+
+
+def policy_from(settings: Settings) -> Policy:
+    """The domain's rules as configured."""
+    return Policy(
+        confirmation_timeout=timedelta(seconds=settings.confirmation_timeout_seconds),
+        walk_in_cancellation_window=timedelta(seconds=settings.walk_in_cancellation_window_seconds),
+        cancellation_windows={r: timedelta(seconds=s) for r, s in settings.cancellation_windows.items()},
+    )
 
 
 def load_settings() -> Settings:

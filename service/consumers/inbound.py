@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from contracts.commands import OrderCommand, order_command_adapter
 from contracts.events import DeadLetter
 from contracts.resources import ResourceReplyMessage, resource_reply_adapter
-from service.domain.decide import Command, Reply
+from service.domain.decide import ConfirmationDeadline, Input
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,17 +23,23 @@ class Inbound:
     order_id: str
     input_id: str
     fingerprint: str
-    message: Command | Reply
+    message: Input
     record: ConsumerRecord | None = None
     """Where it was read, for a dead letter if processing it fails."""
 
     @property
-    def kind(self) -> Literal["command", "reply"]:
-        """Whether it came from a client or from a resource operator."""
-        return "command" if self.input_id.startswith("cmd/") else "reply"
+    def kind(self) -> Literal["command", "reply", "timer"]:
+        """Whether it came from a client, from a resource operator or from the clock."""
+        return (
+            "command"
+            if self.input_id.startswith("cmd/")
+            else "reply"
+            if self.input_id.startswith("reply/")
+            else "timer"
+        )
 
 
-def _fingerprint(model: Command | Reply) -> str:
+def _fingerprint(model: OrderCommand | ResourceReplyMessage) -> str:
     return hashlib.blake2b(model.model_dump_json().encode(), digest_size=16).hexdigest()
 
 
@@ -46,6 +52,13 @@ def command_input(command: OrderCommand, record: ConsumerRecord | None = None) -
 def reply_input(reply: ResourceReplyMessage, record: ConsumerRecord | None = None) -> Inbound:
     """A reply's idempotency key is the operator's `reply_id`."""
     return Inbound(reply.order_id, f"reply/{reply.reply_id}", _fingerprint(reply), reply, record)
+
+
+def deadline_input(order_id: str) -> Inbound:
+    """The clock's input for an order whose confirmation deadline passed; one per order, ever."""
+    return Inbound(
+        order_id, f"timer/confirmation/{order_id}", "confirmation-deadline", ConfirmationDeadline(order_id)
+    )
 
 
 @dataclass(frozen=True)

@@ -3,29 +3,37 @@
 The order of effects is what makes an at-least-once bus safe:
 
 1. one Redis round trip reads every order of the batch, its unpublished outbox and the inputs already applied;
-2. the pure domain decides each input against the state left by the inputs before it;
-3. one round trip commits every transition through `commit_transition.lua`; each is atomic and guarded by the
+2. walk-ins take their entitlement units first (idempotent per input, one round trip for the batch);
+3. the pure domain decides each input against the state left by the inputs before it;
+4. one round trip commits every transition through `commit_transition.lua`; each is atomic and guarded by the
    order's version, so a concurrent change (another consumer, a timer) is detected and that order redone;
-4. every outbox entry of the touched orders is published and awaited, then deleted from the outbox;
-5. only then does the caller let Kafka commit the offsets.
+5. every outbox entry of the touched orders is carried out: messages are published and awaited, local
+   effects (timers, refunds) applied; then the entries are deleted from the outbox;
+6. only then does the caller let Kafka commit the offsets (or the timer loop forget the timer).
 
 A crash anywhere re-delivers the batch: applied inputs are recognised as duplicates, and their outbox entries,
-still stored, are published again under the same event ids.
+still stored, are carried out again: messages under the same event ids, effects idempotently.
 """
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from contracts.commands import RecordWalkIn
 from contracts.resources import ReservationConfirmed, ReservationFailed
 from contracts.statuses import RejectionCode
 from service import metrics
 from service.consumers.inbound import Inbound, dead_letter
-from service.domain.decide import decide
+from service.domain.decide import ConfirmationDeadline, Context, decide
 from service.domain.decisions import Decision, reject
+from service.domain.effects import EntitlementCheck
 from service.domain.order import Order
-from service.store.orders import OrderStore, Transition
+from service.domain.policy import Policy
+from service.store.effects import LocalEffects, encode_effect
+from service.store.entitlements import EntitlementStore
+from service.store.orders import OrderSnapshot, OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry, PendingEntry
 
 log = logging.getLogger(__name__)
@@ -39,47 +47,94 @@ class Publisher(Protocol):
     async def publish(self, entries: Sequence[OutboxEntry]) -> None: ...
 
 
-class OrderProcessor:
-    """Applies batches of commands and replies exactly once in effect."""
+@dataclass
+class _BatchOutput:
+    """What a batch must carry out before its inputs may be acknowledged."""
 
-    def __init__(self, store: OrderStore, publisher: Publisher, clock: Callable[[], datetime]) -> None:
+    stored: dict[tuple[str, bytes], PendingEntry] = field(default_factory=dict)
+    direct: list[OutboxEntry] = field(default_factory=list)
+    """Messages derived from the input alone (conflict rejections, dead letters): no outbox needed."""
+    anomalies: list[tuple[Inbound, str]] = field(default_factory=list)
+
+
+class OrderProcessor:
+    """Applies batches of commands, replies and deadlines exactly once in effect."""
+
+    def __init__(
+        self,
+        store: OrderStore,
+        entitlements: EntitlementStore,
+        effects: LocalEffects,
+        publisher: Publisher,
+        clock: Callable[[], datetime],
+        policy: Policy,
+    ) -> None:
         self._store = store
+        self._entitlements = entitlements
+        self._effects = effects
         self._publisher = publisher
         self._clock = clock
+        self._policy = policy
 
     async def process(self, batch: Sequence[Inbound]) -> None:
-        """Apply `batch` and publish everything it decided; raise if that could not be made durable."""
-        to_publish: dict[tuple[str, bytes], PendingEntry] = {}
-        direct: list[OutboxEntry] = []
+        """Apply `batch` and carry out everything it decided; raise if that could not be made durable."""
+        output = _BatchOutput()
         pending = list(batch)
         for _ in range(MAX_CONFLICT_ROUNDS):
-            pending = await self._apply_round(pending, to_publish, direct)
+            pending = await self._apply_round(pending, output)
             if not pending:
                 break
             metrics.TRANSITION_CONFLICTS.inc(len(pending))
         else:
             raise RuntimeError(f"{len(pending)} inputs still conflicting after {MAX_CONFLICT_ROUNDS} rounds")
-        ordered = sorted(to_publish.values(), key=lambda p: (p.order_id, p.number))
-        await self._publisher.publish([p.entry for p in ordered] + direct)
+        ordered = sorted(output.stored.values(), key=lambda p: (p.order_id, p.number))
+        entries = [p.entry for p in ordered] + output.direct
+        await self._publisher.publish([e for e in entries if e.destination is not Destination.LOCAL_EFFECT])
+        await self._effects.run([e.value for e in entries if e.destination is Destination.LOCAL_EFFECT])
         await self._store.acknowledge(ordered)
+        if output.anomalies:
+            await self._store.record_anomalies([(i.order_id, i.input_id, a) for i, a in output.anomalies])
         for p in ordered:
             metrics.MESSAGES_PUBLISHED.labels(p.entry.destination.value).inc()
 
-    async def _apply_round(
-        self,
-        pending: list[Inbound],
-        to_publish: dict[tuple[str, bytes], PendingEntry],
-        direct: list[OutboxEntry],
-    ) -> list[Inbound]:
+    async def _apply_round(self, pending: list[Inbound], output: _BatchOutput) -> list[Inbound]:
         """One read-decide-commit round; returns the inputs whose order changed under them."""
         now = self._clock()
         snapshots, applied = await self._store.load(
             (i.order_id for i in pending), [(i.order_id, i.input_id) for i in pending]
         )
         for snapshot in snapshots.values():
-            # Entries a crashed run stored but never published: they go out first, with their original ids.
+            # Entries a crashed run stored but never carried out go first, with their original ids.
             for p in snapshot.outbox:
-                to_publish.setdefault((p.order_id, p.number), p)
+                output.stored.setdefault((p.order_id, p.number), p)
+        checks = await self._consume_entitlements(pending, snapshots, applied)
+        transitions = self._decide_all(pending, snapshots, applied, checks, now, output)
+        results = await self._store.commit([t for _, _, t in transitions])
+        retry: list[Inbound] = []
+        for (inbound, decision, transition), result in zip(transitions, results, strict=True):
+            if result.outcome == "ok":
+                first = int(result.detail)
+                for n, entry in enumerate(transition.entries):
+                    number = b"%012d" % (first + n)
+                    output.stored[(inbound.order_id, number)] = PendingEntry(inbound.order_id, number, entry)
+                self._account(inbound, decision, output)
+            elif result.outcome == "duplicate":
+                self._on_duplicate(inbound, result.detail, now, output)
+            else:
+                retry.append(inbound)
+        # Versions chain within a batch, so once one transition of an order conflicts all later ones do too.
+        return retry
+
+    def _decide_all(
+        self,
+        pending: list[Inbound],
+        snapshots: dict[str, OrderSnapshot],
+        applied: dict[str, bytes],
+        checks: dict[str, EntitlementCheck],
+        now: datetime,
+        output: _BatchOutput,
+    ) -> list[tuple[Inbound, Decision, Transition]]:
+        """Decide each new input on the state the inputs before it left; duplicates are only accounted."""
         working: dict[str, tuple[Order | None, str]] = {o: (s.order, s.version) for o, s in snapshots.items()}
         transitions: list[tuple[Inbound, Decision, Transition]] = []
         seen: dict[str, str] = {}
@@ -87,20 +142,23 @@ class OrderProcessor:
             earlier = applied.get(inbound.input_id)
             earlier_fingerprint = earlier.decode() if earlier is not None else seen.get(inbound.input_id)
             if earlier_fingerprint is not None:
-                self._on_duplicate(inbound, earlier_fingerprint, now, direct)
+                self._on_duplicate(inbound, earlier_fingerprint, now, output)
                 continue
             seen[inbound.input_id] = inbound.fingerprint
             order, version = working[inbound.order_id]
+            context = Context(now, self._policy, inbound.input_id, checks.get(inbound.input_id))
             try:
-                decision = decide(order, inbound.message, now)
+                decision = decide(order, inbound.message, context)
             except Exception as error:
                 # A bug must not block the partition: park this input with the reason and go on.
                 log.exception("input.processing_failed", extra={"order_id": inbound.order_id})
-                direct.extend(_processing_dead_letter(inbound, error, now))
+                output.direct.extend(_processing_dead_letter(inbound, error, now))
                 continue
+            if decision == Decision():
+                continue  # a deadline for an order that already left Pending: nothing to record
             if decision.anomaly == "UNKNOWN_ORDER":
-                # Nothing to attach a record to: count it and leave no keys behind for a stray reply.
-                self._account(inbound, decision)
+                # Nothing to attach a record to: count it, and leave no keys behind for a stray reply.
+                self._account(inbound, decision, output)
                 continue
             new_state = decision.order.model_dump_json().encode() if decision.order is not None else None
             if decision.order is not None:
@@ -114,30 +172,30 @@ class OrderProcessor:
                 _entries(inbound.order_id, decision),
             )
             transitions.append((inbound, decision, transition))
-        results = await self._store.commit([t for _, _, t in transitions])
-        retry: list[Inbound] = []
-        for (inbound, decision, transition), result in zip(transitions, results, strict=True):
-            if result.outcome == "ok":
-                first = int(result.detail)
-                for n, entry in enumerate(transition.entries):
-                    number = b"%012d" % (first + n)
-                    to_publish[(inbound.order_id, number)] = PendingEntry(inbound.order_id, number, entry)
-                self._account(inbound, decision)
-            elif result.outcome == "duplicate":
-                self._on_duplicate(inbound, result.detail, now, direct)
-            else:
-                retry.append(inbound)
-        # Versions chain within a batch, so once one transition of an order conflicts all later ones do too.
-        return retry
+        return transitions
 
-    def _on_duplicate(
-        self, inbound: Inbound, fingerprint: str, now: datetime, direct: list[OutboxEntry]
-    ) -> None:
+    async def _consume_entitlements(
+        self, pending: list[Inbound], snapshots: dict[str, OrderSnapshot], applied: dict[str, bytes]
+    ) -> dict[str, EntitlementCheck]:
+        """Take the units of every new walk-in; a walk-in that turns out not to be created refunds them."""
+        walk_ins = [
+            (i.input_id, i.message)
+            for i in pending
+            if isinstance(i.message, RecordWalkIn)
+            and i.input_id not in applied
+            and snapshots[i.order_id].order is None
+        ]
+        requests = [(m.client_id, m.credential, input_id, len(m.passengers)) for input_id, m in walk_ins]
+        results = await self._entitlements.consume(requests)
+        return {input_id: check for (input_id, _), check in zip(walk_ins, results, strict=True)}
+
+    def _on_duplicate(self, inbound: Inbound, fingerprint: str, now: datetime, output: _BatchOutput) -> None:
         metrics.INPUTS_DUPLICATE.labels(inbound.kind).inc()
         if fingerprint == inbound.fingerprint:
             return
         message = inbound.message
-        if isinstance(message, ReservationConfirmed | ReservationFailed):
+        if isinstance(message, ReservationConfirmed | ReservationFailed | ConfirmationDeadline):
+            output.anomalies.append((inbound, "REPLY_ID_CONFLICT"))
             metrics.REPLY_ANOMALIES.labels("REPLY_ID_CONFLICT").inc()
             log.warning(
                 "reply.id_conflict", extra={"order_id": inbound.order_id, "input_id": inbound.input_id}
@@ -146,11 +204,11 @@ class OrderProcessor:
         reason = "command_id was already used for a different command"
         decision = reject(message, message.type, RejectionCode.IDEMPOTENCY_CONFLICT, reason, now)
         # Built from the input alone, so a re-delivery rebuilds the same rejection: it needs no outbox.
-        direct.extend(_entries(inbound.order_id, decision))
-        self._account(inbound, decision)
+        output.direct.extend(_entries(inbound.order_id, decision))
+        self._account(inbound, decision, output)
 
     @staticmethod
-    def _account(inbound: Inbound, decision: Decision) -> None:
+    def _account(inbound: Inbound, decision: Decision, output: _BatchOutput) -> None:
         if decision.rejection is not None:
             metrics.REJECTIONS.labels(decision.rejection.code.value).inc()
             log.info(
@@ -162,6 +220,7 @@ class OrderProcessor:
                 },
             )
         elif decision.anomaly is not None:
+            output.anomalies.append((inbound, decision.anomaly))
             metrics.REPLY_ANOMALIES.labels(decision.anomaly).inc()
             log.warning(
                 "reply.anomaly",
@@ -196,6 +255,9 @@ def _entries(order_id: str, decision: Decision) -> list[OutboxEntry]:
     entries += [
         OutboxEntry(Destination.RESOURCE_REQUESTS, order_id, request.model_dump_json().encode())
         for request in decision.requests
+    ]
+    entries += [
+        OutboxEntry(Destination.LOCAL_EFFECT, order_id, encode_effect(effect)) for effect in decision.effects
     ]
     if decision.rejection is not None:
         entries.append(

@@ -1,30 +1,77 @@
 """The single entry point of the domain: one input and the current order in, one decision out."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn, RedeemOrder
 from contracts.resources import ReservationConfirmed, ReservationFailed
-from contracts.statuses import RejectionCode
+from contracts.statuses import OrderStatus, OrderType, RejectionCode
+from service.domain.cancellation import cancel_prebooking
 from service.domain.decisions import Decision, reject
+from service.domain.effects import CancelConfirmationTimeout, EntitlementCheck
 from service.domain.order import Order
-from service.domain.prebooking import confirm_reservation, create_prebooking, fail_reservation
+from service.domain.policy import Policy
+from service.domain.prebooking import (
+    confirm_reservation,
+    create_prebooking,
+    expire_confirmation,
+    fail_reservation,
+)
+from service.domain.redemption import redeem
+from service.domain.walk_in import cancel_walk_in, record_walk_in
 
 Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder
 Reply = ReservationConfirmed | ReservationFailed
 
 
-def decide(order: Order | None, message: Command | Reply, now: datetime) -> Decision:
-    """Apply one command or resource reply to the order it names (None when no such order is stored)."""
+@dataclass(frozen=True)
+class ConfirmationDeadline:
+    """The clock's input: the order's confirmation timeout has passed."""
+
+    order_id: str
+
+
+Input = Command | Reply | ConfirmationDeadline
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a decision needs besides the order and the input."""
+
+    now: datetime
+    policy: Policy
+    input_id: str = ""
+    entitlement: EntitlementCheck | None = None
+    """For `record_walk_in`: the outcome of consuming the credential's units for this input."""
+
+
+def decide(order: Order | None, message: Input, context: Context) -> Decision:
+    """Apply one command, resource reply or deadline to the order it names (None when none is stored)."""
+    decision = _decide(order, message, context)
+    left_pending = decision.order is not None and decision.order.status is not OrderStatus.PENDING
+    if order is not None and order.status is OrderStatus.PENDING and left_pending:
+        decision.effects.append(CancelConfirmationTimeout(order_id=order.order_id))
+    return decision
+
+
+def _decide(order: Order | None, message: Input, context: Context) -> Decision:
+    now = context.now
     if isinstance(message, ReservationConfirmed | ReservationFailed):
         return _on_reply(order, message, now)
-    if order is not None and order.client_id != message.client_id:
+    if isinstance(message, ConfirmationDeadline):
+        return expire_confirmation(order, now) if order is not None else Decision()
+    if isinstance(message, CreatePrebooking):
+        return create_prebooking(order, message, now, context.policy)
+    if isinstance(message, RecordWalkIn):
+        return record_walk_in(order, message, context.input_id, context.entitlement, now)
+    if order is None or order.client_id != message.client_id:
         # Another client's order looks exactly like a missing one: no existence leak.
         return reject(message, message.type, RejectionCode.ORDER_NOT_FOUND, "no such order", now)
-    if isinstance(message, CreatePrebooking):
-        return create_prebooking(order, message, now)
-    return reject(
-        message, message.type, RejectionCode.NOT_SUPPORTED, f"{message.type} is not supported yet", now
-    )
+    if isinstance(message, RedeemOrder):
+        return redeem(order, message, now)
+    if order.order_type is OrderType.WALK_IN:
+        return cancel_walk_in(order, message, now, context.policy)
+    return cancel_prebooking(order, message, now)
 
 
 def _on_reply(order: Order | None, reply: Reply, now: datetime) -> Decision:

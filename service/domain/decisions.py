@@ -8,6 +8,7 @@ from contracts.commands import Command
 from contracts.events import CommandRejected, OrderStatusChanged
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
+from service.domain.effects import Effect
 from service.domain.one_order import order_view
 from service.domain.order import Order
 
@@ -23,6 +24,7 @@ class Decision:
     """The order state to store, or None when the stored state stays as it is."""
     events: list[OrderStatusChanged] = field(default_factory=list)
     requests: list[ReserveRequest | ReleaseRequest] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
     rejection: CommandRejected | None = None
     anomaly: str | None = None
     """A reply that changed nothing for a reason worth counting (stray, late, contradictory)."""

@@ -15,7 +15,8 @@ class ReservationState(StrEnum):
     REQUESTED = "REQUESTED"  # `reserve` sent, no reply yet
     CONFIRMED = "CONFIRMED"  # the resource holds capacity
     FAILED = "FAILED"  # the resource refused
-    RELEASED = "RELEASED"  # we sent `release` for capacity the resource held (or may hold)
+    WITHDRAWN = "WITHDRAWN"  # `release` sent before the resource answered the `reserve`
+    RELEASED = "RELEASED"  # `release` sent for capacity the resource confirmed
 
 
 class Service(BaseModel):
@@ -60,6 +61,10 @@ class Order(BaseModel):
     updated_at: datetime
     items: list[OrderItem]
     reason: str | None = None
+    credential: str | None = None
+    """Walk-in: the credential whose entitlement paid for the usage."""
+    entitlement_consumption_id: str | None = None
+    """Walk-in: the input that consumed the entitlement units, which a refund gives back."""
 
     def item_by_reservation(self, reservation_id: str) -> OrderItem | None:
         """The item whose reservation has this id, if any."""

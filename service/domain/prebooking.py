@@ -1,17 +1,23 @@
-"""Prebooking orders: created Pending, confirmed or failed by the resources' replies."""
+"""Prebooking orders: created Pending, confirmed or failed by the resources' replies or by the clock."""
 
 from datetime import datetime
 
-from contracts.base import Passenger
 from contracts.commands import CreatePrebooking
 from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
 from service.domain.decisions import Decision, change_status, reject
+from service.domain.effects import ScheduleConfirmationTimeout
 from service.domain.order import Order, OrderItem, ReservationState, Service
+from service.domain.policy import Policy
+from service.domain.reservations import release_request, reserve_request, withdraw
+
+CONFIRMATION_TIMEOUT = "CONFIRMATION_TIMEOUT"
 
 
-def create_prebooking(existing: Order | None, command: CreatePrebooking, now: datetime) -> Decision:
-    """Store a new Pending order and ask each item's resource for a reservation."""
+def create_prebooking(
+    existing: Order | None, command: CreatePrebooking, now: datetime, policy: Policy
+) -> Decision:
+    """Store a new Pending order, ask each item's resource for a reservation, and start the clock."""
     if existing is not None:
         return reject(
             command, command.type, RejectionCode.ORDER_ALREADY_EXISTS, "order_id is already in use", now
@@ -19,19 +25,14 @@ def create_prebooking(existing: Order | None, command: CreatePrebooking, now: da
     item_ids = [item.order_item_id or f"ITEM-{n}" for n, item in enumerate(command.items, start=1)]
     if len(set(item_ids)) != len(item_ids):
         return reject(
-            command, command.type, RejectionCode.INVALID_STATE, "order_item_id values must be unique", now
+            command, command.type, RejectionCode.INVALID_COMMAND, "order_item_id values repeat", now
         )
     items = []
     for item_id, item in zip(item_ids, command.items, strict=True):
         passenger_ids = [p.passenger_id for p in item.passengers]
         if len(set(passenger_ids)) != len(passenger_ids):
-            return reject(
-                command,
-                command.type,
-                RejectionCode.INVALID_STATE,
-                f"{item_id}: passenger_id values repeat",
-                now,
-            )
+            message = f"{item_id}: passenger_id values repeat"
+            return reject(command, command.type, RejectionCode.INVALID_COMMAND, message, now)
         items.append(
             OrderItem(
                 order_item_id=item_id,
@@ -63,29 +64,36 @@ def create_prebooking(existing: Order | None, command: CreatePrebooking, now: da
         items=items,
     )
     event = change_status(order, OrderStatus.PENDING, None, now)
-    return Decision(order=order, events=[event], requests=[_reserve(order, item) for item in order.items])
+    requests: list[ReserveRequest | ReleaseRequest] = [reserve_request(order, item) for item in order.items]
+    deadline = ScheduleConfirmationTimeout(
+        order_id=order.order_id, deadline=now + policy.confirmation_timeout
+    )
+    return Decision(order=order, events=[event], requests=requests, effects=[deadline])
 
 
 def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime) -> Decision:
-    """A resource holds capacity: confirm the item, and the order once every item is confirmed."""
+    """A resource holds capacity: confirm the item, and the order once every live item is confirmed."""
     order = order.model_copy(deep=True)
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
         return Decision(anomaly="UNKNOWN_RESERVATION")
+    if item.reservation is ReservationState.WITHDRAWN or (
+        item.reservation is ReservationState.REQUESTED and order.status is not OrderStatus.PENDING
+    ):
+        # Too late: the item or order was withdrawn meanwhile. Whatever became of the release sent then,
+        # the resource now says it holds capacity: give it back (compensation; same request_id, so a
+        # resource that already released it can recognise the repeat).
+        item.reservation = ReservationState.RELEASED
+        release = release_request(order, item, "LATE_CONFIRMATION")
+        return Decision(order=order, requests=[release], anomaly="LATE_CONFIRMATION")
     if item.reservation is not ReservationState.REQUESTED:
         return Decision(anomaly=f"REPLY_FOR_{item.reservation}_RESERVATION")
-    if order.status is not OrderStatus.PENDING:
-        # Too late: the order was cancelled or failed meanwhile. Give the capacity back (compensation).
-        item.reservation = ReservationState.RELEASED
-        return Decision(
-            order=order, requests=[_release(order, item, "LATE_CONFIRMATION")], anomaly="LATE_CONFIRMATION"
-        )
     item.reservation = ReservationState.CONFIRMED
     for service in item.services:
         service.status = ServiceStatus.CONFIRMED
         service.delivery_status = DeliveryStatus.READY_TO_DELIVER
     decision = Decision(order=order)
-    if all(i.reservation is ReservationState.CONFIRMED for i in order.items):
+    if all_live_items_confirmed(order):
         decision.events.append(change_status(order, OrderStatus.CONFIRMED, None, now))
     else:
         order.updated_at = now
@@ -93,59 +101,39 @@ def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime
 
 
 def fail_reservation(order: Order, reply: ReservationFailed, now: datetime) -> Decision:
-    """A resource refused: the whole order fails, and capacity already held elsewhere is released."""
+    """A resource refused: the whole order fails, and capacity held or requested elsewhere is released."""
     order = order.model_copy(deep=True)
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
         return Decision(anomaly="UNKNOWN_RESERVATION")
-    if item.reservation is not ReservationState.REQUESTED:
+    if item.reservation is ReservationState.WITHDRAWN:
+        item.reservation = ReservationState.FAILED
+        return Decision(order=order, anomaly="LATE_FAILURE")
+    if item.reservation is not ReservationState.REQUESTED or order.status is not OrderStatus.PENDING:
         return Decision(anomaly=f"REPLY_FOR_{item.reservation}_RESERVATION")
     item.reservation = ReservationState.FAILED
-    if order.status is not OrderStatus.PENDING:
-        return Decision(order=order, anomaly="LATE_FAILURE")
     return fail_order(order, reply.reason_code, now)
 
 
+def expire_confirmation(order: Order, now: datetime) -> Decision:
+    """The confirmation deadline passed: a still Pending order fails; any other order is left alone."""
+    if order.status is not OrderStatus.PENDING:
+        return Decision()
+    return fail_order(order.model_copy(deep=True), CONFIRMATION_TIMEOUT, now)
+
+
 def fail_order(order: Order, reason: str, now: datetime) -> Decision:
-    """Fail a Pending order (mutating `order`): every item is withdrawn, confirmed capacity released."""
+    """Fail a Pending order (mutating `order`): every live item is withdrawn in one transaction."""
+    at_sequence = order.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []
-    sequence_of_failure = order.sequence + 1
     for item in order.items:
-        if item.reservation is ReservationState.CONFIRMED:
-            item.reservation = ReservationState.RELEASED
-            releases.append(_release(order, item, "ORDER_FAILED"))
-        item.cancelled_at_sequence = sequence_of_failure
-        for service in item.services:
-            service.status = ServiceStatus.CANCELLED
-            service.delivery_status = DeliveryStatus.REMOVED
+        if item.cancelled_at_sequence is None:
+            releases += withdraw(order, item, at_sequence, "ORDER_FAILED")
     event = change_status(order, OrderStatus.FAILED, reason, now)
     return Decision(order=order, events=[event], requests=releases)
 
 
-def _reserve(order: Order, item: OrderItem) -> ReserveRequest:
-    assert item.reservation_id is not None
-    return ReserveRequest(
-        request_id=f"{item.reservation_id}/reserve",
-        order_id=order.order_id,
-        reservation_id=item.reservation_id,
-        resource_id=item.resource_id,
-        product_type=item.product_type.value,
-        service_date=item.service_date or "",
-        passengers=_passengers(item),
-    )
-
-
-def _release(order: Order, item: OrderItem, reason: str) -> ReleaseRequest:
-    assert item.reservation_id is not None
-    return ReleaseRequest(
-        request_id=f"{item.reservation_id}/release",
-        order_id=order.order_id,
-        reservation_id=item.reservation_id,
-        resource_id=item.resource_id,
-        reason=reason,
-        passengers=_passengers(item),
-    )
-
-
-def _passengers(item: OrderItem) -> list[Passenger]:
-    return [Passenger(passenger_id=s.passenger_id, name=s.passenger_name) for s in item.services]
+def all_live_items_confirmed(order: Order) -> bool:
+    """Whether every item not cancelled holds a confirmed reservation (and at least one such item exists)."""
+    live = [item for item in order.items if item.cancelled_at_sequence is None]
+    return bool(live) and all(item.reservation is ReservationState.CONFIRMED for item in live)

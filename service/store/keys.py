@@ -23,3 +23,18 @@ def outbox_key(order_id: str) -> str:
 def order_keys(order_id: str) -> list[str]:
     """The keys of one order, in the order the Lua scripts expect them."""
     return [order_key(order_id), inputs_key(order_id), outbox_key(order_id)]
+
+
+def entitlement_key(client_id: str, credential: str) -> str:
+    """Hash: `balance`, `c:<input_id>` (units a walk-in consumed), `r:<input_id>` (refunded marker).
+
+    One key per credential, so consuming and refunding are single-key atomic steps on any topology.
+    """
+    return f"entitlement:{{{client_id}/{credential}}}"
+
+
+CONFIRMATION_TIMERS = "timers:{confirmation}"
+"""Sorted set: order id scored by the epoch milliseconds at which its confirmation times out."""
+
+ANOMALIES = "anomalies:{log}"
+"""Stream of replies and inputs that changed nothing for a reason worth a look (capped)."""

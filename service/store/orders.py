@@ -2,19 +2,16 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Literal
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from service.domain.order import Order
-from service.store.keys import inputs_key, order_key, order_keys, outbox_key
+from service.store.keys import ANOMALIES, inputs_key, order_key, order_keys, outbox_key
 from service.store.outbox import OutboxEntry, PendingEntry
+from service.store.scripts import Call, LuaScript
 
-
-def _lua(name: str) -> str:
-    return resources.files("service.store").joinpath("lua", name).read_text(encoding="utf-8")
+ANOMALY_LOG_LENGTH = 10_000
 
 
 @dataclass
@@ -53,12 +50,11 @@ class OrderStore:
 
     def __init__(self, redis: "Redis") -> None:
         self._redis = redis
-        self._commit_source = _lua("commit_transition.lua")
-        self._commit_sha: str | None = None
+        self._commit = LuaScript("commit_transition")
 
     async def load_scripts(self) -> None:
-        """Load the Lua scripts (again after a Redis restart forgot them)."""
-        self._commit_sha = await self._redis.script_load(self._commit_source)
+        """Load the Lua scripts up front, so a first batch pays no extra round trip."""
+        await self._commit.load(self._redis)
 
     async def load(
         self, order_ids: Iterable[str], input_ids: Sequence[tuple[str, str]]
@@ -92,30 +88,19 @@ class OrderStore:
 
     async def commit(self, transitions: Sequence[Transition]) -> list[CommitResult]:
         """Apply the transitions in order, each atomically; one round trip for all of them."""
-        if not transitions:
-            return []
-        if self._commit_sha is None:
-            await self.load_scripts()
-        try:
-            replies = await self._run_commits(transitions)
-        except NoScriptError:
-            await self.load_scripts()
-            replies = await self._run_commits(transitions)
-        return [CommitResult(outcome.decode(), detail.decode()) for outcome, detail in replies]  # type: ignore[arg-type]
-
-    async def _run_commits(self, transitions: Sequence[Transition]) -> list[list[bytes]]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for t in transitions:
-                args: list[bytes | str] = [
-                    t.input_id,
-                    t.fingerprint,
-                    t.expected_version,
-                    t.new_state or b"",
-                    t.input_id,
-                    *(entry.encode() for entry in t.entries),
-                ]
-                pipe.evalsha(self._commit_sha, 3, *order_keys(t.order_id), *args)  # type: ignore[arg-type]
-            return await pipe.execute()
+        calls: list[Call] = []
+        for t in transitions:
+            args: list[bytes | str | int] = [
+                t.input_id,
+                t.fingerprint,
+                t.expected_version,
+                t.new_state or b"",
+                t.input_id,
+            ]
+            args += [entry.encode() for entry in t.entries]
+            calls.append((order_keys(t.order_id), args))
+        replies = await self._commit.run_many(self._redis, calls)
+        return [CommitResult(outcome.decode(), detail.decode()) for outcome, detail in replies]
 
     async def acknowledge(self, published: Iterable[PendingEntry]) -> None:
         """Drop published entries from their outboxes."""
@@ -133,3 +118,16 @@ class OrderStore:
         """The stored order, or None."""
         state = await self._redis.hget(order_key(order_id), "state")
         return Order.model_validate_json(state) if state else None
+
+    async def record_anomalies(self, anomalies: Sequence[tuple[str, str, str]]) -> None:
+        """Append `(order_id, input_id, anomaly)` records to the capped anomaly stream."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for order_id, input_id, anomaly in anomalies:
+                fields = {"order_id": order_id, "input_id": input_id, "anomaly": anomaly}
+                pipe.xadd(ANOMALIES, fields, maxlen=ANOMALY_LOG_LENGTH, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+
+    async def recent_anomalies(self, count: int = 100) -> list[dict[str, str]]:
+        """The newest anomaly records, newest first."""
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrevrange(ANOMALIES, count=count)  # type: ignore[assignment]
+        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]

@@ -11,6 +11,8 @@ class Destination(StrEnum):
     RESOURCE_REQUESTS = "request"
     COMMAND_REJECTED = "rejected"
     DEAD_LETTER = "dead"
+    LOCAL_EFFECT = "effect"
+    """Not a topic: an effect on other Redis state (a timer, a refund), carried out before acknowledgement."""
 
 
 @dataclass(frozen=True, slots=True)

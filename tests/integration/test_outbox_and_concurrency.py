@@ -13,9 +13,13 @@ from contracts.statuses import OrderStatus
 from service.consumers.inbound import command_input, reply_input
 from service.consumers.processor import OrderProcessor
 from service.devstack import Endpoints
+from service.domain.policy import Policy
+from service.store.effects import LocalEffects
+from service.store.entitlements import EntitlementStore
 from service.store.keys import outbox_key
 from service.store.orders import OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry
+from service.store.timers import TimerStore
 from tests.factories import prebooking
 
 pytestmark = pytest.mark.integration
@@ -44,6 +48,13 @@ class RecordingPublisher:
         ]
 
 
+def processor(redis: Redis, publisher: RecordingPublisher) -> OrderProcessor:
+    """A processor on the real Redis whose publisher is a recording stand-in for the broker."""
+    entitlements, timers = EntitlementStore(redis), TimerStore(redis)
+    effects = LocalEffects(entitlements, timers)
+    return OrderProcessor(OrderStore(redis), entitlements, effects, publisher, lambda: NOW, Policy())
+
+
 @pytest.fixture
 async def redis(stack: Endpoints) -> AsyncIterator[Redis]:
     client = Redis.from_url(stack.redis_url)
@@ -59,13 +70,11 @@ async def test_events_stored_before_a_failed_publish_are_published_on_redelivery
     broken = RecordingPublisher(failures=1)
 
     with pytest.raises(ConnectionError):
-        await OrderProcessor(store, broken, lambda: NOW).process([command])
-    assert await redis.hlen(outbox_key(command.order_id)) == 3, (
-        "event + 2 reserve requests wait in the outbox"
-    )
+        await processor(redis, broken).process([command])
+    assert await redis.hlen(outbox_key(command.order_id)) == 4, "event, 2 reserve requests and a timer wait"
 
     healthy = RecordingPublisher()
-    await OrderProcessor(store, healthy, lambda: NOW).process([command])
+    await processor(redis, healthy).process([command])
 
     assert [e.sequence for e in healthy.events()] == [1]
     assert [e.destination for e in healthy.published].count(Destination.RESOURCE_REQUESTS) == 2
@@ -73,13 +82,12 @@ async def test_events_stored_before_a_failed_publish_are_published_on_redelivery
     stored = await store.get(command.order_id)
     assert stored is not None and stored.sequence == 1
 
-    await OrderProcessor(store, healthy, lambda: NOW).process([command])
+    await processor(redis, healthy).process([command])
     assert len(healthy.published) == 3, "a third delivery of an acknowledged command publishes nothing"
 
 
 async def test_a_batch_applies_several_inputs_of_one_order_in_order(redis: Redis) -> None:
     """Create and both confirmations in one batch: each input sees the state the previous one left."""
-    store = OrderStore(redis)
     create = prebooking("RES-A", "RES-B")
     replies = [
         reply_input(
@@ -91,7 +99,7 @@ async def test_a_batch_applies_several_inputs_of_one_order_in_order(redis: Redis
     ]
     publisher = RecordingPublisher()
 
-    await OrderProcessor(store, publisher, lambda: NOW).process([command_input(create), *replies])
+    await processor(redis, publisher).process([command_input(create), *replies])
 
     assert [(e.sequence, e.status) for e in publisher.events()] == [
         (1, OrderStatus.PENDING),
@@ -103,7 +111,7 @@ async def test_stale_version_is_refused_by_the_commit_script(redis: Redis) -> No
     """A transition decided on a state that changed meanwhile is refused, not applied."""
     store = OrderStore(redis)
     create = command_input(prebooking())
-    await OrderProcessor(store, RecordingPublisher(), lambda: NOW).process([create])
+    await processor(redis, RecordingPublisher()).process([create])
 
     stale = Transition(create.order_id, "reply/late", "f", expected_version="", new_state=b"{}")
     [result] = await store.commit([stale])
@@ -116,7 +124,7 @@ async def test_concurrent_processors_apply_each_input_exactly_once(redis: Redis)
     """Two processors racing over the same inputs (a rebalance, a second instance) yield one effect each."""
     store = OrderStore(redis)
     create = prebooking("RES-A", "RES-B", "RES-C")
-    await OrderProcessor(store, RecordingPublisher(), lambda: NOW).process([command_input(create)])
+    await processor(redis, RecordingPublisher()).process([command_input(create)])
     replies = [
         reply_input(
             ReservationConfirmed(
@@ -128,8 +136,8 @@ async def test_concurrent_processors_apply_each_input_exactly_once(redis: Redis)
     first, second = RecordingPublisher(), RecordingPublisher()
 
     await asyncio.gather(
-        OrderProcessor(store, first, lambda: NOW).process(replies),
-        OrderProcessor(store, second, lambda: NOW).process(list(reversed(replies))),
+        processor(redis, first).process(replies),
+        processor(redis, second).process(list(reversed(replies))),
     )
 
     confirmations = [e for e in first.events() + second.events() if e.status is OrderStatus.CONFIRMED]

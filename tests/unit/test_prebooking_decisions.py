@@ -5,15 +5,17 @@ from datetime import UTC, datetime
 from contracts.commands import CancelOrder
 from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
 from contracts.statuses import DeliveryStatus, OneOrderStatus, OrderStatus, RejectionCode
-from service.domain.decide import decide
+from service.domain.decide import Context, decide
 from service.domain.order import Order, ReservationState
+from service.domain.policy import Policy
 from tests.factories import prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CONTEXT = Context(NOW, Policy())
 
 
 def created(*resources: str) -> Order:
-    decision = decide(None, prebooking(*resources, order_id="ORD-1"), NOW)
+    decision = decide(None, prebooking(*resources, order_id="ORD-1"), CONTEXT)
     assert decision.order is not None
     return decision.order
 
@@ -33,7 +35,7 @@ def refuse(order: Order, item: str) -> ReservationFailed:
 
 
 def test_create_stores_a_pending_order_and_requests_each_reservation() -> None:
-    decision = decide(None, prebooking("A", "B", order_id="ORD-1"), NOW)
+    decision = decide(None, prebooking("A", "B", order_id="ORD-1"), CONTEXT)
 
     assert decision.order is not None and decision.order.status is OrderStatus.PENDING
     [event] = decision.events
@@ -45,7 +47,7 @@ def test_create_stores_a_pending_order_and_requests_each_reservation() -> None:
 
 
 def test_create_with_a_used_order_id_is_rejected() -> None:
-    decision = decide(created("A"), prebooking("A", order_id="ORD-1"), NOW)
+    decision = decide(created("A"), prebooking("A", order_id="ORD-1"), CONTEXT)
 
     assert decision.order is None and not decision.events
     assert decision.rejection is not None and decision.rejection.code is RejectionCode.ORDER_ALREADY_EXISTS
@@ -54,10 +56,10 @@ def test_create_with_a_used_order_id_is_rejected() -> None:
 def test_order_is_confirmed_only_when_every_item_is() -> None:
     order = created("A", "B")
 
-    first = decide(order, confirm(order, "ITEM-1"), NOW)
+    first = decide(order, confirm(order, "ITEM-1"), CONTEXT)
     assert first.order is not None and not first.events
     assert first.order.status is OrderStatus.PENDING
-    second = decide(first.order, confirm(order, "ITEM-2"), NOW)
+    second = decide(first.order, confirm(order, "ITEM-2"), CONTEXT)
 
     assert second.order is not None
     [event] = second.events
@@ -70,10 +72,10 @@ def test_order_is_confirmed_only_when_every_item_is() -> None:
 
 def test_a_refusal_fails_the_order_and_releases_confirmed_items() -> None:
     order = created("A", "B")
-    after_first = decide(order, confirm(order, "ITEM-1"), NOW).order
+    after_first = decide(order, confirm(order, "ITEM-1"), CONTEXT).order
     assert after_first is not None
 
-    decision = decide(after_first, refuse(order, "ITEM-2"), NOW)
+    decision = decide(after_first, refuse(order, "ITEM-2"), CONTEXT)
 
     assert decision.order is not None
     [event] = decision.events
@@ -86,31 +88,31 @@ def test_a_refusal_fails_the_order_and_releases_confirmed_items() -> None:
 
 def test_a_confirmation_after_failure_is_compensated_with_a_release() -> None:
     order = created("A", "B")
-    failed = decide(order, refuse(order, "ITEM-2"), NOW).order
+    failed = decide(order, refuse(order, "ITEM-2"), CONTEXT).order
     assert failed is not None
 
-    late = decide(failed, confirm(order, "ITEM-1"), NOW)
+    late = decide(failed, confirm(order, "ITEM-1"), CONTEXT)
 
     assert late.anomaly == "LATE_CONFIRMATION" and not late.events
     assert [type(r) for r in late.requests] == [ReleaseRequest]
     assert late.order is not None and late.order.status is OrderStatus.FAILED
     assert late.order.items[0].reservation is ReservationState.RELEASED
-    assert decide(late.order, confirm(order, "ITEM-1"), NOW).requests == [], "released once, not again"
+    assert decide(late.order, confirm(order, "ITEM-1"), CONTEXT).requests == [], "released once, not again"
 
 
 def test_replies_for_unknown_orders_and_reservations_are_anomalies() -> None:
     order = created("A")
 
-    assert decide(None, confirm(order, "ITEM-1"), NOW).anomaly == "UNKNOWN_ORDER"
-    assert decide(order, confirm(order, "ITEM-9"), NOW).anomaly == "UNKNOWN_RESERVATION"
+    assert decide(None, confirm(order, "ITEM-1"), CONTEXT).anomaly == "UNKNOWN_ORDER"
+    assert decide(order, confirm(order, "ITEM-9"), CONTEXT).anomaly == "UNKNOWN_RESERVATION"
 
 
 def test_a_second_reply_for_a_settled_reservation_changes_nothing() -> None:
     order = created("A", "B")
-    confirmed = decide(order, confirm(order, "ITEM-1"), NOW).order
+    confirmed = decide(order, confirm(order, "ITEM-1"), CONTEXT).order
     assert confirmed is not None
 
-    again = decide(confirmed, refuse(order, "ITEM-1"), NOW)
+    again = decide(confirmed, refuse(order, "ITEM-1"), CONTEXT)
 
     assert again.order is None and not again.events and again.anomaly is not None
 
@@ -119,7 +121,7 @@ def test_commands_for_another_clients_order_look_like_missing_orders() -> None:
     order = created("A")
     command = CancelOrder(command_id="c", client_id="intruder", order_id=order.order_id)
 
-    decision = decide(order, command, NOW)
+    decision = decide(order, command, CONTEXT)
 
     assert decision.rejection is not None and decision.rejection.code is RejectionCode.ORDER_NOT_FOUND
     assert decision.order is None
@@ -128,7 +130,7 @@ def test_commands_for_another_clients_order_look_like_missing_orders() -> None:
 def test_failed_services_are_removed_so_they_hold_no_value() -> None:
     order = created("A")
 
-    failed = decide(order, refuse(order, "ITEM-1"), NOW)
+    failed = decide(order, refuse(order, "ITEM-1"), CONTEXT)
 
     assert failed.order is not None
     assert {s.delivery_status for i in failed.order.items for s in i.services} == {DeliveryStatus.REMOVED}

@@ -1,0 +1,68 @@
+"""The clock as a source of inputs: confirmation deadlines that passed become inputs to the processor."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from service.consumers.inbound import deadline_input
+from service.consumers.processor import OrderProcessor
+from service.store.timers import TimerStore
+
+log = logging.getLogger(__name__)
+
+
+class DeadlineWatcher:
+    """Claims due deadlines (leased, so instances never fire one at once), applies them, then forgets them."""
+
+    def __init__(
+        self,
+        timers: TimerStore,
+        processor: OrderProcessor,
+        clock: Callable[[], datetime],
+        poll_seconds: float,
+        lease_seconds: float,
+        batch: int,
+    ) -> None:
+        self._timers = timers
+        self._processor = processor
+        self._clock = clock
+        self._poll_seconds = poll_seconds
+        self._lease_seconds = lease_seconds
+        self._batch = batch
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start watching in the background."""
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="deadline-watcher")
+
+    async def stop(self) -> None:
+        """Finish the round in progress and stop."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def fire_due(self) -> int:
+        """Apply every deadline due now; returns how many were fired."""
+        fired = 0
+        while claimed := await self._timers.claim_due(self._clock(), self._lease_seconds, self._batch):
+            await self._processor.process([deadline_input(order_id) for order_id in claimed])
+            await self._timers.remove(claimed)
+            fired += len(claimed)
+        return fired
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                fired = await self.fire_due()
+                if fired:
+                    log.info("deadlines.fired", extra={"count": fired})
+            except Exception:
+                # Redis or Kafka away: the leases lapse and the deadlines are claimed again later.
+                log.exception("deadlines.failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_seconds)

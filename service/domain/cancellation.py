@@ -1,0 +1,44 @@
+"""Cancelling a prebooking, whole or item by item, with releases to the resources."""
+
+from datetime import datetime
+
+from contracts.commands import CancelOrder
+from contracts.resources import ReleaseRequest, ReserveRequest
+from contracts.statuses import OrderStatus, RejectionCode
+from service.domain.decisions import Decision, change_status, reject
+from service.domain.order import Order
+from service.domain.prebooking import all_live_items_confirmed
+from service.domain.reservations import withdraw
+
+ITEMS_CANCELLED = "ITEMS_CANCELLED"
+
+
+def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Decision:
+    """Pending or Confirmed → Cancelled (3); with `order_item_ids` only those items: the order stays."""
+    if order.status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+        return reject(
+            command, command.type, RejectionCode.INVALID_STATE, f"order is {order.status.label}", now
+        )
+    live = {item.order_item_id: item for item in order.items if item.cancelled_at_sequence is None}
+    wanted = set(command.order_item_ids or live)
+    unknown = wanted - {item.order_item_id for item in order.items}
+    if unknown:
+        message = f"no such order items: {sorted(unknown)}"
+        return reject(command, command.type, RejectionCode.UNKNOWN_ORDER_ITEM, message, now)
+    if wanted - set(live):
+        message = f"already cancelled: {sorted(wanted - set(live))}"
+        return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
+    order = order.model_copy(deep=True)
+    at_sequence = order.sequence + 1
+    releases: list[ReserveRequest | ReleaseRequest] = []
+    for item in order.items:
+        if item.order_item_id in wanted:
+            releases += withdraw(order, item, at_sequence, "ORDER_CANCELLED")
+    if wanted == set(live):
+        event = change_status(order, OrderStatus.CANCELLED, command.reason or "CANCELLED_BY_CLIENT", now)
+    elif order.status is OrderStatus.PENDING and all_live_items_confirmed(order):
+        # The items still awaiting confirmation were the ones cancelled: what is left is confirmed.
+        event = change_status(order, OrderStatus.CONFIRMED, None, now)
+    else:
+        event = change_status(order, order.status, ITEMS_CANCELLED, now)
+    return Decision(order=order, events=[event], requests=releases)

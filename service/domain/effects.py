@@ -1,0 +1,53 @@
+"""Effects on state outside the order that a decision asks for; they ride in the order's outbox.
+
+Each is idempotent, so that carrying it out again after a crash changes nothing more.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ScheduleConfirmationTimeout(BaseModel):
+    """Fail the order if it is still Pending at `deadline`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["schedule_confirmation_timeout"] = "schedule_confirmation_timeout"
+    order_id: str
+    deadline: datetime
+
+
+class CancelConfirmationTimeout(BaseModel):
+    """The order left Pending: its confirmation deadline no longer matters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["cancel_confirmation_timeout"] = "cancel_confirmation_timeout"
+    order_id: str
+
+
+class RefundEntitlement(BaseModel):
+    """Give back the units that the walk-in input `consumption_id` took from a credential."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["refund_entitlement"] = "refund_entitlement"
+    client_id: str
+    credential: str
+    consumption_id: str
+
+
+Effect = Annotated[
+    ScheduleConfirmationTimeout | CancelConfirmationTimeout | RefundEntitlement, Field(discriminator="kind")
+]
+
+
+class EntitlementCheck(StrEnum):
+    """What consuming a walk-in's entitlement units said, decided before the walk-in itself."""
+
+    CONSUMED = "consumed"
+    UNKNOWN_CREDENTIAL = "unknown"
+    EXHAUSTED = "exhausted"

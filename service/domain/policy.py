@@ -1,0 +1,21 @@
+"""The rules a decision needs from outside the order: time limits and resource rules."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+DEFAULT_WALK_IN_CANCELLATION_WINDOW = timedelta(minutes=30)
+DEFAULT_CONFIRMATION_TIMEOUT = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Per-deployment rules; per-resource cancellation windows override the default."""
+
+    confirmation_timeout: timedelta = DEFAULT_CONFIRMATION_TIMEOUT
+    walk_in_cancellation_window: timedelta = DEFAULT_WALK_IN_CANCELLATION_WINDOW
+    cancellation_windows: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def cancellation_window(self, resource_id: str) -> timedelta:
+        """How long after a walk-in usage its resource's staff may still cancel it."""
+        return self.cancellation_windows.get(resource_id, self.walk_in_cancellation_window)

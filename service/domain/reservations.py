@@ -1,0 +1,56 @@
+"""Requests to resources and the withdrawal of items, shared by failure, timeout and cancellation."""
+
+from contracts.base import Passenger
+from contracts.resources import ReleaseRequest, ReserveRequest
+from contracts.statuses import DeliveryStatus, ServiceStatus
+from service.domain.order import Order, OrderItem, ReservationState
+
+
+def reserve_request(order: Order, item: OrderItem) -> ReserveRequest:
+    """Ask the item's resource to hold capacity."""
+    assert item.reservation_id is not None
+    return ReserveRequest(
+        request_id=f"{item.reservation_id}/reserve",
+        order_id=order.order_id,
+        reservation_id=item.reservation_id,
+        resource_id=item.resource_id,
+        product_type=item.product_type.value,
+        service_date=item.service_date or "",
+        passengers=_passengers(item),
+    )
+
+
+def release_request(order: Order, item: OrderItem, reason: str) -> ReleaseRequest:
+    """Give the item's capacity back."""
+    assert item.reservation_id is not None
+    return ReleaseRequest(
+        request_id=f"{item.reservation_id}/release",
+        order_id=order.order_id,
+        reservation_id=item.reservation_id,
+        resource_id=item.resource_id,
+        reason=reason,
+        passengers=_passengers(item),
+    )
+
+
+def withdraw(order: Order, item: OrderItem, at_sequence: int, reason: str) -> list[ReleaseRequest]:
+    """Cancel an item's services (their value removed) and release whatever the resource holds or may hold.
+
+    A reservation still awaiting its reply is released too (WITHDRAWN): the resource reads `release` after
+    `reserve` on the same partition. Should it confirm anyway, the late confirmation sends the release again.
+    """
+    item.cancelled_at_sequence = at_sequence
+    for service in item.services:
+        service.status = ServiceStatus.CANCELLED
+        service.delivery_status = DeliveryStatus.REMOVED
+    if item.reservation is ReservationState.REQUESTED:
+        item.reservation = ReservationState.WITHDRAWN
+    elif item.reservation is ReservationState.CONFIRMED:
+        item.reservation = ReservationState.RELEASED
+    else:
+        return []
+    return [release_request(order, item, reason)]
+
+
+def _passengers(item: OrderItem) -> list[Passenger]:
+    return [Passenger(passenger_id=s.passenger_id, name=s.passenger_name) for s in item.services]

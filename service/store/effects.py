@@ -1,0 +1,36 @@
+"""Carrying out the local effects that decisions put in the outbox."""
+
+from collections.abc import Sequence
+
+from pydantic import TypeAdapter
+
+from service.domain.effects import (
+    CancelConfirmationTimeout,
+    Effect,
+    RefundEntitlement,
+    ScheduleConfirmationTimeout,
+)
+from service.store.entitlements import EntitlementStore
+from service.store.timers import TimerStore
+
+effect_adapter: TypeAdapter[Effect] = TypeAdapter(Effect)
+
+
+def encode_effect(effect: Effect) -> bytes:
+    """The outbox form of an effect."""
+    return effect.model_dump_json().encode()
+
+
+class LocalEffects:
+    """Runs effects in batches; each effect is idempotent, so a replay after a crash changes nothing."""
+
+    def __init__(self, entitlements: EntitlementStore, timers: TimerStore) -> None:
+        self._entitlements = entitlements
+        self._timers = timers
+
+    async def run(self, encoded: Sequence[bytes]) -> None:
+        """Carry out the encoded effects."""
+        effects = [effect_adapter.validate_json(raw) for raw in encoded]
+        await self._timers.schedule([e for e in effects if isinstance(e, ScheduleConfirmationTimeout)])
+        await self._timers.remove([e.order_id for e in effects if isinstance(e, CancelConfirmationTimeout)])
+        await self._entitlements.refund([e for e in effects if isinstance(e, RefundEntitlement)])

@@ -1,0 +1,50 @@
+"""Confirmation deadlines, kept in Redis so that they survive restarts and are shared by instances."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from service.domain.effects import ScheduleConfirmationTimeout
+from service.store.keys import CONFIRMATION_TIMERS
+from service.store.scripts import LuaScript
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class TimerStore:
+    """A sorted set of order ids by deadline; claiming leases them to one instance at a time."""
+
+    def __init__(self, redis: "Redis") -> None:
+        self._redis = redis
+        self._claim = LuaScript("claim_due_timers")
+
+    async def load_scripts(self) -> None:
+        """Load the Lua scripts up front."""
+        await self._claim.load(self._redis)
+
+    async def schedule(self, timers: Sequence[ScheduleConfirmationTimeout]) -> None:
+        """Set deadlines that are not set yet (NX: a replayed schedule never postpones a claimed timer)."""
+        if timers:
+            await self._redis.zadd(
+                CONFIRMATION_TIMERS, {t.order_id: _ms(t.deadline) for t in timers}, nx=True
+            )
+
+    async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[str]:
+        """Order ids whose deadline passed, leased to the caller for `lease_seconds`."""
+        claimed = await self._claim.run(
+            self._redis, [CONFIRMATION_TIMERS], [_ms(now), int(lease_seconds * 1000), limit]
+        )
+        return [member.decode() for member in claimed]
+
+    async def remove(self, order_ids: Sequence[str]) -> None:
+        """Forget timers that fired and whose effects are durable."""
+        if order_ids:
+            await self._redis.zrem(CONFIRMATION_TIMERS, *order_ids)
+
+    async def next_deadline(self) -> datetime | None:
+        """The earliest deadline, if any."""
+        first = await self._redis.zrange(CONFIRMATION_TIMERS, 0, 0, withscores=True)
+        return datetime.fromtimestamp(float(first[0][1]) / 1000, UTC) if first else None
