@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import sys
 
+from service.admin import add_admin_commands
 from service.logs import configure_logging
 
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     contracts_commands.add_parser(
         "export", help="write contracts/schemas/*.json and contracts/asyncapi.json"
     ).set_defaults(run=_export_contracts)
+    add_admin_commands(commands)
     return parser
 
 

@@ -68,6 +68,8 @@ class ResourceSimSettings(Settings):
     sim_failure_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
     sim_fail_resources: str = ""
     """Comma-separated resource ids that always refuse (the demo uses one)."""
+    sim_silent_resources: str = ""
+    """Comma-separated resource ids that never answer (their prebookings time out)."""
     sim_seed: int | None = None
     sim_group: str = "resource-sim"
 

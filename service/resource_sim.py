@@ -37,7 +37,8 @@ class ResourceSimulator:
 
     def __init__(self, settings: ResourceSimSettings) -> None:
         self._settings = settings
-        self._failing = {r.strip() for r in settings.sim_fail_resources.split(",") if r.strip()}
+        self._failing = _resource_set(settings.sim_fail_resources)
+        self.silent = _resource_set(settings.sim_silent_resources)
         self._random = random.Random(settings.sim_seed)
         self.releases = 0
 
@@ -65,6 +66,10 @@ class ResourceSimulator:
         )
 
 
+def _resource_set(csv: str) -> set[str]:
+    return {r.strip() for r in csv.split(",") if r.strip()}
+
+
 def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
     """The simulator as a FastStream app."""
     broker = build_broker(settings, client_id="resource-sim")
@@ -85,7 +90,8 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
                 simulator.releases += 1
                 log.info("sim.released", extra={"reservation_id": request.reservation_id})
                 continue
-            answers.append(simulator.reply_to(request))
+            if request.resource_id not in simulator.silent:
+                answers.append(simulator.reply_to(request))
         if settings.sim_latency_seconds:
             await asyncio.sleep(settings.sim_latency_seconds)
         pending = [

@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 
 from contracts.base import Passenger
-from contracts.commands import CreatePrebooking, PrebookingItem
+from contracts.commands import CreatePrebooking, PrebookingItem, RecordWalkIn
 from contracts.statuses import ProductType
 
 
@@ -32,5 +32,27 @@ def prebooking(
                 ],
             )
             for resource in resources or ("RES-OK",)
+        ],
+    )
+
+
+def walk_in(
+    resource: str = "LOUNGE-1",
+    *,
+    client_id: str = "client-a",
+    credential: str = "CARD-1",
+    passengers: int = 1,
+    order_id: str | None = None,
+) -> RecordWalkIn:
+    """A walk-in usage of `passengers` passengers paid by `credential`."""
+    return RecordWalkIn(
+        command_id=unique("cmd"),
+        client_id=client_id,
+        order_id=order_id or unique("WALK"),
+        resource_id=resource,
+        product_type=ProductType.LOUNGE,
+        credential=credential,
+        passengers=[
+            Passenger(passenger_id=f"PAX-{n}", name=f"Passenger {n}") for n in range(1, passengers + 1)
         ],
     )

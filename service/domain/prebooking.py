@@ -77,12 +77,12 @@ def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
         return Decision(anomaly="UNKNOWN_RESERVATION")
-    if item.reservation is ReservationState.WITHDRAWN or (
+    if item.reservation in (ReservationState.WITHDRAWN, ReservationState.FAILED) or (
         item.reservation is ReservationState.REQUESTED and order.status is not OrderStatus.PENDING
     ):
-        # Too late: the item or order was withdrawn meanwhile. Whatever became of the release sent then,
-        # the resource now says it holds capacity: give it back (compensation; same request_id, so a
-        # resource that already released it can recognise the repeat).
+        # Too late (the item or order was withdrawn meanwhile), or contradicting the resource's own refusal:
+        # either way the resource now says it holds capacity that no order uses, so give it back
+        # (compensation; same request_id as any earlier release, so the resource can recognise a repeat).
         item.reservation = ReservationState.RELEASED
         release = release_request(order, item, "LATE_CONFIRMATION")
         return Decision(order=order, requests=[release], anomaly="LATE_CONFIRMATION")

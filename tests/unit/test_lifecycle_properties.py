@@ -1,0 +1,160 @@
+"""Property tests: any sequence of commands, replies and deadlines keeps an order legal and consistent."""
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts.commands import CancelOrder, RedeemOrder
+from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed
+from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
+from service.domain.decide import ConfirmationDeadline, Context, Input, decide
+from service.domain.effects import EntitlementCheck, RefundEntitlement
+from service.domain.one_order import order_status
+from service.domain.order import Order, ReservationState
+from service.domain.policy import Policy
+from tests.factories import prebooking, walk_in
+
+START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+POLICY = Policy(confirmation_timeout=timedelta(minutes=2), walk_in_cancellation_window=timedelta(minutes=30))
+S = OrderStatus
+
+LEGAL = {
+    OrderType.PREBOOKING: {
+        (None, S.PENDING),
+        (S.PENDING, S.PENDING),  # some items cancelled
+        (S.PENDING, S.CONFIRMED),
+        (S.PENDING, S.FAILED),
+        (S.PENDING, S.CANCELLED),
+        (S.CONFIRMED, S.CONFIRMED),  # some items cancelled
+        (S.CONFIRMED, S.USED),
+        (S.CONFIRMED, S.CANCELLED),
+        (S.USED, S.USED),  # more passengers redeemed
+    },
+    OrderType.WALK_IN: {(None, S.USED), (S.USED, S.CANCELLED)},
+}
+
+ITEMS = ["ITEM-1", "ITEM-2", "ITEM-3", "ITEM-9"]  # ITEM-9 never exists
+SERVICES = [f"{i}-PAX-{p}" for i in ITEMS for p in (1, 2)]
+
+actions = st.lists(
+    st.one_of(
+        st.tuples(st.just("confirm"), st.sampled_from(ITEMS), st.integers(0, 2)),
+        st.tuples(st.just("fail"), st.sampled_from(ITEMS), st.integers(0, 2)),
+        st.tuples(st.just("deadline"), st.none(), st.none()),
+        st.tuples(
+            st.just("cancel"), st.lists(st.sampled_from(ITEMS), max_size=2, unique=True), st.booleans()
+        ),
+        st.tuples(st.just("redeem"), st.lists(st.sampled_from(SERVICES), max_size=2, unique=True), st.none()),
+        st.tuples(st.just("create"), st.none(), st.none()),
+        st.tuples(st.just("wait"), st.integers(1, 200), st.none()),
+    ),
+    max_size=25,
+)
+
+
+def to_input(action: tuple[str, object, object], n: int, kind: OrderType) -> Input | None:
+    name, arg, extra = action
+    if name in ("confirm", "fail"):
+        reply_id = f"{name}-{arg}-{extra}"  # a repeated reply_id is a duplicate delivery
+        reservation = f"ORD-1/{arg}"
+        if name == "confirm":
+            return ReservationConfirmed(reply_id=reply_id, order_id="ORD-1", reservation_id=reservation)
+        return ReservationFailed(
+            reply_id=reply_id, order_id="ORD-1", reservation_id=reservation, reason_code="X", reason="x"
+        )
+    if name == "deadline":
+        return ConfirmationDeadline("ORD-1")
+    if name == "cancel":
+        staff = "RESOURCE_STAFF" if extra else "CLIENT"
+        return CancelOrder(
+            command_id=f"c{n}",
+            client_id="client-a",
+            order_id="ORD-1",
+            order_item_ids=arg or None,
+            initiated_by=staff,
+        )
+    if name == "redeem":
+        return RedeemOrder(
+            command_id=f"r{n}", client_id="client-a", order_id="ORD-1", service_ids=arg or None
+        )
+    if name == "create":
+        if kind is OrderType.WALK_IN:
+            return walk_in(order_id="ORD-1", passengers=2)
+        return prebooking("A", "B", "C", order_id="ORD-1", passengers=2)
+    return None
+
+
+def check_consistent(order: Order) -> None:
+    """The operator status and the ONE Order view agree."""
+    one_order = order_status(order)
+    live = [i for i in order.items if i.cancelled_at_sequence is None]
+    if order.status is S.PENDING:
+        assert one_order is OneOrderStatus.OPENED
+        assert any(i.reservation is not ReservationState.CONFIRMED for i in live)
+    elif order.status is S.CONFIRMED:
+        assert one_order is OneOrderStatus.OPENED
+        assert live and all(i.reservation is ReservationState.CONFIRMED for i in live)
+    elif order.status is S.USED:
+        assert any(s.delivery_status == "DELIVERED" for i in order.items for s in i.services)
+    else:
+        assert one_order is OneOrderStatus.CLOSED, "a cancelled or failed order holds no value"
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(OrderType), script=actions)
+def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
+    kind: OrderType, script: list[tuple[str, object, object]]
+) -> None:
+    """Whatever arrives, in whatever order: legal transitions, gapless sequences, consistent views,
+    every capacity the resource confirmed for a dead item is released, and refunds happen at most once."""
+    first = (
+        walk_in(order_id="ORD-1", passengers=2)
+        if kind is OrderType.WALK_IN
+        else prebooking("A", "B", "C", order_id="ORD-1", passengers=2)
+    )
+    now = START
+    order = decide(None, first, Context(now, POLICY, "create", EntitlementCheck.CONSUMED)).order
+    assert order is not None
+    seen_inputs: set[str] = set()
+    confirmed_by_resource: set[str] = set()
+    released: set[str] = set()
+    refunds: list[str] = []
+    for n, action in enumerate(script):
+        if action[0] == "wait":
+            now += timedelta(seconds=int(action[1]))  # type: ignore[call-overload]
+            continue
+        message = to_input(action, n, kind)
+        assert message is not None
+        input_id = str(getattr(message, "reply_id", None) or getattr(message, "command_id", "deadline"))
+        if input_id in seen_inputs and input_id != "deadline":
+            continue  # the processor drops exact duplicates before the domain sees them
+        seen_inputs.add(input_id)
+        decision = decide(order, message, Context(now, POLICY, input_id, EntitlementCheck.CONSUMED))
+        if isinstance(message, ReservationConfirmed) and order.item_by_reservation(message.reservation_id):
+            confirmed_by_resource.add(message.reservation_id)
+        released |= {r.reservation_id for r in decision.requests if isinstance(r, ReleaseRequest)}
+        refunds += [e.consumption_id for e in decision.effects if isinstance(e, RefundEntitlement)]
+        if decision.rejection is not None:
+            assert decision.order is None, "a rejected command changes nothing"
+        if decision.order is None:
+            assert not decision.events
+            continue
+        previous = order
+        order = decision.order
+        assert order.sequence == previous.sequence + len(decision.events)
+        status = previous.status
+        for offset, event in enumerate(decision.events, start=1):
+            assert event.sequence == previous.sequence + offset
+            assert event.previous_status is status
+            assert (status, event.status) in LEGAL[kind]
+            status = event.status
+        assert status is order.status
+        if previous.status in (S.CANCELLED, S.FAILED):
+            assert order.status is previous.status, "terminal statuses stay"
+        check_consistent(order)
+    dead = {i.reservation_id for i in order.items if i.cancelled_at_sequence is not None}
+    assert (confirmed_by_resource & dead) <= released, "capacity held for a withdrawn item is given back"
+    assert len(refunds) == len(set(refunds)), "each consumption is refunded at most once"
+    # The usage's own units come back exactly when it was cancelled; a refused second walk-in returns its own.
+    assert ("create" in refunds) == (order.order_type is OrderType.WALK_IN and order.status is S.CANCELLED)
