@@ -83,7 +83,7 @@ class OrderService:
         """Prepare and start consuming (for embedding, e.g. in tests; `app.run()` does both for the CLI)."""
         await self.prepare()
         await self.broker.start()
-        self.deadlines.start()
+        await self.deadlines.start()
 
     async def stop(self) -> None:
         """Drain in-flight batches, stop the consumers and the deadline watcher, close Redis."""

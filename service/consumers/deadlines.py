@@ -34,8 +34,8 @@ class DeadlineWatcher:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Start watching in the background."""
+    async def start(self) -> None:
+        """Start watching in the background (async, so FastStream runs it on the event loop)."""
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="deadline-watcher")
 

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from service.app import OrderService, build_service, service_topics
@@ -13,9 +14,15 @@ from service.devstack import Endpoints
 from service.kafka_topics import ensure_topics
 from service.resource_sim import build_resource_sim
 from tests.kafka_tap import TopicTap
+from tests.waiting import eventually
 
 FULL_RESOURCE = "RES-FULL"
 """The simulator refuses every reservation at this resource."""
+SILENT_RESOURCE = "RES-SILENT"
+"""The simulator never answers for this resource: its prebookings time out."""
+SHORT_WINDOW_LOUNGE = "LOUNGE-SHORT-WINDOW"
+"""Walk-ins at this resource may be cancelled for a millisecond only."""
+CONFIRMATION_TIMEOUT_SECONDS = 3.0
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +41,16 @@ def isolated_settings(stack: Endpoints, run: str) -> Settings:
         consumer_group=f"{run}.orders-service",
         retry_backoff_seconds=0.1,
         max_message_bytes=64 * 1024,
+        confirmation_timeout_seconds=CONFIRMATION_TIMEOUT_SECONDS,
+        timer_poll_seconds=0.05,
+        cancellation_windows={SHORT_WINDOW_LOUNGE: 0.001},
     )
+
+
+async def until_assigned(broker: KafkaBroker) -> None:
+    """Wait until every consumer of `broker` owns partitions, so inputs are read at once from then on."""
+    consumers = [getattr(s, "consumer", None) for s in broker.subscribers]
+    await eventually(lambda: all(c is not None and c.assignment() for c in consumers))
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +68,7 @@ async def service(settings: Settings) -> AsyncIterator[OrderService]:
     """The order service, consuming."""
     service = build_service(settings)
     await service.start()
+    await until_assigned(service.broker)
     yield service
     await service.stop()
 
@@ -60,11 +77,15 @@ async def service(settings: Settings) -> AsyncIterator[OrderService]:
 async def simulator(settings: Settings) -> AsyncIterator[None]:
     """The resource simulator: confirms at once, refuses everything at `FULL_RESOURCE`."""
     sim_settings = ResourceSimSettings(
-        **settings.model_dump(), sim_fail_resources=FULL_RESOURCE, sim_group=f"{settings.consumer_group}.sim"
+        **settings.model_dump(),
+        sim_fail_resources=FULL_RESOURCE,
+        sim_silent_resources=SILENT_RESOURCE,
+        sim_group=f"{settings.consumer_group}.sim",
     )
     app = build_resource_sim(sim_settings)
-    assert app.broker is not None
+    assert isinstance(app.broker, KafkaBroker)
     await app.broker.start()
+    await until_assigned(app.broker)
     yield
     await app.broker.stop()
 
