@@ -1,6 +1,6 @@
 """Shared building blocks of contract v1 messages."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -11,10 +11,19 @@ Identifier = Annotated[
 """Identifiers: 1-128 letters, digits and `. _ : / -`, starting with a letter or digit."""
 
 
+def _type_is_required(schema: dict[str, Any]) -> None:
+    # `type` has a default so that code can build messages without repeating it, but on the wire it is
+    # required (it selects the model), and the published schemas must say so.
+    if "type" in schema.get("properties", {}):
+        schema["required"] = ["type", *[name for name in schema.get("required", []) if name != "type"]]
+
+
 class Message(BaseModel):
     """Every contract message: JSON, snake_case, unknown fields refused, immutable once built."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_enum_values=False, json_schema_extra=_type_is_required
+    )
 
 
 class Passenger(Message):

@@ -95,7 +95,10 @@ class DeadLetter(Message):
     source_partition: int = Field(description="Its partition.")
     source_offset: int = Field(description="Its offset.")
     key: str | None = Field(description="Its key, base64-encoded; null when it had none.")
-    value: str = Field(description="The original bytes, base64-encoded.")
+    value: str = Field(description="The original bytes, base64-encoded (only the first bytes if too large).")
+    value_truncated: bool = Field(
+        default=False, description="True when `value` holds only the first ORDERS_MAX_MESSAGE_BYTES bytes."
+    )
     error: str = Field(description="Why it was refused: the parse or validation error.")
     error_type: Literal["NOT_JSON", "SCHEMA", "TOO_LARGE", "PROCESSING"] = Field(
         description="The class of the failure."

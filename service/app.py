@@ -103,7 +103,15 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     store, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)
     effects = LocalEffects(entitlements, timers)
-    processor = OrderProcessor(store, entitlements, effects, publisher, clock, policy_from(settings))
+    processor = OrderProcessor(
+        store,
+        entitlements,
+        effects,
+        publisher,
+        clock,
+        policy_from(settings),
+        settings.idempotency_retention_seconds,
+    )
     register_order_consumers(broker, settings, processor, publisher, clock)
     deadlines = DeadlineWatcher(
         timers,

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     """On SIGTERM, in-flight batches get this long to finish before the process exits."""
     retry_backoff_seconds: PositiveFloat = 1.0
     """Pause before a batch is re-read after Redis or Kafka failed under it (offsets stay uncommitted)."""
+    idempotency_retention_seconds: PositiveInt = 7 * 24 * 3600
+    """How long a command_id stays claimed by its first payload (reuse within it is IDEMPOTENCY_CONFLICT)."""
     kafka_enable_idempotence: bool = False
     """Turn on for real Kafka; the embedded Tansu broker does not support the idempotent producer."""
 

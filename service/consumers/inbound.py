@@ -73,9 +73,9 @@ class InboundDecoder:
         """Parse and validate one record; the key must be the message's `order_id`."""
         value: bytes = record.value or b""
         if len(value) > self.max_message_bytes:
-            return dead_letter(
-                record, "TOO_LARGE", f"{len(value)} bytes, limit {self.max_message_bytes}", now
-            )
+            # Keep the dead letter itself within the limits of the topic it goes to.
+            error = f"{len(value)} bytes, limit {self.max_message_bytes}"
+            return dead_letter(record, "TOO_LARGE", error, now, keep_bytes=self.max_message_bytes)
         try:
             inbound = self.to_input(self.adapter.validate_json(value), record)
         except ValidationError as error:
@@ -102,14 +102,17 @@ def dead_letter(
     error_type: Literal["NOT_JSON", "SCHEMA", "TOO_LARGE", "PROCESSING"],
     error: str,
     now: datetime,
+    keep_bytes: int | None = None,
 ) -> DeadLetter:
-    """A dead letter carrying the record's coordinates and original bytes."""
+    """A dead letter carrying the record's coordinates and original bytes (the first `keep_bytes` of them)."""
+    value = record.value or b""
     return DeadLetter(
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
         key=base64.b64encode(record.key).decode() if record.key is not None else None,
-        value=base64.b64encode(record.value or b"").decode(),
+        value=base64.b64encode(value[:keep_bytes]).decode(),
+        value_truncated=keep_bytes is not None and len(value) > keep_bytes,
         error=error,
         error_type=error_type,
         occurred_at=now,

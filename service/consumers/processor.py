@@ -26,13 +26,14 @@ from contracts.resources import ReservationConfirmed, ReservationFailed
 from contracts.statuses import RejectionCode
 from service import metrics
 from service.consumers.inbound import Inbound, dead_letter
-from service.domain.decide import ConfirmationDeadline, Context, decide
+from service.domain.decide import Command, ConfirmationDeadline, Context, decide
 from service.domain.decisions import Decision, reject
 from service.domain.effects import EntitlementCheck
 from service.domain.order import Order
 from service.domain.policy import Policy
 from service.store.effects import LocalEffects, encode_effect
 from service.store.entitlements import EntitlementStore
+from service.store.keys import command_claim_key
 from service.store.orders import OrderSnapshot, OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry, PendingEntry
 
@@ -68,6 +69,7 @@ class OrderProcessor:
         publisher: Publisher,
         clock: Callable[[], datetime],
         policy: Policy,
+        claim_seconds: int = 7 * 24 * 3600,
     ) -> None:
         self._store = store
         self._entitlements = entitlements
@@ -75,6 +77,7 @@ class OrderProcessor:
         self._publisher = publisher
         self._clock = clock
         self._policy = policy
+        self._claim_seconds = claim_seconds
 
     async def process(self, batch: Sequence[Inbound]) -> None:
         """Apply `batch` and carry out everything it decided; raise if that could not be made durable."""
@@ -100,9 +103,25 @@ class OrderProcessor:
     async def _apply_round(self, pending: list[Inbound], output: _BatchOutput) -> list[Inbound]:
         """One read-decide-commit round; returns the inputs whose order changed under them."""
         now = self._clock()
-        snapshots, applied = await self._store.load(
-            (i.order_id for i in pending), [(i.order_id, i.input_id) for i in pending]
+        claims: list[tuple[Inbound, str]] = []
+        for inbound in pending:
+            if isinstance(inbound.message, Command):
+                claims.append(
+                    (inbound, command_claim_key(inbound.message.client_id, inbound.message.command_id))
+                )
+        snapshots, applied, claimed = await self._store.load(
+            (i.order_id for i in pending),
+            [(i.order_id, i.input_id) for i in pending],
+            [(key, i.fingerprint) for i, key in claims],
+            self._claim_seconds,
         )
+        conflicting = set()
+        for (inbound, _), holder in zip(claims, claimed, strict=True):
+            if holder.decode() != inbound.fingerprint:
+                # The command_id is held by another payload, possibly on another order.
+                conflicting.add(inbound.input_id)
+                self._on_duplicate(inbound, holder.decode(), now, output)
+        pending = [i for i in pending if i.input_id not in conflicting]
         for snapshot in snapshots.values():
             # Entries a crashed run stored but never carried out go first, with their original ids.
             for p in snapshot.outbox:
@@ -202,7 +221,8 @@ class OrderProcessor:
             )
             return
         reason = "command_id was already used for a different command"
-        decision = reject(message, message.type, RejectionCode.IDEMPOTENCY_CONFLICT, reason, now)
+        code = RejectionCode.IDEMPOTENCY_CONFLICT
+        decision = reject(message, message.type, code, reason, now, variant=inbound.fingerprint)
         # Built from the input alone, so a re-delivery rebuilds the same rejection: it needs no outbox.
         output.direct.extend(_entries(inbound.order_id, decision))
         self._account(inbound, decision, output)

@@ -35,7 +35,12 @@ def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Deci
         if item.order_item_id in wanted:
             releases += withdraw(order, item, at_sequence, "ORDER_CANCELLED")
     if wanted == set(live):
-        event = change_status(order, OrderStatus.CANCELLED, command.reason or "CANCELLED_BY_CLIENT", now)
+        initiator = (
+            "CANCELLED_BY_RESOURCE_STAFF"
+            if command.initiated_by == "RESOURCE_STAFF"
+            else "CANCELLED_BY_CLIENT"
+        )
+        event = change_status(order, OrderStatus.CANCELLED, command.reason or initiator, now)
     elif order.status is OrderStatus.PENDING and all_live_items_confirmed(order):
         # The items still awaiting confirmation were the ones cancelled: what is left is confirmed.
         event = change_status(order, OrderStatus.CONFIRMED, None, now)

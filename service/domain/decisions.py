@@ -52,9 +52,15 @@ def change_status(order: Order, status: OrderStatus, reason: str | None, now: da
     )
 
 
-def reject(command: Command, command_type: str, code: RejectionCode, message: str, now: datetime) -> Decision:
-    """A decision that refuses `command` and changes nothing."""
-    event_id = uuid.uuid5(_EVENT_NAMESPACE, f"{command.client_id}/{command.command_id}/rejected")
+def reject(
+    command: Command, command_type: str, code: RejectionCode, message: str, now: datetime, variant: str = ""
+) -> Decision:
+    """A decision that refuses `command` and changes nothing.
+
+    `variant` tells apart rejections of different payloads sent under one command_id (a conflict), so that
+    consumers deduplicating on `event_id` do not drop the second one.
+    """
+    event_id = uuid.uuid5(_EVENT_NAMESPACE, f"{command.client_id}/{command.command_id}/rejected/{variant}")
     return Decision(
         rejection=CommandRejected(
             event_id=str(event_id),

@@ -30,6 +30,13 @@ def record_walk_in(
         # Units may have been taken for this input before the order turned out to exist: give them back.
         decision.effects = refund if check is EntitlementCheck.CONSUMED else []
         return decision
+    passenger_ids = [p.passenger_id for p in command.passengers]
+    if len(set(passenger_ids)) != len(passenger_ids):
+        decision = reject(
+            command, command.type, RejectionCode.INVALID_COMMAND, "passenger_id values repeat", now
+        )
+        decision.effects = refund if check is EntitlementCheck.CONSUMED else []
+        return decision
     if check is EntitlementCheck.UNKNOWN_CREDENTIAL:
         return reject(
             command, command.type, RejectionCode.UNKNOWN_CREDENTIAL, "no entitlement for credential", now

@@ -38,3 +38,8 @@ CONFIRMATION_TIMERS = "timers:{confirmation}"
 
 ANOMALIES = "anomalies:{log}"
 """Stream of replies and inputs that changed nothing for a reason worth a look (capped)."""
+
+
+def command_claim_key(client_id: str, command_id: str) -> str:
+    """String: fingerprint of the first payload seen under a client's command_id, across all orders."""
+    return f"command:{{{client_id}/{command_id}}}"

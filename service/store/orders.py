@@ -57,9 +57,14 @@ class OrderStore:
         await self._commit.load(self._redis)
 
     async def load(
-        self, order_ids: Iterable[str], input_ids: Sequence[tuple[str, str]]
-    ) -> tuple[dict[str, OrderSnapshot], dict[str, bytes]]:
-        """Snapshots of `order_ids`, and the fingerprints of those `(order_id, input_id)` already applied."""
+        self,
+        order_ids: Iterable[str],
+        input_ids: Sequence[tuple[str, str]],
+        claims: Sequence[tuple[str, str]] = (),
+        claim_seconds: int = 7 * 24 * 3600,
+    ) -> tuple[dict[str, OrderSnapshot], dict[str, bytes], list[bytes]]:
+        """Snapshots of `order_ids`, the fingerprints of those `(order_id, input_id)` already applied, and
+        for each `(claim_key, fingerprint)` the fingerprint that holds the claim (set now if none did)."""
         orders = list(dict.fromkeys(order_ids))
         async with self._redis.pipeline(transaction=False) as pipe:
             for order_id in orders:
@@ -67,7 +72,12 @@ class OrderStore:
                 pipe.hgetall(outbox_key(order_id))
             for order_id, input_id in input_ids:
                 pipe.hget(inputs_key(order_id), input_id)
+            for key, fingerprint in claims:
+                pipe.set(key, fingerprint, nx=True, ex=claim_seconds)
+                pipe.get(key)
             replies = await pipe.execute()
+        claimed: list[bytes] = replies[2 * len(orders) + len(input_ids) :][1::2]
+        replies = replies[: 2 * len(orders) + len(input_ids)]
         snapshots = {}
         for n, order_id in enumerate(orders):
             (state, version), outbox = replies[2 * n], replies[2 * n + 1]
@@ -84,7 +94,7 @@ class OrderStore:
             for (_, input_id), fingerprint in zip(input_ids, replies[2 * len(orders) :], strict=True)
             if fingerprint is not None
         }
-        return snapshots, applied
+        return snapshots, applied, claimed
 
     async def commit(self, transitions: Sequence[Transition]) -> list[CommitResult]:
         """Apply the transitions in order, each atomically; one round trip for all of them."""

@@ -147,7 +147,8 @@ async def test_malformed_input_is_dead_lettered_and_the_partition_moves_on(
 
     assert letter.error_type == error_type
     assert letter.source_topic == settings.topic_commands
-    assert base64.b64decode(letter.value) == value
+    kept = value[: settings.max_message_bytes]
+    assert (base64.b64decode(letter.value), letter.value_truncated) == (kept, len(value) > len(kept))
     assert letter.error
 
 
@@ -164,3 +165,19 @@ async def test_key_that_is_not_the_order_id_is_dead_lettered(
     assert letter.error_type == "SCHEMA"
     assert "order_id" in letter.error
     assert events_of(tap, settings, command.order_id) == []
+
+
+async def test_command_id_reused_for_another_order_is_an_idempotency_conflict(
+    settings: Settings, tap: TopicTap, producer: AIOKafkaProducer, service: OrderService
+) -> None:
+    """A client's command_id is claimed by its first payload across all orders, not per order."""
+    command = prebooking()
+    await produce(producer, settings.topic_commands, command, command.order_id)
+    await confirmed(tap, settings, command.order_id)
+    elsewhere = prebooking(order_id=unique("ORD")).model_copy(update={"command_id": command.command_id})
+
+    await produce(producer, settings.topic_commands, elsewhere, elsewhere.order_id)
+
+    [rejected] = await tap.wait_for(lambda: rejections_of(tap, settings, elsewhere.order_id))
+    assert (rejected.command_id, rejected.code) == (command.command_id, RejectionCode.IDEMPOTENCY_CONFLICT)
+    assert await service.store.get(elsewhere.order_id) is None
