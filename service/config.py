@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     """Pause before a batch is re-read after Redis or Kafka failed under it (offsets stay uncommitted)."""
     idempotency_retention_seconds: PositiveInt = 7 * 24 * 3600
     """How long a command_id stays claimed by its first payload (reuse within it is IDEMPOTENCY_CONFLICT)."""
+    kafka_session_timeout_ms: PositiveInt = 10_000
+    """A consumer silent this long (a crashed instance) loses its partitions to the others."""
+    kafka_heartbeat_interval_ms: PositiveInt = 3_000
     kafka_enable_idempotence: bool = False
     """Turn on for real Kafka; the embedded Tansu broker does not support the idempotent producer."""
 

@@ -121,6 +121,8 @@ def register_order_consumers(
             group_id=f"{settings.consumer_group}.{name}",
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             decoder=raw_records,
             title=name,
             description=description,
