@@ -1,18 +1,22 @@
 """The processor against the real Redis: crash between commit and publish, and concurrent writers."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
-from contracts.events import OrderStatusChanged
+from contracts.events import DeadLetter, OrderStatusChanged
 from contracts.resources import ReservationConfirmed
 from contracts.statuses import OrderStatus
+from service.consumers.deadlines import DeadlineWatcher
 from service.consumers.inbound import command_input, reply_input
 from service.consumers.processor import OrderProcessor
 from service.devstack import Endpoints
+from service.domain.decide import decide
 from service.domain.policy import Policy
 from service.store.effects import LocalEffects
 from service.store.entitlements import EntitlementStore
@@ -25,6 +29,7 @@ from tests.factories import prebooking
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SILENT = "RES-NEVER-ANSWERS"
 
 
 class RecordingPublisher:
@@ -48,11 +53,13 @@ class RecordingPublisher:
         ]
 
 
-def processor(redis: Redis, publisher: RecordingPublisher) -> OrderProcessor:
+def processor(
+    redis: Redis, publisher: RecordingPublisher, clock: Callable[[], datetime] = lambda: NOW
+) -> OrderProcessor:
     """A processor on the real Redis whose publisher is a recording stand-in for the broker."""
     entitlements, timers = EntitlementStore(redis), TimerStore(redis)
     effects = LocalEffects(entitlements, timers)
-    return OrderProcessor(OrderStore(redis), entitlements, effects, publisher, lambda: NOW, Policy())
+    return OrderProcessor(OrderStore(redis), entitlements, effects, publisher, clock, Policy())
 
 
 @pytest.fixture
@@ -144,3 +151,58 @@ async def test_concurrent_processors_apply_each_input_exactly_once(redis: Redis)
     assert len({e.event_id for e in confirmations}) == 1
     stored = await store.get(create.order_id)
     assert stored is not None and (stored.status, stored.sequence) == (OrderStatus.CONFIRMED, 2)
+
+
+async def test_deadlines_survive_restarts_and_fire_once_across_instances(redis: Redis) -> None:
+    """Deadlines live in Redis: watchers built after the fact (a restart) fire them, and two watchers
+    racing (two instances) fail each order once."""
+    pending = [command_input(prebooking(SILENT)) for _ in range(30)]
+    await processor(redis, RecordingPublisher()).process(pending)
+    later = NOW + timedelta(minutes=5)
+    publishers = [RecordingPublisher(), RecordingPublisher()]
+    watchers = [
+        DeadlineWatcher(
+            TimerStore(redis), processor(redis, p, clock=lambda: later), lambda: later, 0.05, 30, 7
+        )
+        for p in publishers
+    ]
+
+    await asyncio.gather(*(w.fire_due() for w in watchers))
+
+    ours = {i.order_id for i in pending}
+    failures = [
+        e for p in publishers for e in p.events() if e.status is OrderStatus.FAILED and e.order_id in ours
+    ]
+    assert sorted(e.order_id for e in failures) == sorted(ours), "each order failed once, by one watcher"
+    assert {e.reason for e in failures} == {"CONFIRMATION_TIMEOUT"}
+    assert ours.isdisjoint(await TimerStore(redis).claim_due(later, 30, 1000)), (
+        "fired deadlines are forgotten"
+    )
+
+
+async def test_an_input_that_breaks_the_domain_is_dead_lettered_not_retried_forever(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug hit by one input parks that input with the reason; the rest of the batch is applied."""
+    healthy, poisoned = command_input(prebooking()), command_input(prebooking())
+    poisoned = replace(poisoned, record=ConsumerRecord("t", 0, 7, 0, 0, b"k", b"v", None, 1, 1, []))
+
+    def decide_or_break(order: object, message: object, context: object) -> object:
+        if getattr(message, "order_id", None) == poisoned.order_id:
+            raise ZeroDivisionError("a bug")
+        return decide(order, message, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("service.consumers.processor.decide", decide_or_break)
+    publisher = RecordingPublisher()
+
+    await processor(redis, publisher).process([poisoned, healthy])
+
+    letters = [
+        DeadLetter.model_validate_json(e.value)
+        for e in publisher.published
+        if e.destination is Destination.DEAD_LETTER
+    ]
+    assert [(d.error_type, d.source_offset, d.error) for d in letters] == [
+        ("PROCESSING", 7, "ZeroDivisionError: a bug")
+    ]
+    assert [e.order_id for e in publisher.events()] == [healthy.order_id]
