@@ -1,10 +1,12 @@
 """The stored shape of an order: operator status plus the ONE Order items and services behind it."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.base import Passenger
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, ProductType, ServiceStatus
 
 
@@ -69,3 +71,22 @@ class Order(BaseModel):
     def item_by_reservation(self, reservation_id: str) -> OrderItem | None:
         """The item whose reservation has this id, if any."""
         return next((item for item in self.items if item.reservation_id == reservation_id), None)
+
+
+def services_for(
+    order_item_id: str,
+    passengers: Sequence[Passenger],
+    status: ServiceStatus,
+    delivery_status: DeliveryStatus,
+) -> list[Service]:
+    """One service per passenger of an item, with the stable id `<order_item_id>-<passenger_id>`."""
+    return [
+        Service(
+            service_id=f"{order_item_id}-{p.passenger_id}",
+            passenger_id=p.passenger_id,
+            passenger_name=p.name,
+            status=status,
+            delivery_status=delivery_status,
+        )
+        for p in passengers
+    ]

@@ -7,7 +7,7 @@ from contracts.resources import ReleaseRequest, ReservationConfirmed, Reservatio
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
 from service.domain.decisions import Decision, change_status, reject
 from service.domain.effects import ScheduleConfirmationTimeout
-from service.domain.order import Order, OrderItem, ReservationState, Service
+from service.domain.order import Order, OrderItem, ReservationState, services_for
 from service.domain.policy import Policy
 from service.domain.reservations import release_request, reserve_request, withdraw
 
@@ -41,16 +41,9 @@ def create_prebooking(
                 service_date=item.service_date.isoformat(),
                 reservation_id=f"{command.order_id}/{item_id}",
                 reservation=ReservationState.REQUESTED,
-                services=[
-                    Service(
-                        service_id=f"{item_id}-{p.passenger_id}",
-                        passenger_id=p.passenger_id,
-                        passenger_name=p.name,
-                        status=ServiceStatus.REQUESTED,
-                        delivery_status=DeliveryStatus.REQUESTED,
-                    )
-                    for p in item.passengers
-                ],
+                services=services_for(
+                    item_id, item.passengers, ServiceStatus.REQUESTED, DeliveryStatus.REQUESTED
+                ),
             )
         )
     order = Order(

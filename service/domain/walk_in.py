@@ -6,7 +6,7 @@ from contracts.commands import CancelOrder, RecordWalkIn
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
 from service.domain.decisions import Decision, change_status, reject
 from service.domain.effects import Effect, EntitlementCheck, RefundEntitlement
-from service.domain.order import Order, OrderItem, ReservationState, Service
+from service.domain.order import Order, OrderItem, ReservationState, services_for
 from service.domain.policy import Policy
 
 WALK_IN_ITEM = "ITEM-1"
@@ -62,16 +62,9 @@ def record_walk_in(
                 service_date=now.date().isoformat(),
                 reservation_id=None,
                 reservation=ReservationState.NOT_NEEDED,
-                services=[
-                    Service(
-                        service_id=f"{WALK_IN_ITEM}-{p.passenger_id}",
-                        passenger_id=p.passenger_id,
-                        passenger_name=p.name,
-                        status=ServiceStatus.CONFIRMED,
-                        delivery_status=DeliveryStatus.DELIVERED,
-                    )
-                    for p in command.passengers
-                ],
+                services=services_for(
+                    WALK_IN_ITEM, command.passengers, ServiceStatus.CONFIRMED, DeliveryStatus.DELIVERED
+                ),
             )
         ],
     )

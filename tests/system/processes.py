@@ -10,31 +10,25 @@ from pathlib import Path
 ORDERS = [sys.executable, "-m", "service.cli"]
 
 
-def live_processes_in_session(session_id: int) -> list[int]:
-    """PIDs of processes (zombies excluded) in the given session."""
+def _process_stats() -> list[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            found.append((int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()))
         except OSError:
             continue
-        state, session = fields[0], int(fields[3])
-        if session == session_id and state != "Z":
-            found.append(int(stat.parent.name))
     return found
+
+
+def live_processes_in_session(session_id: int) -> list[int]:
+    """PIDs of processes (zombies excluded) in the given session."""
+    return [pid for pid, fields in _process_stats() if int(fields[3]) == session_id and fields[0] != "Z"]
 
 
 def children_of(pid: int) -> list[int]:
     """Direct children of `pid`."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return [child for child, fields in _process_stats() if int(fields[1]) == pid]
 
 
 def is_alive(pid: int) -> bool:

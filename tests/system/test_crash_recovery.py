@@ -27,7 +27,7 @@ from service.store.entitlements import EntitlementStore
 from service.store.keys import outbox_key
 from service.store.orders import OrderStore
 from tests.factories import prebooking, unique, walk_in
-from tests.integration.conftest import FULL_RESOURCE, until_assigned
+from tests.integration.conftest import FULL_RESOURCE, isolated_settings, until_assigned
 from tests.kafka_tap import TopicTap
 
 pytestmark = pytest.mark.integration
@@ -43,22 +43,14 @@ GRANTED_UNITS = 1000
 
 @pytest.fixture
 async def crash_settings(stack: Endpoints) -> Settings:
-    run = f"crash{uuid.uuid4().hex[:6]}"
-    settings = Settings(
-        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-        redis_url=stack.redis_url,
-        topic_commands=f"{run}.commands",
-        topic_resource_requests=f"{run}.requests",
-        topic_resource_replies=f"{run}.replies",
-        topic_status_changed=f"{run}.status",
-        topic_command_rejected=f"{run}.rejected",
-        topic_dead_letter=f"{run}.dead",
-        consumer_group=run,
-        max_batch=200,
-        kafka_session_timeout_ms=3000,
-        kafka_heartbeat_interval_ms=500,
-        retry_backoff_seconds=0.1,
-    )
+    # Restarts take seconds each: no order may time out meanwhile, whatever the shared test settings say.
+    overrides = {
+        "max_batch": 200,
+        "kafka_session_timeout_ms": 3000,
+        "kafka_heartbeat_interval_ms": 500,
+        "confirmation_timeout_seconds": 600.0,
+    }
+    settings = isolated_settings(stack, f"crash{uuid.uuid4().hex[:6]}").model_copy(update=overrides)
     await ensure_topics(
         settings.kafka_bootstrap_servers, service_topics(settings), settings.topic_partitions, 1
     )
