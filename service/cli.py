@@ -6,6 +6,7 @@ import sys
 
 from service.admin import add_admin_commands
 from service.logs import configure_logging
+from service.relay.admin import add_webhook_commands
 
 
 def _run_service(_: argparse.Namespace) -> int:
@@ -25,6 +26,16 @@ def _run_resource_sim(_: argparse.Namespace) -> int:
     settings = ResourceSimSettings()
     configure_logging(settings.log_level)
     asyncio.run(build_resource_sim(settings).run())
+    return 0
+
+
+def _run_relay(_: argparse.Namespace) -> int:
+    from service.config import RelaySettings  # noqa: PLC0415
+    from service.relay.app import build_relay  # noqa: PLC0415
+
+    settings = RelaySettings()
+    configure_logging(settings.log_level)
+    asyncio.run(build_relay(settings).app.run())
     return 0
 
 
@@ -61,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("resource-sim", help="run the resource operator simulator").set_defaults(
         run=_run_resource_sim
     )
+    commands.add_parser("relay", help="run the webhook relay").set_defaults(run=_run_relay)
     commands.add_parser(
         "dev", help="run the embedded Kafka and Redis, the service and the simulator until interrupted"
     ).set_defaults(run=_run_dev)
@@ -73,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write contracts/schemas/*.json and contracts/asyncapi.json"
     ).set_defaults(run=_export_contracts)
     add_admin_commands(commands)
+    add_webhook_commands(commands)
     return parser
 
 

@@ -79,6 +79,35 @@ class ResourceSimSettings(Settings):
     sim_group: str = "resource-sim"
 
 
+class RelaySettings(Settings):
+    """The webhook relay (`ORDERS_RELAY_*`): retries, limits and target safety."""
+
+    relay_group: str = "orders-relay"
+    relay_require_https: bool = True
+    """Endpoints must be https (turn off only for local development and tests)."""
+    relay_allowed_networks: list[str] = []
+    """CIDRs callable although private, loopback or link-local (a JSON list; the tests allow 127.0.0.0/8)."""
+    relay_timeout_seconds: PositiveFloat = 5.0
+    """An attempt that has not answered within this is a failure."""
+    relay_retry_schedule_seconds: list[PositiveFloat] = [5, 30, 120, 600, 1800, 3600, 7200, 14400]
+    """Waits before the retries after a failed first attempt; the delivery is dead after the last."""
+    relay_jitter: Annotated[float, Field(ge=0, le=1)] = 0.2
+    """Each wait is stretched or shrunk at random by up to this fraction, so retries do not come in waves."""
+    relay_max_retry_after_seconds: PositiveFloat = 3600
+    relay_poll_seconds: PositiveFloat = 0.2
+    relay_concurrency_per_endpoint: PositiveInt = 8
+    """Attempts in flight at once to one endpoint, per relay instance."""
+    relay_breaker_failures: PositiveInt = 10
+    """Consecutive failures that pause an endpoint (the circuit breaker opens)."""
+    relay_breaker_pause_seconds: PositiveFloat = 60
+    relay_disable_after_seconds: PositiveFloat = 5 * 24 * 3600
+    """An endpoint failing without a success for this long is disabled."""
+    relay_max_response_bytes: PositiveInt = 1024
+    """Response bytes kept in the attempt log (the rest is not read)."""
+    relay_attempt_log_length: PositiveInt = 10_000
+    """Attempts kept per endpoint (the oldest are dropped first)."""
+
+
 def policy_from(settings: Settings) -> Policy:
     """The domain's rules as configured."""
     return Policy(

@@ -1,6 +1,6 @@
 """Prometheus counters for every path a message can take, so tests and operators can account for each."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 INPUTS_APPLIED = Counter("orders_inputs_applied_total", "Commands and replies applied to orders.", ["kind"])
 INPUTS_DUPLICATE = Counter(
@@ -20,4 +20,14 @@ MESSAGES_PUBLISHED = Counter(
 )
 TRANSITION_CONFLICTS = Counter(
     "orders_transition_conflicts_total", "Transitions retried because the order changed concurrently."
+)
+
+WEBHOOK_ATTEMPTS = Counter("orders_webhook_attempts_total", "Webhook delivery attempts.", ["outcome"])
+WEBHOOK_DELIVERED = Counter("orders_webhook_deliveries_total", "Webhook deliveries that succeeded.")
+WEBHOOK_DEAD = Counter("orders_webhook_dead_total", "Webhook deliveries given up after the last retry.")
+WEBHOOK_QUEUED = Counter("orders_webhook_queued_total", "Status events queued for an endpoint.")
+WEBHOOK_LATENCY = Histogram(
+    "orders_webhook_attempt_seconds",
+    "Duration of webhook delivery attempts.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

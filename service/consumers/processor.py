@@ -117,8 +117,9 @@ class OrderProcessor:
         )
         conflicting = set()
         for (inbound, _), holder in zip(claims, claimed, strict=True):
-            if holder.decode() != inbound.fingerprint:
-                # The command_id is held by another payload, possibly on another order.
+            if holder.decode() != inbound.fingerprint and inbound.input_id not in applied:
+                # The command_id is held by another payload, possibly on another order (an input its own
+                # order already applied is a plain duplicate, even after its claim expired and was retaken).
                 conflicting.add(inbound.input_id)
                 self._on_duplicate(inbound, holder.decode(), now, output)
         pending = [i for i in pending if i.input_id not in conflicting]

@@ -49,13 +49,18 @@ class BatchHandler:
         self._backoff_seconds = backoff_seconds
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
-        """Handle a batch; on an infrastructure failure wait, then fail so the batch is read again."""
+        """Handle a batch; on any failure wait, then fail so that the batch is read again."""
         try:
             await self._handle(records)
-        except (RedisError, KafkaError, OSError) as error:
-            log.warning("batch.retry", extra={"error": repr(error), "records": len(records)})
+        except Exception as error:
+            infrastructure = isinstance(error, RedisError | KafkaError | OSError)
+            log.warning(
+                "batch.retry",
+                extra={"error": repr(error), "records": len(records)},
+                exc_info=not infrastructure,
+            )
             # Raising makes FastStream rewind the partitions (NACK) without committing; the pause keeps an
-            # outage from turning into a hot loop.
+            # outage, or anything else that fails a whole batch, from turning into a hot loop.
             await asyncio.sleep(self._backoff_seconds)
             raise
 

@@ -43,3 +43,23 @@ ANOMALIES = "anomalies:{log}"
 def command_claim_key(client_id: str, command_id: str) -> str:
     """String: fingerprint of the first payload seen under a client's command_id, across all orders."""
     return f"command:{{{client_id}/{command_id}}}"
+
+
+# Webhook relay. Every key of one endpoint shares the hash tag `{<endpoint_id>}`, so that queueing, settling
+# an attempt and the circuit breaker are single-slot atomic steps.
+
+WEBHOOK_ENDPOINTS = "webhooks:{all}"
+"""Set of every endpoint id (the delivery workers walk it)."""
+
+
+def client_webhooks_key(client_id: str) -> str:
+    """Set: the endpoint ids a client registered."""
+    return f"client:{{{client_id}}}:webhooks"
+
+
+def webhook_key(endpoint_id: str, part: str = "") -> str:
+    """The endpoint's keys: '' (hash: config and breaker), `pending:<order_id>` (zset: event ids by sequence),
+    `bodies` (hash: event id → event), `due` (zset: order ids by next attempt, ms), `done` (hash: order id →
+    last settled sequence), `tries` (hash: event id → attempts), `dead` (hash: event id → dead delivery),
+    `attempts` (stream: the attempt log)."""
+    return f"webhook:{{{endpoint_id}}}" + (f":{part}" if part else "")

@@ -19,7 +19,7 @@ class TimerStore:
 
     def __init__(self, redis: "Redis") -> None:
         self._redis = redis
-        self._claim = LuaScript("claim_due_timers")
+        self._claim = LuaScript("claim_due")
 
     async def load_scripts(self) -> None:
         """Load the Lua scripts up front."""

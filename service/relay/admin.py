@@ -1,0 +1,155 @@
+"""`orders webhooks …`: register and manage endpoints, inspect attempts, replay dead deliveries."""
+
+import argparse
+import asyncio
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from redis.asyncio import Redis
+
+from service.clock import utc_now
+from service.config import RelaySettings
+from service.relay.deliveries import DeliveryStore
+from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
+from service.relay.safety import UnsafeTarget, check_target
+
+Action = Callable[[argparse.Namespace, EndpointStore, DeliveryStore, RelaySettings], Awaitable[int]]
+
+
+def add_webhook_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register the `webhooks` subcommands."""
+    webhooks = commands.add_parser("webhooks", help="webhook endpoints: register, manage, inspect, replay")
+    actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
+
+    add = actions.add_parser("add", help="register an endpoint; prints its signing secret once")
+    add.add_argument("--client", required=True)
+    add.add_argument("--url", required=True)
+    add.add_argument("--description", default="")
+    add.add_argument(
+        "--status", type=int, action="append", help="deliver only these status codes (repeatable)"
+    )
+    _bind(add, _add)
+    listing = actions.add_parser("list", help="a client's endpoints (without secrets)")
+    listing.add_argument("--client", required=True)
+    _bind(listing, _list)
+    for name, action in (("enable", _enable), ("disable", _disable), ("delete", _delete), ("dead", _dead)):
+        parser = actions.add_parser(name, help=f"{name} an endpoint" if name != "dead" else "dead deliveries")
+        parser.add_argument("--endpoint", required=True)
+        _bind(parser, action)
+    rotate = actions.add_parser(
+        "rotate-secret", help="new secret; the old one signs too during the grace period"
+    )
+    rotate.add_argument("--endpoint", required=True)
+    rotate.add_argument("--grace-seconds", type=float, default=24 * 3600)
+    _bind(rotate, _rotate)
+    attempts = actions.add_parser("attempts", help="the newest delivery attempts of an endpoint")
+    attempts.add_argument("--endpoint", required=True)
+    attempts.add_argument("--event", help="only this event_id")
+    attempts.add_argument("--count", type=int, default=20)
+    _bind(attempts, _attempts)
+    replay = actions.add_parser("replay", help="queue dead deliveries again: one event, or all since a time")
+    replay.add_argument("--endpoint", required=True)
+    chosen = replay.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--event", help="the event_id to replay")
+    chosen.add_argument(
+        "--since", type=datetime.fromisoformat, help="replay every delivery that died since (ISO)"
+    )
+    _bind(replay, _replay)
+
+
+def _bind(parser: argparse.ArgumentParser, action: Action) -> None:
+    parser.set_defaults(run=lambda args: asyncio.run(_with_stores(args, action)))
+
+
+async def _with_stores(args: argparse.Namespace, action: Action) -> int:
+    settings = RelaySettings()
+    async with Redis.from_url(settings.redis_url) as redis:
+        return await action(args, EndpointStore(redis), DeliveryStore(redis), settings)
+
+
+def _print(value: object) -> None:
+    print(json.dumps(value, default=str))
+
+
+async def _endpoint(store: EndpointStore, endpoint_id: str) -> Endpoint:
+    endpoint = await store.get(endpoint_id)
+    if endpoint is None:
+        raise SystemExit(f"no endpoint {endpoint_id}")
+    return endpoint
+
+
+async def _add(
+    args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, settings: RelaySettings
+) -> int:
+    allowed = [ipaddress.ip_network(n) for n in settings.relay_allowed_networks]
+    try:
+        await check_target(args.url, require_https=settings.relay_require_https, allowed=allowed)
+    except UnsafeTarget as error:
+        raise SystemExit(f"refused: {error}") from None
+    endpoint = await store.create(args.client, args.url, utc_now(), args.description, args.status)
+    _print({**endpoint.public(), "secret": endpoint.secrets[0].secret})
+    return 0
+
+
+async def _list(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings) -> int:
+    for endpoint in await store.for_client(args.client):
+        _print(endpoint.public())
+    return 0
+
+
+async def _enable(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings) -> int:
+    endpoint = await store.set_state(await _endpoint(store, args.endpoint), EndpointState.ACTIVE, None)
+    _print(endpoint.public())
+    return 0
+
+
+async def _disable(
+    args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings
+) -> int:
+    endpoint = await _endpoint(store, args.endpoint)
+    _print((await store.set_state(endpoint, EndpointState.DISABLED, "disabled by an operator")).public())
+    return 0
+
+
+async def _delete(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings) -> int:
+    await store.delete(await _endpoint(store, args.endpoint))
+    return 0
+
+
+async def _rotate(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings) -> int:
+    endpoint = await _endpoint(store, args.endpoint)
+    rotated = await store.rotate_secret(endpoint, utc_now(), timedelta(seconds=args.grace_seconds))
+    secret = rotated[1]
+    _print({"endpoint_id": endpoint.endpoint_id, "secret": secret})
+    return 0
+
+
+async def _attempts(
+    args: argparse.Namespace, _: EndpointStore, deliveries: DeliveryStore, __: RelaySettings
+) -> int:
+    for attempt in await deliveries.attempts(args.endpoint, args.count, args.event):
+        _print(attempt)
+    return 0
+
+
+async def _dead(
+    args: argparse.Namespace, _: EndpointStore, deliveries: DeliveryStore, __: RelaySettings
+) -> int:
+    for event_id, record in (await deliveries.dead(args.endpoint)).items():
+        _print({"event_id": event_id, **record})
+    return 0
+
+
+async def _replay(
+    args: argparse.Namespace, _: EndpointStore, deliveries: DeliveryStore, __: RelaySettings
+) -> int:
+    dead = await deliveries.dead(args.endpoint)
+    if args.event:
+        chosen = [args.event]
+    else:
+        since = args.since if args.since.tzinfo else args.since.astimezone()
+        chosen = [e for e, r in dead.items() if datetime.fromisoformat(r["attempts"][-1]["at"]) >= since]
+    _print({"replayed": await deliveries.replay(args.endpoint, chosen, utc_now())})
+    return 0

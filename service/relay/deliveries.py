@@ -1,0 +1,184 @@
+"""Delivery queues in Redis: per endpoint and order, in sequence, with leases, retries and dead letters."""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+
+from service.store.keys import webhook_key
+from service.store.scripts import Call, LuaScript
+
+
+def ms(moment: datetime) -> int:
+    """Epoch milliseconds."""
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """A status event to deliver to one endpoint."""
+
+    endpoint_id: str
+    order_id: str
+    event_id: str
+    sequence: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to attempt the next event of one order at one endpoint, until `lease_ms`."""
+
+    endpoint_id: str
+    order_id: str
+    lease_ms: int
+
+
+@dataclass(frozen=True)
+class Head:
+    """The event a claim is for, with the attempts made on it so far."""
+
+    event: QueuedEvent
+    attempts: list[dict[str, Any]]
+
+
+Outcome = Literal["delivered", "retry", "dead", "hold"]
+
+
+def _keys(endpoint_id: str, order_id: str) -> list[str]:
+    return [
+        webhook_key(endpoint_id, f"pending:{order_id}"),
+        webhook_key(endpoint_id, "bodies"),
+        webhook_key(endpoint_id, "due"),
+        webhook_key(endpoint_id, "done"),
+        webhook_key(endpoint_id, "tries"),
+        webhook_key(endpoint_id, "dead"),
+        webhook_key(endpoint_id),
+        webhook_key(endpoint_id, "attempts"),
+    ]
+
+
+class DeliveryStore:
+    """Every operation is one atomic step on one endpoint's keys (one hash tag), batched per call."""
+
+    def __init__(self, redis: "Redis") -> None:
+        self._redis = redis
+        self._enqueue = LuaScript("enqueue_delivery")
+        self._claim = LuaScript("claim_due")
+        self._settle = LuaScript("settle_delivery")
+
+    async def enqueue(self, events: Sequence[QueuedEvent], now: datetime) -> None:
+        """Queue events (ignoring those settled before); one round trip."""
+        calls: list[Call] = [
+            (_keys(e.endpoint_id, e.order_id)[:4], [e.event_id, e.sequence, e.body, e.order_id, ms(now)])
+            for e in events
+        ]
+        await self._enqueue.run_many(self._redis, calls)
+
+    async def claim(
+        self, endpoint_ids: Sequence[str], now: datetime, lease_seconds: float, limit: int
+    ) -> list[Claim]:
+        """Due orders of the endpoints, leased to the caller."""
+        lease_ms = ms(now) + int(lease_seconds * 1000)
+        calls: list[Call] = [
+            ([webhook_key(e, "due")], [ms(now), int(lease_seconds * 1000), limit]) for e in endpoint_ids
+        ]
+        replies = await self._claim.run_many(self._redis, calls)
+        return [
+            Claim(endpoint_id, member.decode(), lease_ms)
+            for endpoint_id, members in zip(endpoint_ids, replies, strict=True)
+            for member in members
+        ]
+
+    async def head(self, claim: Claim) -> Head | None:
+        """The earliest queued event of the claimed order, or None if its queue is empty."""
+        pending = webhook_key(claim.endpoint_id, f"pending:{claim.order_id}")
+        first: list[tuple[bytes, float]] = await self._redis.zrange(pending, 0, 0, withscores=True)  # type: ignore[assignment]
+        if not first:
+            return None
+        event_id, sequence = first[0][0].decode(), int(first[0][1])
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(webhook_key(claim.endpoint_id, "bodies"), event_id)
+            pipe.hget(webhook_key(claim.endpoint_id, "tries"), event_id)
+            body, tries = await pipe.execute()
+        event = QueuedEvent(claim.endpoint_id, claim.order_id, event_id, sequence, body or b"{}")
+        return Head(event, json.loads(tries) if tries else [])
+
+    async def settle(
+        self,
+        claim: Claim,
+        head: Head,
+        outcome: Outcome,
+        now: datetime,
+        next_attempt: datetime | None,
+        attempt: dict[str, Any] | None,
+        breaker: tuple[int, float],
+        log_length: int,
+    ) -> int | None:
+        """Record an attempt and its outcome; returns the endpoint's consecutive failures, or None if the
+        lease was lost meanwhile (the outcome is then dropped: another worker owns the order)."""
+        attempts = head.attempts + ([attempt] if attempt else [])
+        dead = (
+            json.dumps({"event": json.loads(head.event.body), "attempts": attempts})
+            if outcome == "dead"
+            else ""
+        )
+        fields: list[str | int | bytes] = []
+        for name, value in (attempt or {}).items():
+            fields += [name, "" if value is None else str(value)]
+        args: list[str | int | bytes] = [
+            claim.order_id,
+            head.event.event_id,
+            head.event.sequence,
+            outcome,
+            claim.lease_ms,
+            ms(next_attempt or now),
+            json.dumps(attempts),
+            dead,
+            ms(now),
+            breaker[0],
+            int(breaker[1] * 1000),
+            log_length,
+            *fields,
+        ]
+        result = await self._settle.run(self._redis, _keys(claim.endpoint_id, claim.order_id), args)
+        return None if result == b"lost" else int(result)
+
+    async def dead(self, endpoint_id: str) -> dict[str, dict[str, Any]]:
+        """Deliveries given up on: event id → the event and every attempt."""
+        raw: dict[bytes, bytes] = await self._redis.hgetall(webhook_key(endpoint_id, "dead"))  # type: ignore[assignment]
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    async def replay(self, endpoint_id: str, event_ids: Sequence[str], now: datetime) -> int:
+        """Queue dead deliveries again (in their original sequence order per order); returns how many."""
+        dead = await self.dead(endpoint_id)
+        chosen = [(event_id, dead[event_id]["event"]) for event_id in event_ids if event_id in dead]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event_id, event in chosen:
+                order_id = event["order_id"]
+                pipe.zadd(webhook_key(endpoint_id, f"pending:{order_id}"), {event_id: event["sequence"]})
+                pipe.hset(webhook_key(endpoint_id, "bodies"), event_id, json.dumps(event))
+                pipe.zadd(webhook_key(endpoint_id, "due"), {order_id: ms(now)}, nx=True)
+                pipe.hdel(webhook_key(endpoint_id, "dead"), event_id)
+            await pipe.execute()
+        return len(chosen)
+
+    async def attempts(
+        self, endpoint_id: str, count: int = 100, event_id: str | None = None
+    ) -> list[dict[str, str]]:
+        """The newest attempts at an endpoint, newest first; only those of `event_id` if given."""
+        stream = webhook_key(endpoint_id, "attempts")
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrevrange(  # type: ignore[assignment]
+            stream, count=None if event_id else count
+        )
+        records = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+        if event_id is not None:
+            records = [r for r in records if r.get("event_id") == event_id][:count]
+        return records
+
+    async def backlog(self, endpoint_id: str) -> int:
+        """Orders with deliveries waiting at an endpoint."""
+        return int(await self._redis.zcard(webhook_key(endpoint_id, "due")))

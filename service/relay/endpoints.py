@@ -1,0 +1,190 @@
+"""Webhook endpoints: registered per client, each with its own signing secret(s), one store in Redis."""
+
+import base64
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+from redis.asyncio import Redis
+
+from service.store.keys import WEBHOOK_ENDPOINTS, client_webhooks_key, webhook_key
+
+
+class EndpointState(StrEnum):
+    """ACTIVE endpoints get deliveries; PAUSED ones after repeated failures, until `paused_until`;
+    DISABLED ones (by the client, by a 410, or after failing too long) get none until enabled again."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    DISABLED = "DISABLED"
+
+
+class SigningSecret(BaseModel):
+    """A `whsec_…` secret; an old one stays valid (and used for signing) until `expires_at`."""
+
+    secret: str
+    expires_at: datetime | None = None
+
+
+class Endpoint(BaseModel):
+    """One HTTP endpoint of one client."""
+
+    endpoint_id: str
+    client_id: str
+    url: str
+    description: str = ""
+    status_filter: list[int] | None = Field(
+        default=None, description="Deliver only events with these status codes; all when null."
+    )
+    state: EndpointState = EndpointState.ACTIVE
+    state_reason: str | None = None
+    secrets: list[SigningSecret]
+    created_at: datetime
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None
+    paused_until: datetime | None = None
+
+    def wants(self, status: int) -> bool:
+        """Whether an event with this status code goes to this endpoint."""
+        return self.status_filter is None or status in self.status_filter
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets to sign with now: the current one and any still in their grace period."""
+        return [s.secret for s in self.secrets if s.expires_at is None or s.expires_at > now]
+
+    def public(self) -> dict[str, object]:
+        """The endpoint without its secrets, for listings and logs."""
+        return self.model_dump(mode="json", exclude={"secrets"})
+
+
+def new_secret() -> str:
+    """A fresh Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class EndpointStore:
+    """Registration, listing, state changes and secret rotation."""
+
+    def __init__(self, redis: "Redis") -> None:
+        self._redis = redis
+
+    async def create(
+        self,
+        client_id: str,
+        url: str,
+        now: datetime,
+        description: str = "",
+        status_filter: list[int] | None = None,
+    ) -> Endpoint:
+        """Register an endpoint; its secret is in the returned object, and shown nowhere else."""
+        endpoint = Endpoint(
+            endpoint_id=f"ep_{uuid.uuid4().hex}",
+            client_id=client_id,
+            url=url,
+            description=description,
+            status_filter=status_filter,
+            secrets=[SigningSecret(secret=new_secret())],
+            created_at=now,
+        )
+        await self.save(endpoint)
+        await self._redis.sadd(client_webhooks_key(client_id), endpoint.endpoint_id)
+        await self._redis.sadd(WEBHOOK_ENDPOINTS, endpoint.endpoint_id)
+        return endpoint
+
+    async def save(self, endpoint: Endpoint) -> None:
+        """Store the endpoint's configuration and state (the breaker's counters are the workers' to write)."""
+        config = endpoint.model_dump_json(exclude={"consecutive_failures", "failing_since", "paused_until"})
+        await self._redis.hset(webhook_key(endpoint.endpoint_id), "config", config)
+
+    async def get(self, endpoint_id: str) -> Endpoint | None:
+        """One endpoint, or None."""
+        found = await self.get_many([endpoint_id])
+        return found[0] if found else None
+
+    async def get_many(self, endpoint_ids: list[str]) -> list[Endpoint]:
+        """Several endpoints with their circuit-breaker state, in one round trip (missing ones left out)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for endpoint_id in endpoint_ids:
+                pipe.hmget(webhook_key(endpoint_id), ["config", "failures", "failing_since", "paused_until"])
+            found = await pipe.execute()
+        endpoints = []
+        for config, failures, failing_since, paused_until in found:
+            if not config:
+                continue
+            endpoint = Endpoint.model_validate_json(config)
+            endpoint.consecutive_failures = int(failures or 0)
+            endpoint.failing_since = _moment(failing_since)
+            endpoint.paused_until = _moment(paused_until)
+            endpoints.append(endpoint)
+        return endpoints
+
+    async def for_client(self, client_id: str) -> list[Endpoint]:
+        """Every endpoint of a client."""
+        return await self.get_many(_ids(await self._redis.smembers(client_webhooks_key(client_id))))  # type: ignore[arg-type]
+
+    async def for_clients(self, client_ids: list[str]) -> dict[str, list[Endpoint]]:
+        """The endpoints of several clients, in two round trips."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for client_id in client_ids:
+                pipe.smembers(client_webhooks_key(client_id))
+            memberships = await pipe.execute()
+        ids = {client_id: _ids(members) for client_id, members in zip(client_ids, memberships, strict=True)}
+        found = {e.endpoint_id: e for e in await self.get_many(sorted({i for v in ids.values() for i in v}))}
+        return {
+            client_id: [found[i] for i in endpoint_ids if i in found]
+            for client_id, endpoint_ids in ids.items()
+        }
+
+    async def all_ids(self) -> list[str]:
+        """Every endpoint id."""
+        return _ids(await self._redis.smembers(WEBHOOK_ENDPOINTS))  # type: ignore[arg-type]
+
+    async def set_state(self, endpoint: Endpoint, state: EndpointState, reason: str | None) -> Endpoint:
+        """Enable, pause or disable; enabling clears the failure record."""
+        update: dict[str, object] = {"state": state, "state_reason": reason}
+        if state is EndpointState.ACTIVE:
+            update |= {"consecutive_failures": 0, "failing_since": None, "paused_until": None}
+        changed = endpoint.model_copy(update=update)
+        await self.save(changed)
+        if state is EndpointState.ACTIVE:
+            await self._redis.hdel(
+                webhook_key(endpoint.endpoint_id), "failures", "failing_since", "paused_until"
+            )
+        return changed
+
+    async def rotate_secret(
+        self, endpoint: Endpoint, now: datetime, grace: timedelta
+    ) -> tuple[Endpoint, str]:
+        """A new secret signs from now on; the previous ones keep signing until `now + grace`."""
+        secret = new_secret()
+        kept = [
+            s if s.expires_at is not None else s.model_copy(update={"expires_at": now + grace})
+            for s in endpoint.secrets
+            if s.expires_at is None or s.expires_at > now
+        ]
+        changed = endpoint.model_copy(update={"secrets": [SigningSecret(secret=secret), *kept]})
+        await self.save(changed)
+        return changed, secret
+
+    async def delete(self, endpoint: Endpoint) -> None:
+        """Forget the endpoint and everything queued for it."""
+        keys = [
+            webhook_key(endpoint.endpoint_id, part)
+            for part in ("", "bodies", "due", "done", "tries", "dead", "attempts")
+        ]
+        pending = [
+            k async for k in self._redis.scan_iter(match=webhook_key(endpoint.endpoint_id, "pending:*"))
+        ]
+        await self._redis.delete(*keys, *pending)
+        await self._redis.srem(client_webhooks_key(endpoint.client_id), endpoint.endpoint_id)
+        await self._redis.srem(WEBHOOK_ENDPOINTS, endpoint.endpoint_id)
+
+
+def _ids(members: set[bytes]) -> list[str]:
+    return sorted(m.decode() for m in members)
+
+
+def _moment(epoch_ms: bytes | None) -> datetime | None:
+    return datetime.fromtimestamp(int(epoch_ms) / 1000, UTC) if epoch_ms else None

@@ -1,0 +1,62 @@
+-- Record the outcome of one delivery attempt, if this worker still holds the order's lease.
+--
+-- KEYS[1] pending zset of the order   KEYS[2] bodies   KEYS[3] due   KEYS[4] done   KEYS[5] tries
+-- KEYS[6] dead   KEYS[7] endpoint hash   KEYS[8] attempt log stream
+-- ARGV[1] order id   ARGV[2] event id   ARGV[3] sequence   ARGV[4] 'delivered' | 'retry' | 'dead' | 'hold'
+-- ARGV[5] lease score the worker claimed with   ARGV[6] next attempt (ms, for retry and hold)
+-- ARGV[7] attempts so far, JSON (this one included)   ARGV[8] dead record JSON ('' unless dead)
+-- ARGV[9] now (ms)   ARGV[10] failures that pause the endpoint   ARGV[11] pause (ms)
+-- ARGV[12] attempt log length   ARGV[13..] attempt log fields (name, value, ...; none for 'hold')
+-- Returns 'lost' if the lease was lost (another worker owns the order now), else the endpoint's
+-- consecutive failures after this attempt.
+
+local lease = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not lease or tonumber(lease) ~= tonumber(ARGV[5]) then
+  return 'lost'
+end
+
+if #ARGV > 12 then
+  local fields = {}
+  for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*', unpack(fields))
+end
+
+local outcome = ARGV[4]
+local failures = tonumber(redis.call('HGET', KEYS[7], 'failures') or '0')
+if outcome == 'delivered' then
+  failures = 0
+  redis.call('HSET', KEYS[7], 'failures', 0)
+  redis.call('HDEL', KEYS[7], 'failing_since', 'paused_until')
+elseif outcome ~= 'hold' then
+  failures = redis.call('HINCRBY', KEYS[7], 'failures', 1)
+  redis.call('HSETNX', KEYS[7], 'failing_since', ARGV[9])
+  if failures >= tonumber(ARGV[10]) then
+    redis.call('HSET', KEYS[7], 'paused_until', tonumber(ARGV[9]) + tonumber(ARGV[11]))
+  end
+end
+
+if outcome == 'retry' or outcome == 'hold' then
+  if outcome == 'retry' then
+    redis.call('HSET', KEYS[5], ARGV[2], ARGV[7])
+  end
+  redis.call('ZADD', KEYS[3], 'XX', ARGV[6], ARGV[1])
+  return failures
+end
+
+-- Delivered or given up: the event leaves the queue, and the order's next event becomes due at once.
+if outcome == 'dead' then
+  redis.call('HSET', KEYS[6], ARGV[2], ARGV[8])
+end
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[5], ARGV[2])
+local done = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+if tonumber(ARGV[3]) > done then
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+end
+if redis.call('ZCARD', KEYS[1]) > 0 then
+  redis.call('ZADD', KEYS[3], 'XX', ARGV[9], ARGV[1])
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+return failures
