@@ -1,23 +1,32 @@
 """Waiting for state that announces itself by no message (a counter, a stored value)."""
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 POLL_SECONDS = 0.01
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None] | T | None], timeout: float = 20.0) -> T:
-    """Re-check `probe` until it returns something truthy; fail after `timeout` seconds."""
+@overload
+async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 20.0) -> T: ...
+
+
+@overload
+async def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T: ...
+
+
+async def eventually(probe: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Re-check `probe` (plain or async) until it returns something truthy; fail after `timeout` seconds."""
     async with asyncio.timeout(timeout):
         while True:
             result = probe()
-            if asyncio.iscoroutine(result):
+            if inspect.isawaitable(result):
                 result = await result
             if result:
-                return result  # type: ignore[return-value]
+                return result
             await asyncio.sleep(POLL_SECONDS)
 
 

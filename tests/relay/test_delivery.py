@@ -1,0 +1,186 @@
+"""The relay against the real broker, Redis and HTTP receivers that verify Standard Webhooks signatures."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from service.config import RelaySettings
+from service.devstack import free_port
+from service.relay.app import Relay
+from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
+from tests.relay.conftest import publish, register, status_event
+from tests.waiting import eventually
+from tests.webhook_receiver import Reply, WebhookReceiver
+
+pytestmark = pytest.mark.integration
+
+
+async def test_event_is_delivered_signed_once(
+    relay: Relay, settings: RelaySettings, receiver: WebhookReceiver, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """A 200 settles it: one request, webhook-id = event_id, signature valid for the endpoint's secret."""
+    endpoint = await register(redis, "client-a", receiver.url)
+    event = status_event("ORD-1", 1)
+
+    await publish(producer, settings, event)
+
+    [got] = await receiver.wait_for(lambda: receiver.delivered(event.event_id))
+    assert got.webhook_id == event.event_id
+    assert receiver.verifies(got, endpoint.secrets[0].secret)
+    assert not receiver.verifies(got, "whsec_" + "A" * 43 + "=")
+    assert got.body["order_id"] == "ORD-1"
+
+
+async def test_failure_is_retried_and_every_attempt_logged(
+    relay: Relay, settings: RelaySettings, receiver: WebhookReceiver, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """500, then a timeout, then 200: delivered on the third attempt; the log keeps all three."""
+    endpoint = await register(redis, "client-a", receiver.url)
+    receiver.script = [Reply(500), Reply(200, delay=1.0)]
+    event = status_event("ORD-2", 1)
+
+    await publish(producer, settings, event)
+
+    await receiver.wait_for(lambda: len(receiver.received) >= 3)
+    attempts = await eventually(lambda: _attempts_of(relay, endpoint.endpoint_id, event.event_id, 3))
+    assert [a["status"] for a in reversed(attempts)] == ["500", "", "200"]
+    assert "no answer" in attempts[1]["error"]
+    assert all(receiver.verifies(r, endpoint.secrets[0].secret) for r in receiver.received)
+
+
+async def _attempts_of(
+    relay: Relay, endpoint_id: str, event_id: str, count: int
+) -> list[dict[str, str]] | None:
+    attempts = await relay.deliveries.attempts(endpoint_id, 100, event_id)
+    return attempts if len(attempts) >= count else None
+
+
+async def test_retry_after_is_honoured(
+    relay: Relay, settings: RelaySettings, receiver: WebhookReceiver, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """429 with Retry-After: 1 holds the next attempt back a second, though the schedule says 0.1 s."""
+    await register(redis, "client-a", receiver.url)
+    receiver.script = [Reply(429, headers={"Retry-After": "1"})]
+
+    await publish(producer, settings, status_event("ORD-3", 1))
+
+    first, second = await receiver.wait_for(
+        lambda: receiver.received[:2] if len(receiver.received) >= 2 else None
+    )
+    assert second.at - first.at >= 0.9
+    assert second.status == 200
+
+
+async def test_gone_disables_the_endpoint(
+    relay: Relay, settings: RelaySettings, receiver: WebhookReceiver, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """410 Gone: the endpoint is disabled with the reason, and no further attempt is made."""
+    endpoint = await register(redis, "client-a", receiver.url)
+    receiver.default = Reply(410)
+
+    await publish(producer, settings, status_event("ORD-4", 1))
+
+    disabled = await eventually(lambda: _state_is(redis, endpoint.endpoint_id, EndpointState.DISABLED))
+    assert "410" in (disabled.state_reason or "")
+    assert len(receiver.received) == 1
+
+
+async def _state_is(redis: Redis, endpoint_id: str, state: EndpointState) -> Endpoint | None:
+    endpoint = await EndpointStore(redis).get(endpoint_id)
+    return endpoint if endpoint is not None and endpoint.state is state else None
+
+
+async def test_refused_connections_end_dead_and_replay_delivers(
+    relay: Relay, settings: RelaySettings, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """Nobody listening: every scheduled attempt fails, the delivery is dead with each outcome; once the
+    receiver is up, replaying it delivers it."""
+    port = free_port()
+    receiver = WebhookReceiver(port)
+    endpoint = await register(redis, "client-a", receiver.url)
+    event = status_event("ORD-5", 1)
+
+    await publish(producer, settings, event)
+
+    dead = await eventually(lambda: relay.deliveries.dead(endpoint.endpoint_id))
+    attempts = dead[event.event_id]["attempts"]
+    assert len(attempts) == 1 + len(settings.relay_retry_schedule_seconds)
+    assert all(a["status"] is None and "Connect" in a["error"] for a in attempts)
+
+    await receiver.start()
+    try:
+        assert await relay.deliveries.replay(endpoint.endpoint_id, [event.event_id], datetime.now(UTC)) == 1
+        [got] = await receiver.wait_for(lambda: receiver.delivered(event.event_id))
+        assert receiver.verifies(got, endpoint.secrets[0].secret)
+        assert await relay.deliveries.dead(endpoint.endpoint_id) == {}
+    finally:
+        await receiver.stop()
+
+
+async def test_receiver_down_for_a_while_gets_everything_in_order(
+    stack: object,
+    receiver: WebhookReceiver,
+    producer: AIOKafkaProducer,
+    redis: Redis,
+    settings: RelaySettings,
+    relay: Relay,
+) -> None:
+    """503s for a while, then back: every event of every order arrives, each order's in sequence."""
+    await register(redis, "client-a", receiver.url)
+    receiver.script = [Reply(503)] * 12
+    orders = [f"ORD-DOWN-{n}" for n in range(4)]
+    events = [status_event(order_id, sequence) for sequence in (1, 2, 3) for order_id in orders]
+
+    await publish(producer, settings, *events)
+
+    await receiver.wait_for(
+        lambda: {r.webhook_id for r in receiver.delivered()} >= {e.event_id for e in events}
+    )
+    for order_id in orders:
+        sequences = [r.body["sequence"] for r in receiver.delivered() if r.body["order_id"] == order_id]
+        assert sequences == [1, 2, 3], f"{order_id} delivered as {sequences}"
+
+
+async def test_one_failing_endpoint_does_not_delay_another(
+    relay: Relay, settings: RelaySettings, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """Endpoint A hangs until the timeout on every request; B, of another client, gets everything at once."""
+    slow, fast = WebhookReceiver(), WebhookReceiver()
+    slow.default = Reply(200, delay=5.0)
+    await slow.start()
+    await fast.start()
+    try:
+        await register(redis, "client-slow", slow.url)
+        await register(redis, "client-fast", fast.url)
+        slow_events = [status_event(f"ORD-S-{n}", 1, "client-slow") for n in range(10)]
+        fast_events = [status_event(f"ORD-F-{n}", 1, "client-fast") for n in range(10)]
+        started = asyncio.get_running_loop().time()
+
+        await publish(producer, settings, *slow_events, *fast_events)
+
+        await fast.wait_for(lambda: len(fast.delivered()) == len(fast_events))
+        assert asyncio.get_running_loop().time() - started < settings.relay_timeout_seconds * 4
+        assert fast.delivered() and not slow.delivered()
+    finally:
+        await slow.stop()
+        await fast.stop()
+
+
+async def test_rotation_signs_with_both_secrets_during_the_grace_period(
+    relay: Relay, settings: RelaySettings, receiver: WebhookReceiver, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """After a rotation a receiver still holding the old secret verifies, and so does one with the new."""
+    store = EndpointStore(redis)
+    endpoint = await register(redis, "client-a", receiver.url)
+    old = endpoint.secrets[0].secret
+    _, new = await store.rotate_secret(endpoint, datetime.now(UTC), timedelta(hours=1))
+    event = status_event("ORD-ROT", 1)
+
+    await publish(producer, settings, event)
+
+    [got] = await receiver.wait_for(lambda: receiver.delivered(event.event_id))
+    assert receiver.verifies(got, old) and receiver.verifies(got, new)
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
