@@ -27,14 +27,16 @@ DEMO_TIMEOUT_SECONDS = 60.0
 
 @contextlib.contextmanager
 def dev_processes(log_dir: Path | None, sim_latency: float = 0.2) -> Iterator[Endpoints]:
-    """The embedded stack plus an order service and a resource simulator, stopped on the way out."""
+    """The embedded stack plus an order service, a resource simulator and a webhook relay (loopback
+    endpoints allowed, for local receivers), stopped on the way out."""
     stack = EmbeddedStack()
     endpoints = stack.start()
     env = {**endpoints.environ(), "ORDERS_SIM_FAIL_RESOURCES": FAILING_RESOURCE}
     env["ORDERS_SIM_LATENCY_SECONDS"] = str(sim_latency)
+    env |= {"ORDERS_RELAY_REQUIRE_HTTPS": "false", "ORDERS_RELAY_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
     children = []
     try:
-        for name in ("service", "resource-sim"):
+        for name in ("service", "resource-sim", "relay"):
             log_path = log_dir / f"{name}.log" if log_dir else None
             children.append(spawn([sys.executable, "-m", "service.cli", name], env=env, log_path=log_path))
         yield endpoints

@@ -1,6 +1,6 @@
 """Prometheus counters for every path a message can take, so tests and operators can account for each."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INPUTS_APPLIED = Counter("orders_inputs_applied_total", "Commands and replies applied to orders.", ["kind"])
 INPUTS_DUPLICATE = Counter(
@@ -31,3 +31,7 @@ WEBHOOK_LATENCY = Histogram(
     "Duration of webhook delivery attempts.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+WEBHOOK_BACKLOG = Gauge(
+    "orders_webhook_backlog_orders", "Orders with webhook deliveries waiting, per endpoint state.", ["state"]
+)
+WEBHOOK_ENDPOINTS = Gauge("orders_webhook_endpoints", "Registered webhook endpoints by state.", ["state"])

@@ -179,6 +179,10 @@ class DeliveryStore:
             records = [r for r in records if r.get("event_id") == event_id][:count]
         return records
 
-    async def backlog(self, endpoint_id: str) -> int:
-        """Orders with deliveries waiting at an endpoint."""
-        return int(await self._redis.zcard(webhook_key(endpoint_id, "due")))
+    async def backlogs(self, endpoint_ids: Sequence[str]) -> dict[str, int]:
+        """Orders with deliveries waiting, per endpoint; one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for endpoint_id in endpoint_ids:
+                pipe.zcard(webhook_key(endpoint_id, "due"))
+            counts = await pipe.execute()
+        return {endpoint_id: int(n) for endpoint_id, n in zip(endpoint_ids, counts, strict=True)}

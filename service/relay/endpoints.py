@@ -46,6 +46,12 @@ class Endpoint(BaseModel):
     failing_since: datetime | None = None
     paused_until: datetime | None = None
 
+    def effective_state(self, now: datetime) -> EndpointState:
+        """PAUSED while the circuit breaker holds an ACTIVE endpoint back, else the stored state."""
+        if self.state is EndpointState.ACTIVE and self.paused_until is not None and self.paused_until > now:
+            return EndpointState.PAUSED
+        return self.state
+
     def wants(self, status: int) -> bool:
         """Whether an event with this status code goes to this endpoint."""
         return self.status_filter is None or status in self.status_filter

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -44,6 +44,7 @@ class DeliveryWorker:
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        self._next_gauges = datetime.min.replace(tzinfo=UTC)
 
     async def start(self) -> None:
         """Start delivering in the background."""
@@ -71,11 +72,10 @@ class DeliveryWorker:
     async def dispatch_due(self) -> int:
         """Claim what is due at endpoints with free slots and start attempts; returns how many started."""
         now = self._clock()
-        endpoints = {
-            e.endpoint_id: e
-            for e in await self._endpoints.get_many(await self._endpoints.all_ids())
-            if e.state is EndpointState.ACTIVE and (e.paused_until is None or e.paused_until <= now)
-        }
+        registered = await self._endpoints.get_many(await self._endpoints.all_ids())
+        if now >= self._next_gauges:
+            await self._update_gauges(registered, now)
+        endpoints = {e.endpoint_id: e for e in registered if e.effective_state(now) is EndpointState.ACTIVE}
         free = {
             endpoint_id: self._settings.relay_concurrency_per_endpoint
             - len(self._in_flight.get(endpoint_id, ()))
@@ -94,6 +94,15 @@ class DeliveryWorker:
             task.add_done_callback(tasks.discard)
             started += 1
         return started
+
+    async def _update_gauges(self, registered: list[Endpoint], now: datetime) -> None:
+        """Endpoint states and backlog, at most once a second (a round trip over every endpoint)."""
+        self._next_gauges = now + timedelta(seconds=1)
+        backlogs = await self._deliveries.backlogs([e.endpoint_id for e in registered])
+        for state in EndpointState:
+            chosen = [e for e in registered if e.effective_state(now) is state]
+            metrics.WEBHOOK_ENDPOINTS.labels(state.value).set(len(chosen))
+            metrics.WEBHOOK_BACKLOG.labels(state.value).set(sum(backlogs[e.endpoint_id] for e in chosen))
 
     async def _attempt(self, endpoint: Endpoint, claim: Claim) -> None:
         try:
