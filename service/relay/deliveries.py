@@ -78,18 +78,17 @@ class DeliveryStore:
         ]
         await self._enqueue.run_many(self._redis, calls)
 
-    async def claim(
-        self, endpoint_ids: Sequence[str], now: datetime, lease_seconds: float, limit: int
-    ) -> list[Claim]:
-        """Due orders of the endpoints, leased to the caller."""
+    async def claim(self, limits: dict[str, int], now: datetime, lease_seconds: float) -> list[Claim]:
+        """Due orders of each endpoint, at most its limit, leased to the caller; one round trip."""
         lease_ms = ms(now) + int(lease_seconds * 1000)
         calls: list[Call] = [
-            ([webhook_key(e, "due")], [ms(now), int(lease_seconds * 1000), limit]) for e in endpoint_ids
+            ([webhook_key(e, "due")], [ms(now), int(lease_seconds * 1000), limit])
+            for e, limit in limits.items()
         ]
         replies = await self._claim.run_many(self._redis, calls)
         return [
             Claim(endpoint_id, member.decode(), lease_ms)
-            for endpoint_id, members in zip(endpoint_ids, replies, strict=True)
+            for endpoint_id, members in zip(limits, replies, strict=True)
             for member in members
         ]
 

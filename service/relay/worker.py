@@ -81,13 +81,12 @@ class DeliveryWorker:
             - len(self._in_flight.get(endpoint_id, ()))
             for endpoint_id in endpoints
         }
-        ready = [endpoint_id for endpoint_id, slots in free.items() if slots > 0]
-        claims = await self._deliveries.claim(ready, now, self._lease_seconds, max(free.values(), default=0))
+        # Each endpoint claims no more than its free slots: a claim not started would wait out its lease.
+        claims = await self._deliveries.claim(
+            {endpoint_id: slots for endpoint_id, slots in free.items() if slots > 0}, now, self._lease_seconds
+        )
         started = 0
         for claim in claims:
-            if free[claim.endpoint_id] <= 0:
-                continue  # claimed beyond this endpoint's free slots: the lease lapses and it comes back
-            free[claim.endpoint_id] -= 1
             task = asyncio.create_task(self._attempt(endpoints[claim.endpoint_id], claim))
             tasks = self._in_flight.setdefault(claim.endpoint_id, set())
             tasks.add(task)
