@@ -102,7 +102,7 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     redis = Redis.from_url(settings.redis_url)
     store, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)
-    effects = LocalEffects(entitlements, timers)
+    effects = LocalEffects(entitlements, timers, store)
     processor = OrderProcessor(
         store,
         entitlements,

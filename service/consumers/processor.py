@@ -28,7 +28,7 @@ from service import metrics
 from service.consumers.inbound import Inbound, dead_letter
 from service.domain.decide import Command, ConfirmationDeadline, Context, decide
 from service.domain.decisions import Decision, reject
-from service.domain.effects import EntitlementCheck
+from service.domain.effects import EntitlementCheck, RecordAnomaly
 from service.domain.order import Order
 from service.domain.policy import Policy
 from service.store.effects import LocalEffects, encode_effect
@@ -117,7 +117,11 @@ class OrderProcessor:
         )
         conflicting = set()
         for (inbound, _), holder in zip(claims, claimed, strict=True):
-            if holder.decode() != inbound.fingerprint and inbound.input_id not in applied:
+            if (
+                holder is not None
+                and holder.decode() != inbound.fingerprint
+                and inbound.input_id not in applied
+            ):
                 # The command_id is held by another payload, possibly on another order (an input its own
                 # order already applied is a plain duplicate, even after its claim expired and was retaken).
                 conflicting.add(inbound.input_id)
@@ -189,7 +193,7 @@ class OrderProcessor:
                 inbound.fingerprint,
                 version,
                 new_state,
-                _entries(inbound.order_id, decision),
+                _entries(inbound.order_id, decision, inbound.input_id),
             )
             transitions.append((inbound, decision, transition))
         return transitions
@@ -241,7 +245,8 @@ class OrderProcessor:
                 },
             )
         elif decision.anomaly is not None:
-            output.anomalies.append((inbound, decision.anomaly))
+            if decision.anomaly == "UNKNOWN_ORDER":  # committed nowhere: recorded directly
+                output.anomalies.append((inbound, decision.anomaly))
             metrics.REPLY_ANOMALIES.labels(decision.anomaly).inc()
             log.warning(
                 "reply.anomaly",
@@ -268,7 +273,7 @@ def _processing_dead_letter(inbound: Inbound, error: Exception, now: datetime) -
     return [OutboxEntry(Destination.DEAD_LETTER, inbound.order_id, letter.model_dump_json().encode())]
 
 
-def _entries(order_id: str, decision: Decision) -> list[OutboxEntry]:
+def _entries(order_id: str, decision: Decision, input_id: str | None = None) -> list[OutboxEntry]:
     entries = [
         OutboxEntry(Destination.STATUS_CHANGED, order_id, event.model_dump_json().encode())
         for event in decision.events
@@ -277,9 +282,11 @@ def _entries(order_id: str, decision: Decision) -> list[OutboxEntry]:
         OutboxEntry(Destination.RESOURCE_REQUESTS, order_id, request.model_dump_json().encode())
         for request in decision.requests
     ]
-    entries += [
-        OutboxEntry(Destination.LOCAL_EFFECT, order_id, encode_effect(effect)) for effect in decision.effects
-    ]
+    effects = list(decision.effects)
+    if decision.anomaly is not None and input_id is not None:
+        # Stored with the transition, so that the record survives a crash as surely as the state change.
+        effects.append(RecordAnomaly(order_id=order_id, input_id=input_id, anomaly=decision.anomaly))
+    entries += [OutboxEntry(Destination.LOCAL_EFFECT, order_id, encode_effect(effect)) for effect in effects]
     if decision.rejection is not None:
         entries.append(
             OutboxEntry(Destination.COMMAND_REJECTED, order_id, decision.rejection.model_dump_json().encode())

@@ -40,8 +40,20 @@ class RefundEntitlement(BaseModel):
     consumption_id: str
 
 
+class RecordAnomaly(BaseModel):
+    """Keep a visible record of an input that changed no status for a reason worth a look."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["record_anomaly"] = "record_anomaly"
+    order_id: str
+    input_id: str
+    anomaly: str
+
+
 Effect = Annotated[
-    ScheduleConfirmationTimeout | CancelConfirmationTimeout | RefundEntitlement, Field(discriminator="kind")
+    ScheduleConfirmationTimeout | CancelConfirmationTimeout | RefundEntitlement | RecordAnomaly,
+    Field(discriminator="kind"),
 ]
 
 

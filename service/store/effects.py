@@ -7,10 +7,12 @@ from pydantic import TypeAdapter
 from service.domain.effects import (
     CancelConfirmationTimeout,
     Effect,
+    RecordAnomaly,
     RefundEntitlement,
     ScheduleConfirmationTimeout,
 )
 from service.store.entitlements import EntitlementStore
+from service.store.orders import OrderStore
 from service.store.timers import TimerStore
 
 effect_adapter: TypeAdapter[Effect] = TypeAdapter(Effect)
@@ -24,9 +26,10 @@ def encode_effect(effect: Effect) -> bytes:
 class LocalEffects:
     """Runs effects in batches; each effect is idempotent, so a replay after a crash changes nothing."""
 
-    def __init__(self, entitlements: EntitlementStore, timers: TimerStore) -> None:
+    def __init__(self, entitlements: EntitlementStore, timers: TimerStore, orders: OrderStore) -> None:
         self._entitlements = entitlements
         self._timers = timers
+        self._orders = orders
 
     async def run(self, encoded: Sequence[bytes]) -> None:
         """Carry out the encoded effects."""
@@ -34,3 +37,6 @@ class LocalEffects:
         await self._timers.schedule([e for e in effects if isinstance(e, ScheduleConfirmationTimeout)])
         await self._timers.remove([e.order_id for e in effects if isinstance(e, CancelConfirmationTimeout)])
         await self._entitlements.refund([e for e in effects if isinstance(e, RefundEntitlement)])
+        anomalies = [(e.order_id, e.input_id, e.anomaly) for e in effects if isinstance(e, RecordAnomaly)]
+        if anomalies:
+            await self._orders.record_anomalies(anomalies)

@@ -24,7 +24,7 @@ from service.store.keys import outbox_key
 from service.store.orders import OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry
 from service.store.timers import TimerStore
-from tests.factories import prebooking
+from tests.factories import prebooking, unique
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +57,9 @@ def processor(
     redis: Redis, publisher: RecordingPublisher, clock: Callable[[], datetime] = lambda: NOW
 ) -> OrderProcessor:
     """A processor on the real Redis whose publisher is a recording stand-in for the broker."""
-    entitlements, timers = EntitlementStore(redis), TimerStore(redis)
-    effects = LocalEffects(entitlements, timers)
-    return OrderProcessor(OrderStore(redis), entitlements, effects, publisher, clock, Policy())
+    orders, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
+    effects = LocalEffects(entitlements, timers, orders)
+    return OrderProcessor(orders, entitlements, effects, publisher, clock, Policy())
 
 
 @pytest.fixture
@@ -206,3 +206,27 @@ async def test_an_input_that_breaks_the_domain_is_dead_lettered_not_retried_fore
         ("PROCESSING", 7, "ZeroDivisionError: a bug")
     ]
     assert [e.order_id for e in publisher.events()] == [healthy.order_id]
+
+
+async def test_anomaly_record_survives_a_crash_before_publication(redis: Redis) -> None:
+    """The record of a late confirmation is stored with its transition: a failed publish does not lose it,
+    and the re-delivery records it once."""
+    store = OrderStore(redis)
+    create = command_input(prebooking(SILENT))
+    await processor(redis, RecordingPublisher()).process([create])
+    failed = processor(redis, RecordingPublisher(), clock=lambda: NOW + timedelta(minutes=5))
+    await DeadlineWatcher(
+        TimerStore(redis), failed, lambda: NOW + timedelta(minutes=5), 0.05, 30, 100
+    ).fire_due()
+    late = reply_input(
+        ReservationConfirmed(
+            reply_id=unique("late"), order_id=create.order_id, reservation_id=f"{create.order_id}/ITEM-1"
+        )
+    )
+
+    with pytest.raises(ConnectionError):
+        await processor(redis, RecordingPublisher(failures=1)).process([late])
+    await processor(redis, RecordingPublisher()).process([late])
+
+    records = [r for r in await store.recent_anomalies(1000) if r["input_id"] == late.input_id]
+    assert [r["anomaly"] for r in records] == ["LATE_CONFIRMATION"]
