@@ -35,3 +35,8 @@ WEBHOOK_BACKLOG = Gauge(
     "orders_webhook_backlog_orders", "Orders with webhook deliveries waiting, per endpoint state.", ["state"]
 )
 WEBHOOK_ENDPOINTS = Gauge("orders_webhook_endpoints", "Registered webhook endpoints by state.", ["state"])
+WEBHOOK_DELIVERY_LAG = Histogram(
+    "orders_webhook_delivery_lag_seconds",
+    "From the status change to its successful delivery (retries included).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600, 3600),
+)

@@ -100,7 +100,9 @@ async def _list(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore
 
 
 async def _enable(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings) -> int:
-    endpoint = await store.set_state(await _endpoint(store, args.endpoint), EndpointState.ACTIVE, None)
+    endpoint = await store.set_state(
+        (await _endpoint(store, args.endpoint)).endpoint_id, EndpointState.ACTIVE, None
+    )
     _print(endpoint.public())
     return 0
 
@@ -109,7 +111,11 @@ async def _disable(
     args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings
 ) -> int:
     endpoint = await _endpoint(store, args.endpoint)
-    _print((await store.set_state(endpoint, EndpointState.DISABLED, "disabled by an operator")).public())
+    _print(
+        (
+            await store.set_state(endpoint.endpoint_id, EndpointState.DISABLED, "disabled by an operator")
+        ).public()
+    )
     return 0
 
 
@@ -120,7 +126,9 @@ async def _delete(args: argparse.Namespace, store: EndpointStore, _: DeliverySto
 
 async def _rotate(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings) -> int:
     endpoint = await _endpoint(store, args.endpoint)
-    rotated = await store.rotate_secret(endpoint, utc_now(), timedelta(seconds=args.grace_seconds))
+    rotated = await store.rotate_secret(
+        endpoint.endpoint_id, utc_now(), timedelta(seconds=args.grace_seconds)
+    )
     secret = rotated[1]
     _print({"endpoint_id": endpoint.endpoint_id, "secret": secret})
     return 0
@@ -145,11 +153,10 @@ async def _dead(
 async def _replay(
     args: argparse.Namespace, _: EndpointStore, deliveries: DeliveryStore, __: RelaySettings
 ) -> int:
-    dead = await deliveries.dead(args.endpoint)
     if args.event:
-        chosen = [args.event]
+        replayed = await deliveries.replay(args.endpoint, [args.event], utc_now())
     else:
         since = args.since if args.since.tzinfo else args.since.astimezone()
-        chosen = [e for e, r in dead.items() if datetime.fromisoformat(r["attempts"][-1]["at"]) >= since]
-    _print({"replayed": await deliveries.replay(args.endpoint, chosen, utc_now())})
+        replayed = await deliveries.replay_since(args.endpoint, since, utc_now())
+    _print({"replayed": replayed})
     return 0

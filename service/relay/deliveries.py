@@ -165,6 +165,12 @@ class DeliveryStore:
             await pipe.execute()
         return len(chosen)
 
+    async def replay_since(self, endpoint_id: str, since: datetime, now: datetime) -> int:
+        """Queue again every delivery of the endpoint that died (its last attempt) at or after `since`."""
+        dead = await self.dead(endpoint_id)
+        chosen = [e for e, r in dead.items() if datetime.fromisoformat(r["attempts"][-1]["at"]) >= since]
+        return await self.replay(endpoint_id, chosen, now)
+
     async def attempts(
         self, endpoint_id: str, count: int = 100, event_id: str | None = None
     ) -> list[dict[str, str]]:

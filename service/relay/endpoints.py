@@ -3,13 +3,18 @@
 import base64
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from service.store.keys import WEBHOOK_ENDPOINTS, client_webhooks_key, webhook_key
+
+_BREAKER_FIELDS = {"consecutive_failures", "failing_since", "paused_until"}
+"""Stored in their own hash fields (`failures`, `failing_since`, `paused_until`) by the settle script."""
 
 
 class EndpointState(StrEnum):
@@ -101,7 +106,7 @@ class EndpointStore:
 
     async def save(self, endpoint: Endpoint) -> None:
         """Store the endpoint's configuration and state (the breaker's counters are the workers' to write)."""
-        config = endpoint.model_dump_json(exclude={"consecutive_failures", "failing_since", "paused_until"})
+        config = endpoint.model_dump_json(exclude=_BREAKER_FIELDS)
         await self._redis.hset(webhook_key(endpoint.endpoint_id), "config", config)
 
     async def get(self, endpoint_id: str) -> Endpoint | None:
@@ -147,32 +152,53 @@ class EndpointStore:
         """Every endpoint id."""
         return _ids(await self._redis.smembers(WEBHOOK_ENDPOINTS))  # type: ignore[arg-type]
 
-    async def set_state(self, endpoint: Endpoint, state: EndpointState, reason: str | None) -> Endpoint:
-        """Enable, pause or disable; enabling clears the failure record."""
-        update: dict[str, object] = {"state": state, "state_reason": reason}
-        if state is EndpointState.ACTIVE:
-            update |= {"consecutive_failures": 0, "failing_since": None, "paused_until": None}
-        changed = endpoint.model_copy(update=update)
-        await self.save(changed)
-        if state is EndpointState.ACTIVE:
-            await self._redis.hdel(
-                webhook_key(endpoint.endpoint_id), "failures", "failing_since", "paused_until"
-            )
-        return changed
+    async def _change(
+        self, endpoint_id: str, change: Callable[[Endpoint], Endpoint], reset_breaker: bool = False
+    ) -> Endpoint:
+        """Apply `change` to the stored configuration, retrying if anyone else changed it meanwhile.
 
-    async def rotate_secret(
-        self, endpoint: Endpoint, now: datetime, grace: timedelta
-    ) -> tuple[Endpoint, str]:
+        Workers (a 410, an unsafe target) and operators (rotation, enable) change endpoints concurrently;
+        a plain read-then-write could drop, for instance, a secret just handed to a client.
+        """
+        key = webhook_key(endpoint_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.hget(key, "config")
+                    if raw is None:
+                        raise LookupError(f"no endpoint {endpoint_id}")
+                    changed = change(Endpoint.model_validate_json(raw))
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    pipe.hset(key, "config", changed.model_dump_json(exclude=_BREAKER_FIELDS))
+                    if reset_breaker:
+                        pipe.hdel(key, "failures", "failing_since", "paused_until")
+                    await pipe.execute()
+                    return changed
+                except WatchError:
+                    continue
+
+    async def set_state(self, endpoint_id: str, state: EndpointState, reason: str | None) -> Endpoint:
+        """Enable or disable; enabling also clears the circuit breaker's record."""
+
+        def change(endpoint: Endpoint) -> Endpoint:
+            return endpoint.model_copy(update={"state": state, "state_reason": reason})
+
+        return await self._change(endpoint_id, change, reset_breaker=state is EndpointState.ACTIVE)
+
+    async def rotate_secret(self, endpoint_id: str, now: datetime, grace: timedelta) -> tuple[Endpoint, str]:
         """A new secret signs from now on; the previous ones keep signing until `now + grace`."""
         secret = new_secret()
-        kept = [
-            s if s.expires_at is not None else s.model_copy(update={"expires_at": now + grace})
-            for s in endpoint.secrets
-            if s.expires_at is None or s.expires_at > now
-        ]
-        changed = endpoint.model_copy(update={"secrets": [SigningSecret(secret=secret), *kept]})
-        await self.save(changed)
-        return changed, secret
+
+        def change(endpoint: Endpoint) -> Endpoint:
+            kept = [
+                s if s.expires_at is not None else s.model_copy(update={"expires_at": now + grace})
+                for s in endpoint.secrets
+                if s.expires_at is None or s.expires_at > now
+            ]
+            return endpoint.model_copy(update={"secrets": [SigningSecret(secret=secret), *kept]})
+
+        return await self._change(endpoint_id, change), secret
 
     async def delete(self, endpoint: Endpoint) -> None:
         """Forget the endpoint and everything queued for it."""

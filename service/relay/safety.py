@@ -14,6 +14,10 @@ class UnsafeTarget(ValueError):
     """The URL may not be called by the relay."""
 
 
+class UnresolvableTarget(OSError):
+    """The URL's host does not resolve now (perhaps only for now): a failed attempt, not a verdict."""
+
+
 def check_url_form(url: str, *, require_https: bool) -> str:
     """The URL's host, if its form is acceptable: http(s), a host, no credentials in it."""
     parts = urlsplit(url)
@@ -43,7 +47,7 @@ async def check_target(url: str, *, require_https: bool, allowed: Sequence[Netwo
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError as error:
-        raise UnsafeTarget(f"cannot resolve {host}: {error}") from None
+        raise UnresolvableTarget(f"cannot resolve {host}: {error}") from None
     for *_, sockaddr in infos:
         address = ipaddress.ip_address(sockaddr[0])
         if is_forbidden(address, allowed):

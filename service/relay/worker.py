@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from service import metrics
 from service.config import RelaySettings
 from service.relay.deliveries import Claim, DeliveryStore, Head, Outcome
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
-from service.relay.safety import UnsafeTarget, check_target
+from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
 from service.relay.sender import AttemptResult, post_event
 
 log = logging.getLogger(__name__)
@@ -114,18 +115,26 @@ class DeliveryWorker:
                     endpoint.url, require_https=self._settings.relay_require_https, allowed=self._allowed
                 )
             except UnsafeTarget as error:
-                await self._endpoints.set_state(endpoint, EndpointState.DISABLED, f"unsafe target: {error}")
+                await self._endpoints.set_state(
+                    endpoint.endpoint_id, EndpointState.DISABLED, f"unsafe target: {error}"
+                )
+                log.warning(
+                    "relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id, "reason": "unsafe"}
+                )
                 await self._settle(claim, head, "hold", now, now, None, endpoint)
                 return
-            result = await post_event(
-                self._client,
-                endpoint,
-                head.event.event_id,
-                head.event.body,
-                now,
-                self._settings.relay_timeout_seconds,
-                self._settings.relay_max_response_bytes,
-            )
+            except UnresolvableTarget as error:
+                result = AttemptResult(None, 0, "", str(error), None)
+            else:
+                result = await post_event(
+                    self._client,
+                    endpoint,
+                    head.event.event_id,
+                    head.event.body,
+                    now,
+                    self._settings.relay_timeout_seconds,
+                    self._settings.relay_max_response_bytes,
+                )
             await self._conclude(endpoint, claim, head, result)
         except Exception:
             log.exception(
@@ -149,11 +158,17 @@ class DeliveryWorker:
         metrics.WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
         if result.delivered:
             await self._settle(claim, head, "delivered", now, None, attempt, endpoint)
+            occurred_at = json.loads(head.event.body).get("occurred_at")
+            if occurred_at:
+                metrics.WEBHOOK_DELIVERY_LAG.observe(
+                    (now - datetime.fromisoformat(occurred_at)).total_seconds()
+                )
             return
         if result.status == 410:
             # Gone: the client took the endpoint down. Keep the queue for when it is enabled again.
-            await self._endpoints.set_state(
-                endpoint, EndpointState.DISABLED, "the endpoint answered 410 Gone"
+            await self._endpoints.set_state(endpoint.endpoint_id, EndpointState.DISABLED, "answered 410 Gone")
+            log.warning(
+                "relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id, "reason": "410"}
             )
             await self._settle(claim, head, "retry", now, now, attempt, endpoint)
             return
@@ -191,5 +206,7 @@ class DeliveryWorker:
         failing_since = endpoint.failing_since or now
         too_long = now - failing_since > timedelta(seconds=self._settings.relay_disable_after_seconds)
         if failures and too_long and endpoint.state is EndpointState.ACTIVE:
-            await self._endpoints.set_state(endpoint, EndpointState.DISABLED, "failing for too long")
+            await self._endpoints.set_state(
+                endpoint.endpoint_id, EndpointState.DISABLED, "failing for too long"
+            )
             log.warning("relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id})

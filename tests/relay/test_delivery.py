@@ -112,7 +112,8 @@ async def test_refused_connections_end_dead_and_replay_delivers(
 
     await receiver.start()
     try:
-        assert await relay.deliveries.replay(endpoint.endpoint_id, [event.event_id], datetime.now(UTC)) == 1
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        assert await relay.deliveries.replay_since(endpoint.endpoint_id, an_hour_ago, datetime.now(UTC)) == 1
         [got] = await receiver.wait_for(lambda: receiver.delivered(event.event_id))
         assert receiver.verifies(got, endpoint.secrets[0].secret)
         assert await relay.deliveries.dead(endpoint.endpoint_id) == {}
@@ -176,7 +177,7 @@ async def test_rotation_signs_with_both_secrets_during_the_grace_period(
     store = EndpointStore(redis)
     endpoint = await register(redis, "client-a", receiver.url)
     old = endpoint.secrets[0].secret
-    _, new = await store.rotate_secret(endpoint, datetime.now(UTC), timedelta(hours=1))
+    _, new = await store.rotate_secret(endpoint.endpoint_id, datetime.now(UTC), timedelta(hours=1))
     event = status_event("ORD-ROT", 1)
 
     await publish(producer, settings, event)
@@ -184,3 +185,17 @@ async def test_rotation_signs_with_both_secrets_during_the_grace_period(
     [got] = await receiver.wait_for(lambda: receiver.delivered(event.event_id))
     assert receiver.verifies(got, old) and receiver.verifies(got, new)
     assert len(got.headers["webhook-signature"].split(" ")) == 2
+
+
+async def test_redirects_are_failures_and_not_followed(
+    relay: Relay, settings: RelaySettings, receiver: WebhookReceiver, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """A 302 counts as a failed attempt and its Location is never requested; the retry then succeeds."""
+    await register(redis, "client-a", receiver.url)
+    receiver.script = [Reply(302, headers={"Location": "http://169.254.169.254/latest"})]
+    event = status_event("ORD-302", 1)
+
+    await publish(producer, settings, event)
+
+    await receiver.wait_for(lambda: receiver.delivered(event.event_id))
+    assert [r.status for r in receiver.received] == [302, 200]

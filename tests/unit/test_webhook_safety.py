@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from service.relay.safety import UnsafeTarget, check_target, check_url_form
+from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target, check_url_form
 
 LOOPBACK_ALLOWED = [ipaddress.ip_network("127.0.0.0/8")]
 
@@ -47,3 +47,9 @@ def test_url_form_is_checked(url: str, require_https: bool) -> None:
     """https in production, no other schemes, no credentials in the URL."""
     with pytest.raises(UnsafeTarget):
         check_url_form(url, require_https=require_https)
+
+
+async def test_a_host_that_does_not_resolve_is_a_failure_to_retry_not_a_verdict() -> None:
+    """DNS trouble may pass: it must not disable the endpoint the way an unsafe address does."""
+    with pytest.raises(UnresolvableTarget):
+        await check_target("https://no-such-host.invalid/hook", require_https=True, allowed=[])
