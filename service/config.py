@@ -102,6 +102,8 @@ class RelaySettings(Settings):
     relay_breaker_pause_seconds: PositiveFloat = 60
     relay_disable_after_seconds: PositiveFloat = 5 * 24 * 3600
     """An endpoint failing without a success for this long is disabled."""
+    relay_max_request_bytes: PositiveInt = 256 * 1024
+    """A larger event is not sent at all: its delivery is dead at once, with the reason."""
     relay_max_response_bytes: PositiveInt = 1024
     """Response bytes kept in the attempt log (the rest is not read)."""
     relay_attempt_log_length: PositiveInt = 10_000

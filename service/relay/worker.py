@@ -110,6 +110,13 @@ class DeliveryWorker:
             if head is None:
                 return
             now = self._clock()
+            if len(head.event.body) > self._settings.relay_max_request_bytes:
+                limit = self._settings.relay_max_request_bytes
+                refused = AttemptResult(
+                    None, 0, "", f"body of {len(head.event.body)} bytes exceeds {limit}", None
+                )
+                await self._conclude(endpoint, claim, head, refused, final=True)
+                return
             try:
                 await check_target(
                     endpoint.url, require_https=self._settings.relay_require_https, allowed=self._allowed
@@ -141,7 +148,9 @@ class DeliveryWorker:
                 "relay.attempt_failed", extra={"endpoint_id": claim.endpoint_id, "order_id": claim.order_id}
             )
 
-    async def _conclude(self, endpoint: Endpoint, claim: Claim, head: Head, result: AttemptResult) -> None:
+    async def _conclude(
+        self, endpoint: Endpoint, claim: Claim, head: Head, result: AttemptResult, final: bool = False
+    ) -> None:
         now = self._clock()
         attempt = {
             "event_id": head.event.event_id,
@@ -173,7 +182,7 @@ class DeliveryWorker:
             await self._settle(claim, head, "retry", now, now, attempt, endpoint)
             return
         schedule = self._settings.relay_retry_schedule_seconds
-        if len(head.attempts) >= len(schedule):
+        if final or len(head.attempts) >= len(schedule):
             await self._settle(claim, head, "dead", now, None, attempt, endpoint)
             metrics.WEBHOOK_DEAD.inc()
             return

@@ -8,10 +8,12 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from service.config import RelaySettings
-from service.devstack import free_port
-from service.relay.app import Relay
+from service.devstack import Endpoints, free_port
+from service.kafka_topics import ensure_topics
+from service.relay.app import Relay, build_relay
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
-from tests.relay.conftest import publish, register, status_event
+from tests.integration.conftest import until_assigned
+from tests.relay.conftest import publish, register, relay_settings, status_event
 from tests.waiting import eventually
 from tests.webhook_receiver import Reply, WebhookReceiver
 
@@ -122,7 +124,6 @@ async def test_refused_connections_end_dead_and_replay_delivers(
 
 
 async def test_receiver_down_for_a_while_gets_everything_in_order(
-    stack: object,
     receiver: WebhookReceiver,
     producer: AIOKafkaProducer,
     redis: Redis,
@@ -199,3 +200,26 @@ async def test_redirects_are_failures_and_not_followed(
 
     await receiver.wait_for(lambda: receiver.delivered(event.event_id))
     assert [r.status for r in receiver.received] == [302, 200]
+
+
+async def test_an_oversized_event_is_dead_at_once_and_never_sent(
+    stack: Endpoints, receiver: WebhookReceiver, producer: AIOKafkaProducer, redis: Redis
+) -> None:
+    """Request sizes are bounded: an event over ORDERS_RELAY_MAX_REQUEST_BYTES is given up with the reason."""
+    settings = relay_settings(stack, relay_max_request_bytes=200)
+    await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_status_changed], 4, 1)
+    relay = build_relay(settings)
+    await relay.start()
+    try:
+        await until_assigned(relay.broker)
+        endpoint = await register(redis, "client-a", receiver.url)
+        event = status_event("ORD-BIG", 1)
+
+        await publish(producer, settings, event)
+
+        dead = await eventually(lambda: relay.deliveries.dead(endpoint.endpoint_id))
+        [attempt] = dead[event.event_id]["attempts"]
+        assert "exceeds 200" in attempt["error"]
+        assert receiver.received == []
+    finally:
+        await relay.stop()
