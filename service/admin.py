@@ -1,4 +1,4 @@
-"""Admin commands: entitlement balances and the anomaly log, straight against Redis."""
+"""Admin commands: entitlement balances, API keys and the anomaly log, straight against Redis."""
 
 import argparse
 import asyncio
@@ -6,13 +6,15 @@ import json
 
 from redis.asyncio import Redis
 
+from service.api.keys import ApiKeyStore
+from service.clock import utc_now
 from service.config import load_settings
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
 
 
 def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """`orders entitlements grant|show` and `orders anomalies`."""
+    """`orders entitlements grant|show`, `orders client create|revoke` and `orders anomalies`."""
     entitlements = commands.add_parser(
         "entitlements", help="walk-in entitlement balances per client and credential"
     )
@@ -29,6 +31,14 @@ def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     grant.add_argument("--units", type=int, required=True, help="units to add (negative to withdraw)")
     grant.set_defaults(run=lambda args: asyncio.run(_grant(args)))
     show.set_defaults(run=lambda args: asyncio.run(_show(args)))
+    clients = commands.add_parser("client", help="API keys of client systems")
+    client_actions = clients.add_subparsers(dest="client_command", required=True)
+    create = client_actions.add_parser("create", help="issue an API key for a client; prints it once")
+    create.add_argument("--client", required=True, help="client_id")
+    create.set_defaults(run=lambda args: asyncio.run(_issue_key(args)))
+    revoke = client_actions.add_parser("revoke", help="revoke an API key at once")
+    revoke.add_argument("--key-id", required=True, help="the id printed when the key was issued")
+    revoke.set_defaults(run=lambda args: asyncio.run(_revoke_key(args)))
     anomalies = commands.add_parser("anomalies", help="print the newest recorded anomalies as JSON lines")
     anomalies.add_argument("--count", type=int, default=20)
     anomalies.set_defaults(run=lambda args: asyncio.run(_anomalies(args)))
@@ -53,3 +63,17 @@ async def _anomalies(args: argparse.Namespace) -> int:
         for record in await OrderStore(redis).recent_anomalies(args.count):
             print(json.dumps(record))
     return 0
+
+
+async def _issue_key(args: argparse.Namespace) -> int:
+    async with Redis.from_url(load_settings().redis_url) as redis:
+        issued = await ApiKeyStore(redis).issue(args.client, utc_now())
+    print(json.dumps({"client_id": issued.client_id, "key_id": issued.key_id, "api_key": issued.token}))
+    return 0
+
+
+async def _revoke_key(args: argparse.Namespace) -> int:
+    async with Redis.from_url(load_settings().redis_url) as redis:
+        found = await ApiKeyStore(redis).revoke(args.key_id, utc_now())
+    print(json.dumps({"key_id": args.key_id, "revoked": found}))
+    return 0 if found else 1

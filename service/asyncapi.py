@@ -1,4 +1,4 @@
-"""The AsyncAPI document, generated from the service's own FastStream app and committed under contracts/."""
+"""AsyncAPI and OpenAPI documents, generated from the service's own apps and committed under contracts/."""
 
 import json
 from pathlib import Path
@@ -9,6 +9,7 @@ from service.app import build_service
 from service.config import Settings
 
 ASYNCAPI_PATH = Path(__file__).resolve().parent.parent / "contracts" / "asyncapi.json"
+OPENAPI_PATH = ASYNCAPI_PATH.with_name("openapi.json")
 
 
 def asyncapi_document() -> str:
@@ -30,4 +31,18 @@ def asyncapi_document() -> str:
 def write_asyncapi(path: Path = ASYNCAPI_PATH) -> Path:
     """Write the document to `path`."""
     path.write_text(asyncapi_document(), encoding="utf-8")
+    return path
+
+
+def openapi_document() -> str:
+    """The HTTP API's OpenAPI document, as pretty-printed JSON."""
+    from service.api.app import build_api  # noqa: PLC0415 - FastAPI is needed only for this document
+
+    api = build_api(Settings(kafka_bootstrap_servers="kafka:9092", redis_url="redis://redis:6379/0"))
+    return json.dumps(api.openapi(), indent=2, sort_keys=True) + "\n"
+
+
+def write_openapi(path: Path = OPENAPI_PATH) -> Path:
+    """Write the OpenAPI document to `path`."""
+    path.write_text(openapi_document(), encoding="utf-8")
     return path

@@ -39,6 +39,18 @@ def _run_relay(_: argparse.Namespace) -> int:
     return 0
 
 
+def _run_api(_: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    from service.api.app import build_api  # noqa: PLC0415
+    from service.config import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(build_api(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    return 0
+
+
 def _run_dev(_: argparse.Namespace) -> int:
     from service.demo import run_dev  # noqa: PLC0415
 
@@ -55,9 +67,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _export_contracts(_: argparse.Namespace) -> int:
     from contracts.export import write_json_schemas  # noqa: PLC0415
-    from service.asyncapi import write_asyncapi  # noqa: PLC0415
+    from service.asyncapi import write_asyncapi, write_openapi  # noqa: PLC0415
 
-    for path in [*write_json_schemas(), write_asyncapi()]:
+    for path in [*write_json_schemas(), write_asyncapi(), write_openapi()]:
         print(f"wrote {path}")
     return 0
 
@@ -73,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         run=_run_resource_sim
     )
     commands.add_parser("relay", help="run the webhook relay").set_defaults(run=_run_relay)
+    commands.add_parser("api", help="run the HTTP API (Order Details, health, metrics)").set_defaults(
+        run=_run_api
+    )
     commands.add_parser(
         "dev", help="run the embedded Kafka and Redis, the service and the simulator until interrupted"
     ).set_defaults(run=_run_dev)
@@ -82,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     contracts = commands.add_parser("contracts", help="contract files")
     contracts_commands = contracts.add_subparsers(dest="contracts_command", required=True)
     contracts_commands.add_parser(
-        "export", help="write contracts/schemas/*.json and contracts/asyncapi.json"
+        "export", help="write contracts/schemas/*.json, contracts/asyncapi.json and contracts/openapi.json"
     ).set_defaults(run=_export_contracts)
     add_admin_commands(commands)
     add_webhook_commands(commands)

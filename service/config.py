@@ -65,6 +65,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
 
 class ResourceSimSettings(Settings):
     """The resource operator simulator: how long it takes and how often it says no."""

@@ -63,3 +63,14 @@ def webhook_key(endpoint_id: str, part: str = "") -> str:
     last settled sequence), `tries` (hash: event id → attempts), `dead` (hash: event id → dead delivery),
     `attempts` (stream: the attempt log)."""
     return f"webhook:{{{endpoint_id}}}" + (f":{part}" if part else "")
+
+
+def api_key_key(key_id: str) -> str:
+    """Hash: `client_id`, `secret_sha256`, `created_at`, `revoked_at` of one API key (the secret itself is
+    never stored)."""
+    return f"apikey:{{{key_id}}}"
+
+
+def client_api_keys_key(client_id: str) -> str:
+    """Set: the key ids of a client."""
+    return f"client:{{{client_id}}}:apikeys"

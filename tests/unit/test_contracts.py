@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from contracts.commands import CreatePrebooking, order_command_adapter
 from contracts.export import SCHEMA_DIR, json_schemas
-from service.asyncapi import ASYNCAPI_PATH, asyncapi_document
+from service.asyncapi import ASYNCAPI_PATH, OPENAPI_PATH, asyncapi_document, openapi_document
 
 
 def test_committed_json_schemas_are_up_to_date() -> None:
@@ -20,6 +20,11 @@ def test_committed_json_schemas_are_up_to_date() -> None:
 def test_committed_asyncapi_document_is_up_to_date() -> None:
     """contracts/asyncapi.json is what FastStream generates from the service app today."""
     assert ASYNCAPI_PATH.read_text(encoding="utf-8") == asyncapi_document(), "run `make contracts`"
+
+
+def test_committed_openapi_document_is_up_to_date() -> None:
+    """contracts/openapi.json is what FastAPI generates from the HTTP API today."""
+    assert OPENAPI_PATH.read_text(encoding="utf-8") == openapi_document(), "run `make contracts`"
 
 
 def test_asyncapi_documents_every_topic_with_its_payload() -> None:

@@ -1,0 +1,91 @@
+"""The API's routes: Order Details (authenticated, tenant-scoped), health, readiness and metrics."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+
+from service.api.models import Health, OrderDetails
+from service.domain.one_order import order_view
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ok_…`.")
+
+
+async def calling_client(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    """The client whose key made the request; 401 for a missing, unknown or revoked key."""
+    client_id = await request.app.state.keys.client_of(credentials.credentials) if credentials else None
+    if client_id is None:
+        raise HTTPException(401, "a valid API key is required (Authorization: Bearer …)")
+    return str(client_id)
+
+
+Client = Annotated[str, Depends(calling_client)]
+
+orders = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+
+@orders.get(
+    "/{order_id}",
+    response_model=OrderDetails,
+    responses={304: {"description": "Not modified since the ETag given in If-None-Match."}},
+)
+async def get_order(
+    order_id: str,
+    client_id: Client,
+    request: Request,
+    response: Response,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> OrderDetails | Response:
+    """The order's status and ONE Order view; another client's order is answered like a missing one."""
+    order = await request.app.state.store.get(order_id)
+    if order is None or order.client_id != client_id:
+        raise HTTPException(404, "no such order")
+    etag = f'"{order.sequence}"'
+    if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
+    return OrderDetails(
+        order_id=order.order_id,
+        order_type=order.order_type,
+        status=order.status,
+        status_name=order.status.label,
+        reason=order.reason,
+        sequence=order.sequence,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+        order=order_view(order),
+    )
+
+
+operations = APIRouter(tags=["operations"])
+
+
+@operations.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@operations.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+async def readyz(request: Request, response: Response) -> Health:
+    """Redis and Kafka are reachable."""
+    checks = {"redis": "ok", "kafka": "ok"}
+    try:
+        await request.app.state.redis.ping()
+    except Exception as error:
+        checks["redis"] = type(error).__name__
+    if not await request.app.state.broker.ping(timeout=2.0):
+        checks["kafka"] = "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    response.status_code = 200 if ready else 503
+    return Health(status="ok" if ready else "unavailable", checks=checks)
+
+
+@operations.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    """Prometheus text exposition of this process's metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
