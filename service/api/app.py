@@ -1,20 +1,26 @@
 """Composition root of the HTTP API (`orders api`)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
 
+from service.api.commands import commands
 from service.api.keys import ApiKeyStore
-from service.api.problems import install_problem_handlers
+from service.api.problems import install_problem_handlers, problem
 from service.api.routes import operations, orders
+from service.api.webhooks import webhooks
 from service.app import build_broker
-from service.config import Settings
+from service.config import RelaySettings
+from service.relay.deliveries import DeliveryStore
+from service.relay.endpoints import EndpointStore
 from service.store.orders import OrderStore
 
+MAX_BODY_BYTES = 64 * 1024
 
-def build_api(settings: Settings) -> FastAPI:
+
+def build_api(settings: RelaySettings) -> FastAPI:
     """The ASGI app; connects to Redis and Kafka when it starts serving."""
 
     @asynccontextmanager
@@ -23,7 +29,9 @@ def build_api(settings: Settings) -> FastAPI:
         broker = build_broker(settings, client_id="orders-api")
         await broker.connect()
         app.state.redis, app.state.broker = redis, broker
+        app.state.settings = settings
         app.state.store, app.state.keys = OrderStore(redis), ApiKeyStore(redis)
+        app.state.endpoints, app.state.deliveries = EndpointStore(redis), DeliveryStore(redis)
         try:
             yield
         finally:
@@ -37,6 +45,16 @@ def build_api(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(orders)
+    app.include_router(commands)
+    app.include_router(webhooks)
     app.include_router(operations)
     install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return problem(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        return await call_next(request)
+
     return app

@@ -27,3 +27,10 @@ class Health(BaseModel):
 
     status: str = Field(examples=["ok"])
     checks: dict[str, str] = Field(default_factory=dict, examples=[{"redis": "ok", "kafka": "ok"}])
+
+
+class OrderPage(BaseModel):
+    """One page of a client's orders."""
+
+    orders: list[OrderDetails]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

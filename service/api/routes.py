@@ -1,14 +1,18 @@
 """The API's routes: Order Details (authenticated, tenant-scoped), health, readiness and metrics."""
 
+import base64
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from service.api.models import Health, OrderDetails
+from contracts.statuses import OrderStatus, OrderType
+from service.api.models import Health, OrderDetails, OrderPage
 from service.domain.one_order import order_view
+from service.domain.order import Order
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ok_…`.")
 
@@ -26,6 +30,65 @@ async def calling_client(
 Client = Annotated[str, Depends(calling_client)]
 
 orders = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+
+@orders.get("", response_model=OrderPage)
+async def list_orders(
+    client_id: Client,
+    request: Request,
+    status: OrderStatus | None = None,
+    order_type: OrderType | None = None,
+    created_from: datetime | None = None,
+    created_until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> OrderPage:
+    """The caller's orders, newest first, filtered; follow `next_cursor` for the next page."""
+    store = request.app.state.store
+    before = _decode_cursor(cursor) if cursor else None
+    since = int(created_from.timestamp() * 1000) if created_from else None
+    until = int(created_until.timestamp() * 1000) if created_until else None
+    found: list[OrderDetails] = []
+    position = before
+    while True:
+        batch = await store.page(client_id, position, since, until, limit)
+        for created_ms, order in batch:
+            position = (created_ms, order.order_id)
+            if (status is None or order.status is status) and (
+                order_type is None or order.order_type is order_type
+            ):
+                found.append(details(order))
+                if len(found) == limit:
+                    return OrderPage(orders=found, next_cursor=_encode_cursor(position))
+        if len(batch) < limit:
+            return OrderPage(orders=found, next_cursor=None)
+
+
+def _encode_cursor(position: tuple[int, str]) -> str:
+    return base64.urlsafe_b64encode(f"{position[0]}:{position[1]}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        created_ms, order_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":", 1)
+        return int(created_ms), order_id
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "malformed cursor") from None
+
+
+def details(order: Order) -> OrderDetails:
+    """The API's view of a stored order."""
+    return OrderDetails(
+        order_id=order.order_id,
+        order_type=order.order_type,
+        status=order.status,
+        status_name=order.status.label,
+        reason=order.reason,
+        sequence=order.sequence,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+        order=order_view(order),
+    )
 
 
 @orders.get(
@@ -48,17 +111,7 @@ async def get_order(
     if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
     response.headers["ETag"] = etag
-    return OrderDetails(
-        order_id=order.order_id,
-        order_type=order.order_type,
-        status=order.status,
-        status_name=order.status.label,
-        reason=order.reason,
-        sequence=order.sequence,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-        order=order_view(order),
-    )
+    return details(order)
 
 
 operations = APIRouter(tags=["operations"])

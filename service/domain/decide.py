@@ -8,7 +8,7 @@ from contracts.resources import ReservationConfirmed, ReservationFailed
 from contracts.statuses import OrderStatus, OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
 from service.domain.decisions import Decision, reject
-from service.domain.effects import CancelConfirmationTimeout, EntitlementCheck
+from service.domain.effects import CancelConfirmationTimeout, EntitlementCheck, IndexOrder
 from service.domain.order import Order
 from service.domain.policy import Policy
 from service.domain.prebooking import (
@@ -48,6 +48,11 @@ class Context:
 def decide(order: Order | None, message: Input, context: Context) -> Decision:
     """Apply one command, resource reply or deadline to the order it names (None when none is stored)."""
     decision = _decide(order, message, context)
+    if order is None and decision.order is not None:
+        created = decision.order
+        decision.effects.append(
+            IndexOrder(client_id=created.client_id, order_id=created.order_id, created_at=created.created_at)
+        )
     left_pending = decision.order is not None and decision.order.status is not OrderStatus.PENDING
     if order is not None and order.status is OrderStatus.PENDING and left_pending:
         decision.effects.append(CancelConfirmationTimeout(order_id=order.order_id))

@@ -51,8 +51,19 @@ class RecordAnomaly(BaseModel):
     anomaly: str
 
 
+class IndexOrder(BaseModel):
+    """List a new order among its client's orders (the Order Details API pages through them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["index_order"] = "index_order"
+    client_id: str
+    order_id: str
+    created_at: datetime
+
+
 Effect = Annotated[
-    ScheduleConfirmationTimeout | CancelConfirmationTimeout | RefundEntitlement | RecordAnomaly,
+    ScheduleConfirmationTimeout | CancelConfirmationTimeout | RefundEntitlement | RecordAnomaly | IndexOrder,
     Field(discriminator="kind"),
 ]
 

@@ -186,6 +186,17 @@ class EndpointStore:
 
         return await self._change(endpoint_id, change, reset_breaker=state is EndpointState.ACTIVE)
 
+    async def update(
+        self, endpoint_id: str, url: str | None, description: str | None, status_filter: list[int] | None
+    ) -> Endpoint:
+        """Change the URL, description or status filter (None leaves a field as it is)."""
+
+        def change(endpoint: Endpoint) -> Endpoint:
+            update = {"url": url, "description": description, "status_filter": status_filter}
+            return endpoint.model_copy(update={k: v for k, v in update.items() if v is not None})
+
+        return await self._change(endpoint_id, change)
+
     async def rotate_secret(self, endpoint_id: str, now: datetime, grace: timedelta) -> tuple[Endpoint, str]:
         """A new secret signs from now on; the previous ones keep signing until `now + grace`."""
         secret = new_secret()

@@ -7,6 +7,7 @@ from pydantic import TypeAdapter
 from service.domain.effects import (
     CancelConfirmationTimeout,
     Effect,
+    IndexOrder,
     RecordAnomaly,
     RefundEntitlement,
     ScheduleConfirmationTimeout,
@@ -37,6 +38,7 @@ class LocalEffects:
         await self._timers.schedule([e for e in effects if isinstance(e, ScheduleConfirmationTimeout)])
         await self._timers.remove([e.order_id for e in effects if isinstance(e, CancelConfirmationTimeout)])
         await self._entitlements.refund([e for e in effects if isinstance(e, RefundEntitlement)])
+        await self._orders.index([e for e in effects if isinstance(e, IndexOrder)])
         anomalies = [(e.order_id, e.input_id, e.anomaly) for e in effects if isinstance(e, RecordAnomaly)]
         if anomalies:
             await self._orders.record_anomalies(anomalies)

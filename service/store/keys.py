@@ -74,3 +74,8 @@ def api_key_key(key_id: str) -> str:
 def client_api_keys_key(client_id: str) -> str:
     """Set: the key ids of a client."""
     return f"client:{{{client_id}}}:apikeys"
+
+
+def client_orders_key(client_id: str) -> str:
+    """Sorted set: a client's order ids by creation time (epoch ms), for listing and paging."""
+    return f"client:{{{client_id}}}:orders"

@@ -6,8 +6,9 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from service.domain.effects import IndexOrder
 from service.domain.order import Order
-from service.store.keys import ANOMALIES, inputs_key, order_key, order_keys, outbox_key
+from service.store.keys import ANOMALIES, client_orders_key, inputs_key, order_key, order_keys, outbox_key
 from service.store.outbox import OutboxEntry, PendingEntry
 from service.store.scripts import Call, LuaScript
 
@@ -141,3 +142,43 @@ class OrderStore:
         """The newest anomaly records, newest first."""
         entries: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrevrange(ANOMALIES, count=count)  # type: ignore[assignment]
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+    async def index(self, entries: Sequence[IndexOrder]) -> None:
+        """List new orders under their clients (idempotent: a replay sets the same score)."""
+        if not entries:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for e in entries:
+                pipe.zadd(client_orders_key(e.client_id), {e.order_id: int(e.created_at.timestamp() * 1000)})
+            await pipe.execute()
+
+    async def page(
+        self,
+        client_id: str,
+        before: tuple[int, str] | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        count: int,
+    ) -> list[tuple[int, Order]]:
+        """Up to `count` of a client's orders created in [since_ms, until_ms], newest first, each with its
+        creation time (ms), strictly after the `(created_ms, order_id)` cursor of a previous page."""
+        key = client_orders_key(client_id)
+        low: str | int = since_ms if since_ms is not None else "-inf"
+        high: str | int = f"({before[0]}" if before else (until_ms if until_ms is not None else "+inf")
+        raw: list[tuple[bytes, float]] = await self._redis.zrevrangebyscore(  # type: ignore[assignment]
+            key, high, low, start=0, num=count, withscores=True
+        )
+        if before is not None:
+            # Orders of the cursor's own millisecond that sort after it were cut off by the exclusive bound.
+            same: list[bytes] = await self._redis.zrevrangebyscore(key, before[0], before[0])  # type: ignore[assignment]
+            raw = [(m, float(before[0])) for m in same if m.decode() < before[1]] + raw
+        chosen = raw[:count]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member, _ in chosen:
+                pipe.hget(order_key(member.decode()), "state")
+            states = await pipe.execute()
+        return [
+            (int(score), Order.model_validate_json(state))
+            for (_, score), state in zip(chosen, states, strict=True)
+            if state
+        ]

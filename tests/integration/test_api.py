@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from contracts.commands import CancelOrder
 from service.api.app import build_api
 from service.api.keys import ApiKeyStore
-from service.config import Settings
+from service.config import RelaySettings, Settings
 from service.devstack import free_port
 from tests.factories import prebooking, unique
 from tests.kafka_tap import produce
@@ -26,7 +26,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service", "simul
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API under uvicorn on a free loopback port, and a client pointed at it."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_api(settings), host="127.0.0.1", port=port, log_config=None))
+    api_settings = RelaySettings(
+        **settings.model_dump(), relay_require_https=False, relay_allowed_networks=["127.0.0.0/8"]
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(build_api(api_settings), host="127.0.0.1", port=port, log_config=None)
+    )
     serving = asyncio.create_task(server.serve())
     await eventually(lambda: server.started)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:

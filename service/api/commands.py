@@ -1,0 +1,150 @@
+"""Commands over HTTP: the Kafka command contract, validated here, published to `orders.commands`, 202."""
+
+import uuid
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Header, Request, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException
+
+from contracts.base import Identifier, Passenger
+from contracts.commands import (
+    CancelOrder,
+    Command,
+    CreatePrebooking,
+    PrebookingItem,
+    RecordWalkIn,
+    RedeemOrder,
+)
+from contracts.statuses import ProductType
+from service.api.routes import Client
+
+commands = APIRouter(prefix="/v1", tags=["commands"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        description="Becomes the command's `command_id`: send the same key again and nothing happens twice."
+    ),
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreatePrebookingBody(_Body):
+    """`create_prebooking` without the fields the API fills in (`client_id`, `command_id`, `type`)."""
+
+    order_id: Identifier
+    items: list[PrebookingItem] = Field(min_length=1, max_length=20)
+
+
+class RecordWalkInBody(_Body):
+    """`record_walk_in` without `client_id`, `command_id`, `type`."""
+
+    order_id: Identifier
+    resource_id: Identifier
+    product_type: ProductType
+    credential: Identifier
+    passengers: list[Passenger] = Field(min_length=1, max_length=50)
+
+
+class CancelBody(_Body):
+    """`cancel_order` without `client_id`, `command_id`, `order_id`, `type`."""
+
+    initiated_by: Literal["CLIENT", "RESOURCE_STAFF"] = "CLIENT"
+    order_item_ids: list[Identifier] | None = Field(default=None, min_length=1)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class RedeemBody(_Body):
+    """`redeem_order` without `client_id`, `command_id`, `order_id`, `type`."""
+
+    service_ids: list[Identifier] | None = Field(default=None, min_length=1)
+
+
+class Accepted(BaseModel):
+    """The command was published; follow the order by webhook, Kafka or `GET /v1/orders/{order_id}`."""
+
+    order_id: str
+    command_id: str
+
+
+async def _publish(request: Request, command: Command) -> Accepted:
+    settings = request.app.state.settings
+    await request.app.state.broker.publish(
+        command.model_dump_json().encode(),
+        topic=settings.topic_commands,
+        key=command.order_id.encode(),
+        headers={"content-type": "application/json"},
+    )
+    return Accepted(order_id=command.order_id, command_id=command.command_id)
+
+
+C = TypeVar("C", bound=Command)
+
+
+def _build(model: type[C], **fields: Any) -> C:
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        raise HTTPException(422, f"invalid command: {error.errors(include_url=False)[0]['msg']}") from None
+
+
+def _command_id(key: str | None) -> str:
+    return key or f"api-{uuid.uuid4()}"
+
+
+async def _own_order(request: Request, client_id: str, order_id: str) -> None:
+    order = await request.app.state.store.get(order_id)
+    if order is None or order.client_id != client_id:
+        raise HTTPException(404, "no such order")
+
+
+@commands.post("/orders", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def create_prebooking(
+    body: CreatePrebookingBody, client_id: Client, request: Request, idempotency_key: IdempotencyKey = None
+) -> Accepted:
+    """Create a prebooking (it starts Pending)."""
+    command = _build(
+        CreatePrebooking, command_id=_command_id(idempotency_key), client_id=client_id, **dict(body)
+    )
+    return await _publish(request, command)
+
+
+@commands.post("/walk-ins", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def record_walk_in(
+    body: RecordWalkInBody, client_id: Client, request: Request, idempotency_key: IdempotencyKey = None
+) -> Accepted:
+    """Record a walk-in usage (it is created Used)."""
+    command = _build(RecordWalkIn, command_id=_command_id(idempotency_key), client_id=client_id, **dict(body))
+    return await _publish(request, command)
+
+
+@commands.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def cancel_order(
+    order_id: str,
+    body: CancelBody,
+    client_id: Client,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    """Cancel the order, or some of its items."""
+    await _own_order(request, client_id, order_id)
+    fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
+    return await _publish(request, _build(CancelOrder, **fields))
+
+
+@commands.post("/orders/{order_id}/redeem", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def redeem_order(
+    order_id: str,
+    body: RedeemBody,
+    client_id: Client,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    """Redeem the order, or some of its services."""
+    await _own_order(request, client_id, order_id)
+    fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
+    return await _publish(request, _build(RedeemOrder, **fields))

@@ -1,0 +1,186 @@
+"""Webhook endpoint management over HTTP: the same store the relay and `orders webhooks` use."""
+
+import ipaddress
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from service.api.routes import Client
+from service.clock import utc_now
+from service.relay.endpoints import Endpoint, EndpointState
+from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
+
+webhooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
+
+StatusFilter = Annotated[list[int] | None, Field(description="Status codes to deliver; all when null.")]
+
+
+class EndpointBody(BaseModel):
+    """A new endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl
+    description: str = Field(default="", max_length=500)
+    status_filter: StatusFilter = None
+
+
+class EndpointUpdate(BaseModel):
+    """Fields to change; the ones left out stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl | None = None
+    description: str | None = Field(default=None, max_length=500)
+    status_filter: StatusFilter = None
+
+
+class EndpointView(BaseModel):
+    """An endpoint as listed: never with its secrets."""
+
+    endpoint_id: str
+    url: str
+    description: str
+    status_filter: list[int] | None
+    state: EndpointState
+    state_reason: str | None
+    created_at: datetime
+
+
+class CreatedEndpoint(EndpointView):
+    """The new endpoint and its signing secret, shown this once."""
+
+    secret: str
+
+
+class Rotation(BaseModel):
+    """How long the previous secret keeps signing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: float = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+
+
+class Replay(BaseModel):
+    """One dead delivery, or all that died since a moment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str | None = None
+    since: datetime | None = None
+
+
+def _view(endpoint: Endpoint) -> EndpointView:
+    return EndpointView.model_validate(endpoint.public())
+
+
+async def _owned(request: Request, client_id: str, endpoint_id: str) -> Endpoint:
+    endpoint = await request.app.state.endpoints.get(endpoint_id)
+    if endpoint is None or endpoint.client_id != client_id:
+        raise HTTPException(404, "no such webhook endpoint")
+    return endpoint  # type: ignore[no-any-return]
+
+
+async def _safe(request: Request, url: str) -> None:
+    settings = request.app.state.settings
+    allowed = [ipaddress.ip_network(n) for n in settings.relay_allowed_networks]
+    try:
+        await check_target(url, require_https=settings.relay_require_https, allowed=allowed)
+    except (UnsafeTarget, UnresolvableTarget) as error:
+        raise HTTPException(422, f"refused webhook URL: {error}") from None
+
+
+@webhooks.post("", status_code=status.HTTP_201_CREATED, response_model=CreatedEndpoint)
+async def create_endpoint(body: EndpointBody, client_id: Client, request: Request) -> CreatedEndpoint:
+    """Register an endpoint; the response holds its signing secret, which is not shown again."""
+    await _safe(request, str(body.url))
+    endpoint = await request.app.state.endpoints.create(
+        client_id, str(body.url), utc_now(), body.description, body.status_filter
+    )
+    return CreatedEndpoint(**_view(endpoint).model_dump(), secret=endpoint.secrets[0].secret)
+
+
+@webhooks.get("", response_model=list[EndpointView])
+async def list_endpoints(client_id: Client, request: Request) -> list[EndpointView]:
+    """The caller's endpoints."""
+    return [_view(e) for e in await request.app.state.endpoints.for_client(client_id)]
+
+
+@webhooks.get("/{endpoint_id}", response_model=EndpointView)
+async def get_endpoint(endpoint_id: str, client_id: Client, request: Request) -> EndpointView:
+    """One endpoint."""
+    return _view(await _owned(request, client_id, endpoint_id))
+
+
+@webhooks.patch("/{endpoint_id}", response_model=EndpointView)
+async def update_endpoint(
+    endpoint_id: str, body: EndpointUpdate, client_id: Client, request: Request
+) -> EndpointView:
+    """Change an endpoint's URL, description or filter."""
+    await _owned(request, client_id, endpoint_id)
+    if body.url is not None:
+        await _safe(request, str(body.url))
+    url = str(body.url) if body.url is not None else None
+    changed = await request.app.state.endpoints.update(endpoint_id, url, body.description, body.status_filter)
+    return _view(changed)
+
+
+@webhooks.post("/{endpoint_id}/disable", response_model=EndpointView)
+async def disable_endpoint(endpoint_id: str, client_id: Client, request: Request) -> EndpointView:
+    """Stop deliveries (new events are not queued meanwhile)."""
+    await _owned(request, client_id, endpoint_id)
+    endpoints = request.app.state.endpoints
+    return _view(await endpoints.set_state(endpoint_id, EndpointState.DISABLED, "disabled by the client"))
+
+
+@webhooks.post("/{endpoint_id}/enable", response_model=EndpointView)
+async def enable_endpoint(endpoint_id: str, client_id: Client, request: Request) -> EndpointView:
+    """Resume deliveries, clearing the circuit breaker."""
+    await _owned(request, client_id, endpoint_id)
+    return _view(await request.app.state.endpoints.set_state(endpoint_id, EndpointState.ACTIVE, None))
+
+
+@webhooks.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_endpoint(endpoint_id: str, client_id: Client, request: Request) -> Response:
+    """Remove the endpoint and everything queued for it."""
+    await request.app.state.endpoints.delete(await _owned(request, client_id, endpoint_id))
+    return Response(status_code=204)
+
+
+@webhooks.post("/{endpoint_id}/rotate-secret", response_model=dict[str, str])
+async def rotate_secret(
+    endpoint_id: str, body: Rotation, client_id: Client, request: Request
+) -> dict[str, str]:
+    """A new secret signs from now on; the old one keeps signing for the grace period."""
+    await _owned(request, client_id, endpoint_id)
+    grace = timedelta(seconds=body.grace_seconds)
+    _, secret = await request.app.state.endpoints.rotate_secret(endpoint_id, utc_now(), grace)
+    return {"endpoint_id": endpoint_id, "secret": secret}
+
+
+@webhooks.get("/{endpoint_id}/attempts", response_model=list[dict[str, Any]])
+async def list_attempts(
+    endpoint_id: str,
+    client_id: Client,
+    request: Request,
+    event_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """The newest delivery attempts, optionally of one event."""
+    await _owned(request, client_id, endpoint_id)
+    return await request.app.state.deliveries.attempts(endpoint_id, limit, event_id)  # type: ignore[no-any-return]
+
+
+@webhooks.post("/{endpoint_id}/replay", response_model=dict[str, int])
+async def replay(endpoint_id: str, body: Replay, client_id: Client, request: Request) -> dict[str, int]:
+    """Queue dead deliveries again: one event, or all that died since `since`."""
+    await _owned(request, client_id, endpoint_id)
+    deliveries = request.app.state.deliveries
+    if body.event_id is not None:
+        return {"replayed": await deliveries.replay(endpoint_id, [body.event_id], utc_now())}
+    if body.since is None:
+        raise HTTPException(422, "give event_id or since")
+    return {"replayed": await deliveries.replay_since(endpoint_id, body.since, utc_now())}
