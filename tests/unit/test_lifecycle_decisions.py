@@ -17,6 +17,7 @@ from service.domain.decisions import Decision
 from service.domain.effects import (
     CancelConfirmationTimeout,
     EntitlementCheck,
+    IndexOrder,
     RefundEntitlement,
     ScheduleConfirmationTimeout,
 )
@@ -74,7 +75,8 @@ def test_walk_in_is_created_used_and_closed() -> None:
     assert event.order_type is OrderType.WALK_IN
     assert event.order.status is OneOrderStatus.CLOSED
     assert [i.status for i in event.order.items] == [OrderItemStatus.CLOSED]
-    assert decision.requests == [] and decision.effects == []
+    assert decision.requests == []
+    assert decision.effects == [IndexOrder(client_id="client-a", order_id=event.order_id, created_at=NOW)]
 
 
 def test_walk_in_without_entitlement_is_rejected_with_the_reason() -> None:
@@ -151,7 +153,8 @@ def test_create_schedules_the_confirmation_deadline() -> None:
     decision = decide(None, prebooking(order_id="ORD-1"), at(NOW))
 
     assert decision.effects == [
-        ScheduleConfirmationTimeout(order_id="ORD-1", deadline=NOW + timedelta(seconds=60))
+        ScheduleConfirmationTimeout(order_id="ORD-1", deadline=NOW + timedelta(seconds=60)),
+        IndexOrder(client_id="client-a", order_id="ORD-1", created_at=NOW),
     ]
 
 

@@ -1,0 +1,226 @@
+"""Every API route: authentication, tenancy, malformed input, commands end to end, paging, webhooks."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+
+from service.api.app import build_api
+from service.api.keys import ApiKeyStore
+from service.config import RelaySettings, Settings
+from service.devstack import free_port
+from service.relay.app import build_relay
+from tests.factories import unique
+from tests.integration.conftest import until_assigned
+from tests.waiting import eventually
+from tests.webhook_receiver import WebhookReceiver
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service", "simulator")]
+
+ITEM = {
+    "resource_id": "RES-OK",
+    "product_type": "FAST_TRACK",
+    "service_date": "2026-12-24",
+    "passengers": [{"passenger_id": "PAX-1", "name": "Ada"}],
+}
+
+ROUTES = [
+    ("GET", "/v1/orders/{order}", None),
+    ("GET", "/v1/orders", None),
+    ("POST", "/v1/orders", {"order_id": "X", "items": [ITEM]}),
+    (
+        "POST",
+        "/v1/walk-ins",
+        {
+            "order_id": "X",
+            "resource_id": "L",
+            "product_type": "LOUNGE",
+            "credential": "C",
+            "passengers": [{"passenger_id": "P", "name": "N"}],
+        },
+    ),
+    ("POST", "/v1/orders/{order}/cancel", {}),
+    ("POST", "/v1/orders/{order}/redeem", {}),
+    ("GET", "/v1/webhook-endpoints", None),
+    ("POST", "/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/hooks"}),
+    ("GET", "/v1/webhook-endpoints/{endpoint}", None),
+    ("PATCH", "/v1/webhook-endpoints/{endpoint}", {"description": "x"}),
+    ("POST", "/v1/webhook-endpoints/{endpoint}/disable", None),
+    ("POST", "/v1/webhook-endpoints/{endpoint}/enable", None),
+    ("POST", "/v1/webhook-endpoints/{endpoint}/rotate-secret", {}),
+    ("GET", "/v1/webhook-endpoints/{endpoint}/attempts", None),
+    ("POST", "/v1/webhook-endpoints/{endpoint}/replay", {"event_id": "e"}),
+    ("DELETE", "/v1/webhook-endpoints/{endpoint}", None),
+]
+SCOPED = [route for route in ROUTES if "{" in route[1]]
+
+
+def api_settings(settings: Settings) -> RelaySettings:
+    return RelaySettings(
+        **settings.model_dump(), relay_require_https=False, relay_allowed_networks=["127.0.0.0/8"]
+    )
+
+
+@pytest.fixture(scope="module")
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(build_api(api_settings(settings)), host="127.0.0.1", port=port, log_config=None)
+    )
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        yield client
+    server.should_exit = True
+    await serving
+
+
+async def bearer(redis: Redis, client_id: str) -> dict[str, str]:
+    issued = await ApiKeyStore(redis).issue(client_id, datetime.now(UTC))
+    return {"Authorization": f"Bearer {issued.token}"}
+
+
+async def create_order(api: httpx.AsyncClient, headers: dict[str, str], order_id: str | None = None) -> str:
+    order_id = order_id or unique("ORD")
+    response = await api.post("/v1/orders", json={"order_id": order_id, "items": [ITEM]}, headers=headers)
+    assert response.status_code == 202, response.text
+    return order_id
+
+
+async def order_status(api: httpx.AsyncClient, order_id: str, headers: dict[str, str]) -> int | None:
+    response = await api.get(f"/v1/orders/{order_id}", headers=headers)
+    return int(response.json()["status"]) if response.status_code == 200 else None
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+async def test_every_route_needs_a_key(api: httpx.AsyncClient, method: str, path: str, body: object) -> None:
+    """Without a valid key every route answers 401 problem details."""
+    response = await api.request(method, path.format(order="O", endpoint="E"), json=body)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+
+
+async def test_every_scoped_route_answers_404_for_another_clients_resources(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    """Orders and endpoints of another client are 404 on every route, exactly like missing ones."""
+    owner, stranger = await bearer(redis, "client-a"), await bearer(redis, "client-b")
+    order_id = await create_order(api, owner)
+    await eventually(lambda: order_status(api, order_id, owner))
+    created = await api.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"}, headers=owner)
+    endpoint_id = created.json()["endpoint_id"]
+
+    for method, path, body in SCOPED:
+        theirs = await api.request(
+            method, path.format(order=order_id, endpoint=endpoint_id), json=body, headers=stranger
+        )
+        missing = await api.request(
+            method, path.format(order="NOPE", endpoint="NOPE"), json=body, headers=stranger
+        )
+        assert theirs.status_code == missing.status_code == 404, (method, path)
+        assert theirs.json() == missing.json()
+    assert (await api.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=owner)).status_code == 200
+
+
+async def test_commands_over_http_drive_the_order_and_idempotency_key_dedupes(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    """POST creates (202), the resource confirms, redeem makes it Used; the same Idempotency-Key twice is
+    one command."""
+    headers = await bearer(redis, "client-a")
+    order_id = unique("ORD")
+    key = {"Idempotency-Key": unique("idem")}
+    for _ in range(2):
+        await create_order(api, {**headers, **key}, order_id)
+    await eventually(lambda: _is(api, order_id, headers, 1))
+
+    redeemed = await api.post(f"/v1/orders/{order_id}/redeem", json={}, headers=headers)
+    assert redeemed.status_code == 202
+    await eventually(lambda: _is(api, order_id, headers, 2))
+    assert (await api.get(f"/v1/orders/{order_id}", headers=headers)).json()["sequence"] == 3
+
+
+async def _is(api: httpx.AsyncClient, order_id: str, headers: dict[str, str], status: int) -> bool:
+    return await order_status(api, order_id, headers) == status
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"order_id": "X", "items": [ITEM], "surprise": 1}, 422),  # unknown field
+        ({"order_id": "X", "items": []}, 422),  # no items
+        ({"order_id": "X{1}", "items": [ITEM]}, 422),  # not an identifier
+        ("not json", 422),
+        ({"order_id": "X", "items": [ITEM] * 20, "pad": "x" * 70_000}, 413),
+    ],
+    ids=["unknown-field", "no-items", "bad-id", "not-json", "too-large"],
+)
+async def test_malformed_bodies_are_refused_with_problem_details(
+    api: httpx.AsyncClient, redis: Redis, body: object, status: int
+) -> None:
+    headers = await bearer(redis, "client-a")
+    if isinstance(body, str):
+        response = await api.post(
+            "/v1/orders", content=body, headers={**headers, "content-type": "application/json"}
+        )
+    else:
+        response = await api.post("/v1/orders", json=body, headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Traceback" not in response.text
+
+
+async def test_orders_are_listed_in_pages_with_filters(api: httpx.AsyncClient, redis: Redis) -> None:
+    """Five orders, pages of two: every order once, newest first; a status filter narrows it."""
+    client = unique("pager")
+    headers = await bearer(redis, client)
+    created = [await create_order(api, headers) for _ in range(5)]
+    for order_id in created:
+        await eventually(lambda order_id=order_id: _is(api, order_id, headers, 1))  # type: ignore[misc]
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/v1/orders", params=params, headers=headers)).json()
+        seen += [o["order_id"] for o in page["orders"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(created) and len(seen) == 5
+    confirmed = await api.get("/v1/orders", params={"status": 1}, headers=headers)
+    assert len(confirmed.json()["orders"]) == 5
+    pending = await api.get("/v1/orders", params={"status": 5}, headers=headers)
+    assert pending.json()["orders"] == []
+
+
+async def test_endpoint_created_over_the_api_receives_signed_deliveries(
+    api: httpx.AsyncClient, redis: Redis, settings: Settings
+) -> None:
+    """Register through the API (secret shown once), run the relay: the receiver verifies the deliveries."""
+    client = unique("hooked")
+    headers = await bearer(redis, client)
+    receiver = WebhookReceiver()
+    await receiver.start()
+    relay = build_relay(api_settings(settings).model_copy(update={"relay_group": unique("relay")}))
+    await relay.start()
+    try:
+        await until_assigned(relay.broker)
+        created = (
+            await api.post("/v1/webhook-endpoints", json={"url": receiver.url}, headers=headers)
+        ).json()
+        listed = (await api.get("/v1/webhook-endpoints", headers=headers)).text
+        assert created["secret"] not in listed
+
+        order_id = await create_order(api, headers)
+
+        await receiver.wait_for(lambda: len(receiver.delivered()) >= 2)
+        assert [r.body["status"] for r in receiver.delivered() if r.body["order_id"] == order_id] == [5, 1]
+        assert all(receiver.verifies(r, created["secret"]) for r in receiver.delivered())
+    finally:
+        await relay.stop()
+        await receiver.stop()
