@@ -78,7 +78,7 @@ async def test_events_stored_before_a_failed_publish_are_published_on_redelivery
 
     with pytest.raises(ConnectionError):
         await processor(redis, broken).process([command])
-    assert await redis.hlen(outbox_key(command.order_id)) == 5, "event, 2 reserves, a timer and the index wait"
+    assert await redis.hlen(outbox_key(command.order_id)) == 5, "event, 2 reserves, timer, index wait"
 
     healthy = RecordingPublisher()
     await processor(redis, healthy).process([command])
