@@ -9,12 +9,21 @@ from service.logs import configure_logging
 from service.relay.admin import add_webhook_commands
 
 
+def _serve_metrics(port: int) -> None:
+    """Prometheus' own exporter thread, when a port is configured."""
+    if port:
+        from prometheus_client import start_http_server  # noqa: PLC0415
+
+        start_http_server(port)
+
+
 def _run_service(_: argparse.Namespace) -> int:
     from service.app import build_service  # noqa: PLC0415 - keep `orders --help` fast
     from service.config import load_settings  # noqa: PLC0415
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    _serve_metrics(settings.metrics_port)
     asyncio.run(build_service(settings).app.run())
     return 0
 
@@ -35,6 +44,7 @@ def _run_relay(_: argparse.Namespace) -> int:
 
     settings = RelaySettings()
     configure_logging(settings.log_level)
+    _serve_metrics(settings.metrics_port)
     asyncio.run(build_relay(settings).app.run())
     return 0
 

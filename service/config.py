@@ -65,6 +65,8 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """`orders service` and `orders relay` serve Prometheus metrics on this port (0: not served)."""
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=0, le=65535)] = 8080
 

@@ -2,6 +2,7 @@
 
 import base64
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -9,10 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
+import contracts
 from contracts.statuses import OrderStatus, OrderType
 from service.api.models import Health, OrderDetails, OrderPage
 from service.domain.one_order import order_view
 from service.domain.order import Order
+
+ASYNCAPI = Path(contracts.__file__).with_name("asyncapi.json")
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ok_…`.")
 
@@ -136,6 +140,12 @@ async def readyz(request: Request, response: Response) -> Health:
     ready = all(v == "ok" for v in checks.values())
     response.status_code = 200 if ready else 503
     return Health(status="ok" if ready else "unavailable", checks=checks)
+
+
+@operations.get("/asyncapi.json", response_class=Response)
+async def asyncapi() -> Response:
+    """The AsyncAPI document of the Kafka contract (the OpenAPI one is at /openapi.json)."""
+    return Response(ASYNCAPI.read_bytes(), media_type="application/json")
 
 
 @operations.get("/metrics", response_class=Response)

@@ -119,10 +119,13 @@ async def _status(api: httpx.AsyncClient, order_id: str, headers: dict[str, str]
 
 
 async def test_health_readiness_and_metrics(api: httpx.AsyncClient) -> None:
-    """Alive, ready (Redis and Kafka answer), and Prometheus text with the service's counters."""
+    """Alive, ready (Redis and Kafka answer), both contract documents served, Prometheus text."""
     assert (await api.get("/healthz")).json() == {"status": "ok", "checks": {}}
     ready = await api.get("/readyz")
     assert (ready.status_code, ready.json()["checks"]) == (200, {"redis": "ok", "kafka": "ok"})
+    asyncapi = await api.get("/asyncapi.json")
+    openapi = await api.get("/openapi.json")
+    assert asyncapi.json()["asyncapi"] == "3.0.0" and "/v1/orders/{order_id}" in openapi.json()["paths"]
     metrics = await api.get("/metrics")
     assert metrics.status_code == 200
     assert "orders_inputs_applied_total" in metrics.text

@@ -7,9 +7,10 @@ import sys
 import time
 import uuid
 
+import httpx
 import pytest
 
-from service.devstack import Endpoints
+from service.devstack import Endpoints, free_port
 from tests.system.processes import ORDERS, children_of, is_alive, live_processes_in_session, read_until
 
 pytestmark = pytest.mark.integration
@@ -45,20 +46,24 @@ def test_demo_shows_confirmed_and_failed_orders_and_leaves_no_process_behind() -
 
 @pytest.mark.timeout(60)
 def test_service_drains_and_exits_cleanly_on_sigterm(stack: Endpoints) -> None:
-    """SIGTERM stops the consumers after in-flight work and exits with status 0."""
+    """It serves its metrics on its own port; SIGTERM stops the consumers after in-flight work, exit 0."""
     run = f"sig{uuid.uuid4().hex[:6]}"
+    metrics_port = free_port()
     env = {
         **os.environ,
         **stack.environ(),
         "ORDERS_TOPIC_COMMANDS": f"{run}.commands",
         "ORDERS_TOPIC_RESOURCE_REPLIES": f"{run}.replies",
         "ORDERS_CONSUMER_GROUP": run,
+        "ORDERS_METRICS_PORT": str(metrics_port),
     }
     service = subprocess.Popen(
         [*ORDERS, "service"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     )
     try:
         read_until(service, b"started successfully", timeout=45)
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        assert "orders_inputs_applied_total" in metrics.text
         service.send_signal(signal.SIGTERM)
         assert service.wait(timeout=20) == 0
     finally:
