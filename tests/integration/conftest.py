@@ -1,16 +1,20 @@
 """A running order service and resource simulator on the real broker and Redis, shared by the module."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+import uvicorn
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
+from service.api.app import build_api
 from service.app import OrderService, build_service, service_topics
-from service.config import ResourceSimSettings, Settings
-from service.devstack import Endpoints
+from service.config import RelaySettings, ResourceSimSettings, Settings
+from service.devstack import Endpoints, free_port
 from service.kafka_topics import ensure_topics
 from service.resource_sim import build_resource_sim
 from tests.kafka_tap import TopicTap
@@ -122,3 +126,24 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url)
     yield client
     await client.aclose()
+
+
+def api_settings(settings: Settings) -> RelaySettings:
+    """The service's test settings, with loopback webhook targets allowed (the receivers run there)."""
+    return RelaySettings(
+        **settings.model_dump(), relay_require_https=False, relay_allowed_networks=["127.0.0.0/8"]
+    )
+
+
+@pytest.fixture(scope="module")
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API under uvicorn on a free loopback port, and a client pointed at it."""
+    port = free_port()
+    config = uvicorn.Config(build_api(api_settings(settings)), host="127.0.0.1", port=port, log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        yield client
+    server.should_exit = True
+    await serving

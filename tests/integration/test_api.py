@@ -1,43 +1,20 @@
 """The HTTP API served for real on loopback, with the order service behind it on the real broker and Redis."""
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from contracts.commands import CancelOrder
-from service.api.app import build_api
 from service.api.keys import ApiKeyStore
-from service.config import RelaySettings, Settings
-from service.devstack import free_port
+from service.config import Settings
 from tests.factories import prebooking, unique
 from tests.kafka_tap import produce
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service", "simulator")]
-
-
-@pytest.fixture(scope="module")
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API under uvicorn on a free loopback port, and a client pointed at it."""
-    port = free_port()
-    api_settings = RelaySettings(
-        **settings.model_dump(), relay_require_https=False, relay_allowed_networks=["127.0.0.0/8"]
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(build_api(api_settings), host="127.0.0.1", port=port, log_config=None)
-    )
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        yield client
-    server.should_exit = True
-    await serving
 
 
 async def key_for(redis: Redis, client_id: str) -> dict[str, str]:

@@ -1,21 +1,16 @@
 """Every API route: authentication, tenancy, malformed input, commands end to end, paging, webhooks."""
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-import uvicorn
 from redis.asyncio import Redis
 
-from service.api.app import build_api
 from service.api.keys import ApiKeyStore
-from service.config import RelaySettings, Settings
-from service.devstack import free_port
+from service.config import Settings
 from service.relay.app import build_relay
 from tests.factories import unique
-from tests.integration.conftest import until_assigned
+from tests.integration.conftest import api_settings, until_assigned
 from tests.waiting import eventually
 from tests.webhook_receiver import WebhookReceiver
 
@@ -57,26 +52,6 @@ ROUTES = [
     ("DELETE", "/v1/webhook-endpoints/{endpoint}", None),
 ]
 SCOPED = [route for route in ROUTES if "{" in route[1]]
-
-
-def api_settings(settings: Settings) -> RelaySettings:
-    return RelaySettings(
-        **settings.model_dump(), relay_require_https=False, relay_allowed_networks=["127.0.0.0/8"]
-    )
-
-
-@pytest.fixture(scope="module")
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(build_api(api_settings(settings)), host="127.0.0.1", port=port, log_config=None)
-    )
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        yield client
-    server.should_exit = True
-    await serving
 
 
 async def bearer(redis: Redis, client_id: str) -> dict[str, str]:
