@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-# Regenerate the committed JSON Schemas and AsyncAPI document after changing contracts/ or the app.
+# Regenerate the committed JSON Schemas, AsyncAPI and OpenAPI documents after changing contracts/ or the apps.
 contracts: $(STAMP)
 	$(BIN)/orders contracts export
 

@@ -55,6 +55,11 @@ def build_api(settings: RelaySettings) -> FastAPI:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return problem(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        if length is None and "chunked" in request.headers.get("transfer-encoding", ""):
+            # A chunked body would escape the size check: ask for its length up front instead.
+            return problem(
+                411, "send Content-Length; chunked request bodies are not accepted", "LENGTH_REQUIRED"
+            )
         return await call_next(request)
 
     return app

@@ -45,8 +45,10 @@ class EndpointView(BaseModel):
     url: str
     description: str
     status_filter: list[int] | None
-    state: EndpointState
+    state: EndpointState = Field(description="PAUSED while the circuit breaker holds deliveries back.")
     state_reason: str | None
+    paused_until: datetime | None
+    consecutive_failures: int
     created_at: datetime
 
 
@@ -74,7 +76,7 @@ class Replay(BaseModel):
 
 
 def _view(endpoint: Endpoint) -> EndpointView:
-    return EndpointView.model_validate(endpoint.public())
+    return EndpointView.model_validate({**endpoint.public(), "state": endpoint.effective_state(utc_now())})
 
 
 async def _owned(request: Request, client_id: str, endpoint_id: str) -> Endpoint:
@@ -124,7 +126,11 @@ async def update_endpoint(
     if body.url is not None:
         await _safe(request, str(body.url))
     url = str(body.url) if body.url is not None else None
-    changed = await request.app.state.endpoints.update(endpoint_id, url, body.description, body.status_filter)
+    # `status_filter: null` sent explicitly clears the filter; left out, it stays.
+    clear_filter = "status_filter" in body.model_fields_set and body.status_filter is None
+    changed = await request.app.state.endpoints.update(
+        endpoint_id, url, body.description, body.status_filter, clear_filter=clear_filter
+    )
     return _view(changed)
 
 

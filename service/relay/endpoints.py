@@ -187,13 +187,26 @@ class EndpointStore:
         return await self._change(endpoint_id, change, reset_breaker=state is EndpointState.ACTIVE)
 
     async def update(
-        self, endpoint_id: str, url: str | None, description: str | None, status_filter: list[int] | None
+        self,
+        endpoint_id: str,
+        url: str | None,
+        description: str | None,
+        status_filter: list[int] | None,
+        clear_filter: bool = False,
     ) -> Endpoint:
-        """Change the URL, description or status filter (None leaves a field as it is)."""
+        """Change the URL, description or status filter (None leaves a field as it is; `clear_filter`
+        removes the filter, so that every event is delivered again)."""
 
         def change(endpoint: Endpoint) -> Endpoint:
-            update = {"url": url, "description": description, "status_filter": status_filter}
-            return endpoint.model_copy(update={k: v for k, v in update.items() if v is not None})
+            update: dict[str, object] = {
+                "url": url,
+                "description": description,
+                "status_filter": status_filter,
+            }
+            update = {k: v for k, v in update.items() if v is not None}
+            if clear_filter:
+                update["status_filter"] = None
+            return endpoint.model_copy(update=update)
 
         return await self._change(endpoint_id, change)
 

@@ -1,5 +1,6 @@
 """Every API route: authentication, tenancy, malformed input, commands end to end, paging, webhooks."""
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -199,3 +200,33 @@ async def test_endpoint_created_over_the_api_receives_signed_deliveries(
     finally:
         await relay.stop()
         await receiver.stop()
+
+
+async def test_endpoint_filter_can_be_set_and_cleared(api: httpx.AsyncClient, redis: Redis) -> None:
+    """PATCH changes only the fields sent; an explicit null clears the status filter."""
+    headers = await bearer(redis, unique("patcher"))
+    created = await api.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"}, headers=headers)
+    path = f"/v1/webhook-endpoints/{created.json()['endpoint_id']}"
+
+    filtered = await api.patch(path, json={"status_filter": [1, 10]}, headers=headers)
+    described = await api.patch(path, json={"description": "ops"}, headers=headers)
+    cleared = await api.patch(path, json={"status_filter": None}, headers=headers)
+
+    assert filtered.json()["status_filter"] == [1, 10]
+    assert (described.json()["status_filter"], described.json()["description"]) == ([1, 10], "ops")
+    assert cleared.json()["status_filter"] is None
+
+
+async def test_chunked_bodies_must_declare_their_length(api: httpx.AsyncClient, redis: Redis) -> None:
+    """A body without Content-Length could escape the size limit, so it is refused up front."""
+    headers = await bearer(redis, "client-a")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"order_id": "X", '
+        yield b'"items": []}'
+
+    response = await api.post(
+        "/v1/orders", content=chunks(), headers={**headers, "content-type": "application/json"}
+    )
+
+    assert (response.status_code, response.json()["code"]) == (411, "LENGTH_REQUIRED")
