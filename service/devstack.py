@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,16 +177,6 @@ class EmbeddedStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def embedded_stack(redis_append_only: bool = False) -> Iterator[Endpoints]:
-    """The embedded stack for the duration of a `with` block."""
-    stack = EmbeddedStack(redis_append_only=redis_append_only)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
 
 
 def exit_on_sigterm() -> None:

@@ -1,7 +1,7 @@
 """Confirmation deadlines, kept in Redis so that they survive restarts and are shared by instances."""
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -43,8 +43,3 @@ class TimerStore:
         """Forget timers that fired and whose effects are durable."""
         if order_ids:
             await self._redis.zrem(CONFIRMATION_TIMERS, *order_ids)
-
-    async def next_deadline(self) -> datetime | None:
-        """The earliest deadline, if any."""
-        first = await self._redis.zrange(CONFIRMATION_TIMERS, 0, 0, withscores=True)
-        return datetime.fromtimestamp(float(first[0][1]) / 1000, UTC) if first else None
