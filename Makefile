@@ -34,3 +34,7 @@ contracts: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Benchmarks: `make bench-pipeline`, `make bench-relay`, ... (see docs/benchmarks.md); ARGS="--smoke" etc.
+bench-%: $(STAMP)
+	$(BIN)/python -m bench.$* $(ARGS)
