@@ -142,6 +142,8 @@ class OrdersProcess:
 
     def __init__(self, subcommand: str, env: dict[str, str], log_path: Path, consumers: int = 1) -> None:
         self.subcommand = subcommand
+        self.argv = ["service.cli", subcommand]
+        """What runs as `python -m <argv>`: the `orders` CLI unless a benchmark runs a module of its own."""
         self._env = env
         self._log_path = log_path
         self._consumers = consumers
@@ -157,7 +159,7 @@ class OrdersProcess:
         self.started.clear()
         self.starts += 1
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service.cli", self.subcommand,
+            sys.executable, "-m", *self.argv,
             env=self._env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         self._watcher = asyncio.create_task(self._watch(self.process))

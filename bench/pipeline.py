@@ -1,0 +1,310 @@
+"""Order pipeline benchmark: prebookings created → Confirmed events observed, against a raw aiokafka baseline.
+
+    make bench-pipeline                      # 20,000 orders at saturation, 1,000/s offered for 10 s
+    make bench-pipeline ARGS="--orders 50000 --services 2"
+
+The service (`orders service`, `--services` instances in one consumer group) and the resource simulator
+(`orders resource-sim`, answering at once) run as processes; this process publishes one-item prebookings
+and reads the status-changed topic. Latency is measured from the moment a command is handed to the producer
+to the moment its Confirmed event is read here, so it includes both brokers hops of each message.
+
+The baseline, in the same run: `bench.kafka_pipe` processes in the same places (one as the service, one as
+the simulator) forward the same command bytes through the same four hops (commands → requests → replies →
+events), with no logic and no Redis.
+"""
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.harness import OrdersProcess, Report, Run, parser, percentiles, progress, run
+from service.kafka_topics import ensure_topics
+from tests.factories import prebooking
+
+CONFIRMED = 1
+WARM_UP_ORDERS = 300
+PHASE_LIMIT_SECONDS = 600.0
+
+
+@dataclass
+class Observer:
+    """Reads a topic from its start and records when each awaited key's record of interest arrived."""
+
+    bootstrap: str
+    topic: str
+    accept: Callable[[bytes], str | None]
+    """The order id a record completes, or None if the record is not the one awaited."""
+    arrived: dict[str, float] = field(default_factory=dict)
+    _awaited: int = 0
+    _reached: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+    _consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await self._consumer.start()
+        partitions = await _partitions(self._consumer, self.topic)
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=2000)
+            now = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    key = self.accept(record.value)
+                    if key is not None:
+                        self.arrived.setdefault(key, now)
+            if len(self.arrived) >= self._awaited:
+                self._reached.set()
+
+    async def until(self, count: int, advance: Callable[[int], None], within: float) -> None:
+        """Wait until `count` keys have arrived in all (or `within` seconds passed), advancing a progress
+        bar as they do."""
+        self._awaited = count
+        self._reached.clear()
+        shown = len(self.arrived)
+        deadline = time.monotonic() + within
+        while len(self.arrived) < count and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reached.wait(), 0.25)
+            advance(len(self.arrived) - shown)
+            shown = len(self.arrived)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(100):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await consumer._client.force_metadata_update()  # no public refresh in aiokafka
+    raise RuntimeError(f"topic {topic} has no partitions")
+
+
+def confirmed_order(value: bytes) -> str | None:
+    event = json.loads(value)
+    return event["order_id"] if event.get("status") == CONFIRMED else None
+
+
+def forwarded_order(value: bytes) -> str | None:
+    return json.loads(value)["order_id"]  # type: ignore[no-any-return]
+
+
+def commands(count: int) -> list[tuple[str, bytes]]:
+    """`count` one-item prebookings as (order_id, bytes), serialised before any clock starts."""
+    built = (prebooking() for _ in range(count))
+    return [(c.order_id, c.model_dump_json().encode()) for c in built]
+
+
+async def send_all(
+    producer: AIOKafkaProducer, topic: str, batch: Sequence[tuple[str, bytes]], sent_at: dict[str, float]
+) -> None:
+    """Send as fast as the producer takes them; wait for every acknowledgement."""
+    acks = []
+    for order_id, value in batch:
+        sent_at[order_id] = time.monotonic()
+        acks.append(await producer.send(topic, value, key=order_id.encode()))
+    await asyncio.gather(*acks)
+
+
+async def send_at_rate(
+    producer: AIOKafkaProducer,
+    topic: str,
+    batch: Sequence[tuple[str, bytes]],
+    rate: float,
+    sent_at: dict[str, float],
+) -> None:
+    """Send `rate` messages per second, catching up after any hiccup rather than drifting."""
+    acks = []
+    start = time.monotonic()
+    position = 0
+    while position < len(batch):
+        due = min(len(batch), int((time.monotonic() - start) * rate) + 1)
+        for order_id, value in batch[position:due]:
+            sent_at[order_id] = time.monotonic()
+            acks.append(await producer.send(topic, value, key=order_id.encode()))
+        position = due
+        await asyncio.sleep(0.002)  # pacing: the offered rate is the point of this phase
+    await asyncio.gather(*acks)
+
+
+@dataclass
+class Phase:
+    """The figures of one measured phase."""
+
+    orders: int
+    seconds: float
+    latencies_ms: list[float]
+    missing: int
+    """Orders that did not complete within the phase's time limit."""
+
+    @property
+    def throughput(self) -> float:
+        return self.orders / self.seconds
+
+
+async def measure(
+    producer: AIOKafkaProducer,
+    observer: Observer,
+    topic: str,
+    batch: Sequence[tuple[str, bytes]],
+    description: str,
+    rate: float | None = None,
+) -> Phase:
+    """Send `batch` (at `rate`, or flat out) and wait for every order to complete."""
+    sent_at: dict[str, float] = {}
+    before = len(observer.arrived)
+    start = time.monotonic()
+    with progress(description, len(batch)) as advance:
+        sending = (
+            send_all(producer, topic, batch, sent_at)
+            if rate is None
+            else send_at_rate(producer, topic, batch, rate, sent_at)
+        )
+        waiting = observer.until(before + len(batch), advance, within=PHASE_LIMIT_SECONDS)
+        await asyncio.gather(sending, waiting)
+    arrived = [(o, observer.arrived[o]) for o, _ in batch if o in observer.arrived]
+    last = max((at for _, at in arrived), default=time.monotonic())
+    latencies = [(at - sent_at[o]) * 1000 for o, at in arrived]
+    return Phase(len(batch), last - start, latencies, len(batch) - len(arrived))
+
+
+async def pipeline(bench: Run, orders: int, rate: float, seconds: float, services: int) -> dict[str, Phase]:
+    """Warm up, then the fixed-rate phase, then saturation, through the real service."""
+    settings = bench.settings
+    processes = [
+        OrdersProcess("service", bench.environ(), bench.workdir / f"service-{n}.log", consumers=2)
+        for n in range(services)
+    ]
+    processes.append(OrdersProcess("resource-sim", bench.environ(), bench.workdir / "sim.log"))
+    observer = Observer(settings.kafka_bootstrap_servers, settings.topic_status_changed, confirmed_order)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=1)
+    try:
+        for process in processes:
+            await process.start()
+        await asyncio.gather(*(p.wait_ready() for p in processes))
+        await observer.start()
+        await producer.start()
+        fixed = commands(int(rate * seconds))
+        flat_out = commands(orders)
+        await measure(producer, observer, settings.topic_commands, commands(WARM_UP_ORDERS), "warm-up")
+        phases = {
+            "fixed": await measure(
+                producer, observer, settings.topic_commands, fixed, f"{rate:g}/s offered", rate
+            ),
+            "saturation": await measure(producer, observer, settings.topic_commands, flat_out, "saturation"),
+        }
+    finally:
+        await producer.stop()
+        await observer.stop()
+        for process in processes:
+            if process.process is not None:
+                await process.stop()
+    return phases
+
+
+async def baseline(bench: Run, orders: int) -> Phase:
+    """The same command bytes through the same four hops, forwarded by bare aiokafka processes."""
+    bootstrap = bench.settings.kafka_bootstrap_servers
+    base = f"{bench.settings.topic_commands}.baseline-{uuid.uuid4().hex[:4]}"
+    topics = [f"{base}.{hop}" for hop in ("commands", "requests", "replies", "events")]
+    await ensure_topics(bootstrap, topics, bench.settings.topic_partitions, 1)
+    as_service = [f"{topics[0]}:{topics[1]}", f"{topics[2]}:{topics[3]}"]
+    as_simulator = [f"{topics[1]}:{topics[2]}"]
+    processes = [
+        OrdersProcess("baseline", bench.environ(), bench.workdir / f"baseline-{n}.log", consumers=len(hops))
+        for n, hops in enumerate((as_service, as_simulator))
+    ]
+    for process, hops in zip(processes, (as_service, as_simulator), strict=True):
+        process.argv = ["bench.kafka_pipe", bootstrap, f"{base}.group", *hops]
+    observer = Observer(bootstrap, topics[3], forwarded_order)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    try:
+        for process in processes:
+            await process.start()
+        await asyncio.gather(*(p.wait_ready() for p in processes))
+        await observer.start()
+        await producer.start()
+        await measure(producer, observer, topics[0], commands(WARM_UP_ORDERS), "baseline warm-up")
+        return await measure(producer, observer, topics[0], commands(orders), "baseline saturation")
+    finally:
+        await producer.stop()
+        await observer.stop()
+        for process in processes:
+            await process.stop()
+
+
+def main() -> None:
+    options = parser(__doc__ or "")
+    options.add_argument("--orders", type=int, default=20_000, help="orders sent flat out (saturation)")
+    options.add_argument("--rate", type=float, default=1000.0, help="offered orders/s of the fixed phase")
+    options.add_argument("--seconds", type=float, default=10.0, help="length of the fixed-rate phase")
+    options.add_argument("--services", type=int, default=1, help="service instances in the consumer group")
+    args = options.parse_args()
+    if args.smoke:
+        args.orders, args.rate, args.seconds = 500, 200.0, 1.0
+
+    async def benchmark(bench: Run) -> Report:
+        report = Report(
+            "pipeline",
+            {
+                "orders": args.orders,
+                "offered_rate": args.rate,
+                "fixed_seconds": args.seconds,
+                "services": args.services,
+                "partitions": args.partitions,
+            },
+        )
+        phases = await pipeline(bench, args.orders, args.rate, args.seconds, args.services)
+        raw = await baseline(bench, args.orders)
+        saturation, fixed = phases["saturation"], phases["fixed"]
+        ratio = saturation.throughput / raw.throughput
+        report.add(
+            "saturation throughput",
+            saturation.throughput,
+            "orders/s",
+            ">= 3,000",
+            saturation.throughput >= 3000,
+        )
+        report.add("baseline throughput (raw aiokafka)", raw.throughput, "msgs/s")
+        report.add("ratio to baseline", ratio * 100, "%", ">= 50%", ratio >= 0.5)
+        for name, value in percentiles(saturation.latencies_ms).items():
+            report.add(f"saturation latency {name}", value, "ms")
+        report.add("fixed phase throughput", fixed.throughput, "orders/s")
+        for name, value in percentiles(fixed.latencies_ms).items():
+            target = name == "p99"
+            report.add(
+                f"latency {name} at {args.rate:g}/s",
+                value,
+                "ms",
+                "< 50 ms" if target else "",
+                value < 50 if target else None,
+            )
+        for name, value in percentiles(raw.latencies_ms).items():
+            report.add(f"baseline saturation latency {name}", value, "ms")
+        for name, phase in (("fixed phase", fixed), ("saturation", saturation), ("baseline", raw)):
+            report.check(f"{name}: every order through", phase.missing == 0, f"{phase.missing:,} missing")
+        return report
+
+    run(benchmark, args)
+
+
+if __name__ == "__main__":
+    main()
