@@ -69,8 +69,7 @@ class Run:
 def run_settings(endpoints: Endpoints, run_id: str, **overrides: Any) -> BenchSettings:
     """Settings with topic and consumer-group names of this run's own."""
     return BenchSettings(
-        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        redis_url=endpoints.redis_url,
+        **endpoints.settings(),  # type: ignore[arg-type]
         topic_commands=f"{run_id}.orders.commands",
         topic_resource_requests=f"{run_id}.resources.requests",
         topic_resource_replies=f"{run_id}.resources.replies",

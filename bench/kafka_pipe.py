@@ -14,7 +14,9 @@ import sys
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
-async def forward(bootstrap: str, group: str, source: str, target: str, max_batch: int) -> None:
+async def forward(
+    bootstrap: str, group: str, source: str, target: str, max_batch: int, fetch_max_wait_ms: int
+) -> None:
     """Forward `source` to `target` forever."""
     consumer = AIOKafkaConsumer(
         source,
@@ -23,6 +25,7 @@ async def forward(bootstrap: str, group: str, source: str, target: str, max_batc
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_poll_records=max_batch,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     await consumer.start()
@@ -44,7 +47,14 @@ async def main_async(arguments: argparse.Namespace) -> None:
     hops = [hop.split(":", 1) for hop in arguments.hops]
     await asyncio.gather(
         *(
-            forward(arguments.bootstrap, f"{arguments.group}.{n}", source, target, arguments.max_batch)
+            forward(
+                arguments.bootstrap,
+                f"{arguments.group}.{n}",
+                source,
+                target,
+                arguments.max_batch,
+                arguments.fetch_max_wait_ms,
+            )
             for n, (source, target) in enumerate(hops)
         )
     )
@@ -56,6 +66,7 @@ def main() -> None:
     found.add_argument("group")
     found.add_argument("hops", nargs="+", help="source:target topic pairs")
     found.add_argument("--max-batch", type=int, default=500)
+    found.add_argument("--fetch-max-wait-ms", type=int, default=500)
     asyncio.run(main_async(found.parse_args()))
 
 

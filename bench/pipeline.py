@@ -40,6 +40,7 @@ class Observer:
     topic: str
     accept: Callable[[bytes], str | None]
     """The order id a record completes, or None if the record is not the one awaited."""
+    fetch_max_wait_ms: int
     arrived: dict[str, float] = field(default_factory=dict)
     _awaited: int = 0
     _reached: asyncio.Event = field(default_factory=asyncio.Event)
@@ -47,7 +48,11 @@ class Observer:
     _consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
+        )
         await self._consumer.start()
         partitions = await _partitions(self._consumer, self.topic)
         self._consumer.assign(partitions)
@@ -194,7 +199,12 @@ async def pipeline(bench: Run, orders: int, rate: float, seconds: float, service
         for n in range(services)
     ]
     processes.append(OrdersProcess("resource-sim", bench.environ(), bench.workdir / "sim.log"))
-    observer = Observer(settings.kafka_bootstrap_servers, settings.topic_status_changed, confirmed_order)
+    observer = Observer(
+        settings.kafka_bootstrap_servers,
+        settings.topic_status_changed,
+        confirmed_order,
+        settings.kafka_fetch_max_wait_ms,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=1)
     try:
         for process in processes:
@@ -234,7 +244,8 @@ async def baseline(bench: Run, orders: int) -> Phase:
     ]
     for process, hops in zip(processes, (as_service, as_simulator), strict=True):
         process.argv = ["bench.kafka_pipe", bootstrap, f"{base}.group", *hops]
-    observer = Observer(bootstrap, topics[3], forwarded_order)
+        process.argv += ["--fetch-max-wait-ms", str(bench.settings.kafka_fetch_max_wait_ms)]
+    observer = Observer(bootstrap, topics[3], forwarded_order, bench.settings.kafka_fetch_max_wait_ms)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     try:
         for process in processes:

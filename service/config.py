@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: PositiveInt = 10_000
     """A consumer silent this long (a crashed instance) loses its partitions to the others."""
     kafka_heartbeat_interval_ms: PositiveInt = 3_000
+    kafka_fetch_max_wait_ms: PositiveInt = 500
+    """How long the broker may hold a consumer's fetch while no records wait. Kafka answers as soon as records
+    arrive, so this only paces idle polling; Tansu, the embedded broker, holds every fetch this long, so the
+    embedded stack sets 5 ms (see `service.devstack`), which is what keeps its latency low."""
     kafka_enable_idempotence: bool = False
     """Turn on for real Kafka; the embedded Tansu broker does not support the idempotent producer."""
 

@@ -22,16 +22,37 @@ from pathlib import Path
 STARTUP_TIMEOUT_SECONDS = 20.0
 
 
+EMBEDDED_FETCH_MAX_WAIT_MS = 5
+"""Tansu answers a fetch only when its wait ends, even if records arrived meanwhile: every hop through it
+costs up to this long, so it is kept short (an idle consumer then polls 200 times a second: cheap)."""
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where the stack answers."""
 
     kafka_bootstrap_servers: str
     redis_url: str
+    embedded_kafka: bool = False
+
+    def settings(self) -> dict[str, str | int]:
+        """The settings a process needs to reach this stack (and to be quick on the embedded broker)."""
+        found: dict[str, str | int] = {
+            "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
+            "redis_url": self.redis_url,
+        }
+        if self.embedded_kafka:
+            found["kafka_fetch_max_wait_ms"] = EMBEDDED_FETCH_MAX_WAIT_MS
+        return found
 
     def environ(self) -> dict[str, str]:
-        """The settings a service process needs to reach this stack."""
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers, "REDIS_URL": self.redis_url}
+        """The same settings as environment variables for a child process."""
+        return {
+            name.upper()
+            if name in ("kafka_bootstrap_servers", "redis_url")
+            else f"ORDERS_{name.upper()}": str(v)
+            for name, v in self.settings().items()
+        }
 
 
 def free_port() -> int:
@@ -125,10 +146,11 @@ class EmbeddedStack:
 
     def start(self) -> Endpoints:
         """Start what is not provided through the environment, and wait until it answers."""
-        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or self._start_kafka()
+        given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        kafka = given or self._start_kafka()
         redis = os.environ.get("REDIS_URL") or self._start_redis()
         atexit.register(self.stop)
-        self.endpoints = Endpoints(kafka, redis)
+        self.endpoints = Endpoints(kafka, redis, embedded_kafka=not given)
         return self.endpoints
 
     def _start_kafka(self) -> str:

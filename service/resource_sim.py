@@ -111,6 +111,7 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
         max_records=settings.max_batch,
         group_id=settings.sim_group,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=raw_records,
         title="resource_requests",

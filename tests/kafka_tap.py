@@ -27,7 +27,10 @@ class TopicTap:
 
     async def start(self) -> None:
         """Assign every partition of the topics and start reading from offset 0."""
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap_servers, enable_auto_commit=False)
+        # A short fetch wait: the embedded broker holds each fetch for all of it, even when records arrive.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=5
+        )
         await self._consumer.start()
         partitions = []
         for topic in self._topics:

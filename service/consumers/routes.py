@@ -125,6 +125,7 @@ def register_order_consumers(
             max_records=settings.max_batch,
             group_id=f"{settings.consumer_group}.{name}",
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,

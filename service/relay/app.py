@@ -98,6 +98,7 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
         max_records=settings.max_batch,
         group_id=settings.relay_group,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,

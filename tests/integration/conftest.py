@@ -34,8 +34,7 @@ pytestmark = pytest.mark.integration
 def isolated_settings(stack: Endpoints, run: str) -> Settings:
     """Settings with topic and group names of their own, so runs never see each other's messages."""
     return Settings(
-        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-        redis_url=stack.redis_url,
+        **stack.settings(),  # type: ignore[arg-type]
         topic_commands=f"{run}.orders.commands",
         topic_resource_requests=f"{run}.resources.requests",
         topic_resource_replies=f"{run}.resources.replies",

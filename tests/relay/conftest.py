@@ -23,8 +23,7 @@ def relay_settings(stack: Endpoints, **overrides: object) -> RelaySettings:
     """Fast retries, short timeouts, loopback allowed: the relay's clock sped up for tests."""
     run = f"r{uuid.uuid4().hex[:8]}"
     values: dict[str, object] = {
-        "kafka_bootstrap_servers": stack.kafka_bootstrap_servers,
-        "redis_url": stack.redis_url,
+        **stack.settings(),
         "topic_status_changed": f"{run}.status",
         "relay_group": f"{run}.relay",
         "relay_require_https": False,
