@@ -141,6 +141,7 @@ class OrdersProcess:
 
     def __init__(self, subcommand: str, env: dict[str, str], log_path: Path, consumers: int = 1) -> None:
         self.subcommand = subcommand
+        self.name = log_path.stem
         self.argv = ["service.cli", subcommand]
         """What runs as `python -m <argv>`: the `orders` CLI unless a benchmark runs a module of its own."""
         self._env = env
@@ -212,6 +213,16 @@ class OrdersProcess:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the running process has used so far."""
+        return cpu_seconds(self.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- measuring --------------------------------------------------------------------------------------------

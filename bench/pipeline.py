@@ -159,6 +159,8 @@ class Phase:
     latencies_ms: list[float]
     missing: int
     """Orders that did not complete within the phase's time limit."""
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU time each process used during the phase (the service's per order is the figure to optimise)."""
 
     @property
     def throughput(self) -> float:
@@ -171,10 +173,12 @@ async def measure(
     topic: str,
     batch: Sequence[tuple[str, bytes]],
     description: str,
+    processes: Sequence[OrdersProcess],
     rate: float | None = None,
 ) -> Phase:
     """Send `batch` (at `rate`, or flat out) and wait for every order to complete."""
     sent_at: dict[str, float] = {}
+    cpu_before = {p.name: p.cpu_seconds() for p in processes}
     before = len(observer.arrived)
     start = time.monotonic()
     with progress(description, len(batch)) as advance:
@@ -188,7 +192,8 @@ async def measure(
     arrived = [(o, observer.arrived[o]) for o, _ in batch if o in observer.arrived]
     last = max((at for _, at in arrived), default=time.monotonic())
     latencies = [(at - sent_at[o]) * 1000 for o, at in arrived]
-    return Phase(len(batch), last - start, latencies, len(batch) - len(arrived))
+    cpu = {p.name: p.cpu_seconds() - cpu_before[p.name] for p in processes}
+    return Phase(len(batch), last - start, latencies, len(batch) - len(arrived), cpu)
 
 
 async def pipeline(bench: Run, orders: int, rate: float, seconds: float, services: int) -> dict[str, Phase]:
@@ -214,12 +219,11 @@ async def pipeline(bench: Run, orders: int, rate: float, seconds: float, service
         await producer.start()
         fixed = commands(int(rate * seconds))
         flat_out = commands(orders)
-        await measure(producer, observer, settings.topic_commands, commands(WARM_UP_ORDERS), "warm-up")
+        topic = settings.topic_commands
+        await measure(producer, observer, topic, commands(WARM_UP_ORDERS), "warm-up", processes)
         phases = {
-            "fixed": await measure(
-                producer, observer, settings.topic_commands, fixed, f"{rate:g}/s offered", rate
-            ),
-            "saturation": await measure(producer, observer, settings.topic_commands, flat_out, "saturation"),
+            "fixed": await measure(producer, observer, topic, fixed, f"{rate:g}/s offered", processes, rate),
+            "saturation": await measure(producer, observer, topic, flat_out, "saturation", processes),
         }
     finally:
         await producer.stop()
@@ -253,8 +257,10 @@ async def baseline(bench: Run, orders: int) -> Phase:
         await asyncio.gather(*(p.wait_ready() for p in processes))
         await observer.start()
         await producer.start()
-        await measure(producer, observer, topics[0], commands(WARM_UP_ORDERS), "baseline warm-up")
-        return await measure(producer, observer, topics[0], commands(orders), "baseline saturation")
+        await measure(producer, observer, topics[0], commands(WARM_UP_ORDERS), "baseline warm-up", processes)
+        return await measure(
+            producer, observer, topics[0], commands(orders), "baseline saturation", processes
+        )
     finally:
         await producer.stop()
         await observer.stop()
@@ -308,6 +314,9 @@ def main() -> None:
                 "< 50 ms" if target else "",
                 value < 50 if target else None,
             )
+        for name, seconds in saturation.cpu_seconds.items():
+            report.add(f"{name} CPU per order", seconds / saturation.orders * 1000, "ms")
+        report.add("baseline CPU per message", sum(raw.cpu_seconds.values()) / raw.orders * 1000, "ms")
         for name, value in percentiles(raw.latencies_ms).items():
             report.add(f"baseline saturation latency {name}", value, "ms")
         for name, phase in (("fixed phase", fixed), ("saturation", saturation), ("baseline", raw)):
