@@ -16,6 +16,7 @@ from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
 from service.consumers.routes import register_order_consumers
 from service.kafka_topics import ensure_topics
+from service.store.client import connect
 from service.store.effects import LocalEffects
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
@@ -64,6 +65,7 @@ class OrderService:
     entitlements: EntitlementStore
     timers: TimerStore
     deadlines: DeadlineWatcher
+    publisher: OutboxPublisher
     app: FastStream
 
     async def prepare(self) -> None:
@@ -77,6 +79,7 @@ class OrderService:
         await self.store.load_scripts()
         await self.entitlements.load_scripts()
         await self.timers.load_scripts()
+        await self.publisher.start()
         log.info("service.starting", extra={"bootstrap_servers": self.settings.kafka_bootstrap_servers})
 
     async def start(self) -> None:
@@ -92,14 +95,15 @@ class OrderService:
         await self.close()
 
     async def close(self) -> None:
-        """Release the Redis connections."""
+        """Flush the producer and release the Redis connections (after the consumers drained)."""
+        await self.publisher.stop()
         await self.redis.aclose()
 
 
 def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -> OrderService:
     """Wire broker, store, processor and consumers from `settings`; connects nothing yet."""
     broker = build_broker(settings, client_id="orders-service")
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url, reply_timeout=None)  # each batch is time-limited as a whole
     store, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)
     effects = LocalEffects(entitlements, timers, store)
@@ -111,6 +115,7 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
         clock,
         policy_from(settings),
         settings.idempotency_retention_seconds,
+        settings.batch_timeout_seconds,
     )
     register_order_consumers(broker, settings, processor, publisher, clock)
     deadlines = DeadlineWatcher(
@@ -122,7 +127,7 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
         settings.max_batch,
     )
     app = FastStream(broker, logger=logging.getLogger("orders-service.app"))
-    service = OrderService(settings, broker, redis, store, entitlements, timers, deadlines, app)
+    service = OrderService(settings, broker, redis, store, entitlements, timers, deadlines, publisher, app)
     app.on_startup(service.prepare)
     app.after_startup(deadlines.start)
     app.on_shutdown(deadlines.stop)

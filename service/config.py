@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     """Per-resource windows in seconds, overriding the default: JSON, e.g. `{"LHR-T5-LOUNGE": 3600}`."""
     shutdown_grace_seconds: PositiveFloat = 15.0
     """On SIGTERM, in-flight batches get this long to finish before the process exits."""
+    batch_timeout_seconds: PositiveFloat = 30.0
+    """A batch whose Redis round trips and broker acknowledgements take longer fails and is read again, so
+    a hung Redis or broker cannot hold a partition (the service's Redis client has no per-reply limit)."""
     retry_backoff_seconds: PositiveFloat = 1.0
     """Pause before a batch is re-read after Redis or Kafka failed under it (offsets stay uncommitted)."""
     idempotency_retention_seconds: PositiveInt = 7 * 24 * 3600

@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from redis.asyncio import Redis
 
 from service.api.commands import commands
 from service.api.keys import ApiKeyStore
@@ -15,6 +14,7 @@ from service.app import build_broker
 from service.config import RelaySettings
 from service.relay.deliveries import DeliveryStore
 from service.relay.endpoints import EndpointStore
+from service.store.client import connect
 from service.store.orders import OrderStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -25,7 +25,7 @@ def build_api(settings: RelaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_url)
         broker = build_broker(settings, client_id="orders-api")
         await broker.connect()
         app.state.redis, app.state.broker = redis, broker

@@ -15,6 +15,7 @@ A crash anywhere re-delivers the batch: applied inputs are recognised as duplica
 still stored, are carried out again: messages under the same event ids, effects idempotently.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class OrderProcessor:
         clock: Callable[[], datetime],
         policy: Policy,
         claim_seconds: int = 7 * 24 * 3600,
+        timeout_seconds: float = 30.0,
     ) -> None:
         self._store = store
         self._entitlements = entitlements
@@ -78,9 +80,15 @@ class OrderProcessor:
         self._clock = clock
         self._policy = policy
         self._claim_seconds = claim_seconds
+        self._timeout_seconds = timeout_seconds
 
     async def process(self, batch: Sequence[Inbound]) -> None:
-        """Apply `batch` and carry out everything it decided; raise if that could not be made durable."""
+        """Apply `batch` and carry out everything it decided; raise if that could not be made durable (or
+        not within the time limit: everything is idempotent, so the batch is simply read again)."""
+        async with asyncio.timeout(self._timeout_seconds):
+            await self._process(batch)
+
+    async def _process(self, batch: Sequence[Inbound]) -> None:
         output = _BatchOutput()
         pending = list(batch)
         for _ in range(MAX_CONFLICT_ROUNDS):
@@ -258,11 +266,17 @@ class OrderProcessor:
             )
         else:
             metrics.INPUTS_APPLIED.labels(inbound.kind).inc()
-        for event in decision.events:
-            log.info(
-                "order.status_changed",
-                extra={"order_id": event.order_id, "sequence": event.sequence, "status": event.status_name},
-            )
+        if log.isEnabledFor(logging.DEBUG):
+            # Every change is an event on the bus already; a line per change at INFO cost ~9% of the CPU.
+            for event in decision.events:
+                log.debug(
+                    "order.status_changed",
+                    extra={
+                        "order_id": event.order_id,
+                        "sequence": event.sequence,
+                        "status": event.status_name,
+                    },
+                )
 
 
 def _processing_dead_letter(inbound: Inbound, error: Exception, now: datetime) -> list[OutboxEntry]:

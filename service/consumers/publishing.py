@@ -1,10 +1,10 @@
-"""Publishing decided messages through FastStream publishers, which also document them in AsyncAPI."""
+"""Publishing decided messages: to an aiokafka producer, batched; FastStream documents the channels."""
 
 import asyncio
 from collections.abc import Sequence
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.resources import ResourceRequestMessage
@@ -12,44 +12,77 @@ from service.config import Settings
 from service.store.outbox import Destination, OutboxEntry
 
 JSON_HEADERS = {"content-type": "application/json"}
+_HEADERS = [(name, value.encode()) for name, value in JSON_HEADERS.items()]
 
 
 class OutboxPublisher:
-    """Sends a batch of messages at once and returns when the broker acknowledged all of them."""
+    """Sends a batch of messages at once and returns when the broker acknowledged all of them.
+
+    The messages are bytes already (stored in the outbox as such), so they go to the aiokafka producer
+    directly: FastStream's publish path (codec, middlewares, correlation headers) cost about a tenth of the
+    service's CPU per message. The FastStream publishers are still declared, for the AsyncAPI document.
+    """
 
     def __init__(self, broker: KafkaBroker, settings: Settings) -> None:
-        self._publishers: dict[Destination, DefaultPublisher] = {
-            Destination.STATUS_CHANGED: broker.publisher(
-                settings.topic_status_changed,
-                title="order_status_changed",
-                description="Every status change of every order; keyed by order_id, ordered by `sequence`.",
-                schema=OrderStatusChanged,
-            ),
-            Destination.RESOURCE_REQUESTS: broker.publisher(
-                settings.topic_resource_requests,
-                title="resource_requests",
-                description="`reserve` and `release` requests to resource operators; keyed by order_id.",
-                schema=ResourceRequestMessage,
-            ),
-            Destination.COMMAND_REJECTED: broker.publisher(
-                settings.topic_command_rejected,
-                title="command_rejected",
-                description="Valid commands that were not carried out, with a stable code.",
-                schema=CommandRejected,
-            ),
-            Destination.DEAD_LETTER: broker.publisher(
-                settings.topic_dead_letter,
-                title="dead_letter",
-                description="Input that could not be parsed or validated, with the reason and the bytes.",
-                schema=DeadLetter,
-            ),
+        self._settings = settings
+        self._topics = {
+            Destination.STATUS_CHANGED: settings.topic_status_changed,
+            Destination.RESOURCE_REQUESTS: settings.topic_resource_requests,
+            Destination.COMMAND_REJECTED: settings.topic_command_rejected,
+            Destination.DEAD_LETTER: settings.topic_dead_letter,
         }
+        broker.publisher(
+            settings.topic_status_changed,
+            title="order_status_changed",
+            description="Every status change of every order; keyed by order_id, ordered by `sequence`.",
+            schema=OrderStatusChanged,
+        )
+        broker.publisher(
+            settings.topic_resource_requests,
+            title="resource_requests",
+            description="`reserve` and `release` requests to resource operators; keyed by order_id.",
+            schema=ResourceRequestMessage,
+        )
+        broker.publisher(
+            settings.topic_command_rejected,
+            title="command_rejected",
+            description="Valid commands that were not carried out, with a stable code.",
+            schema=CommandRejected,
+        )
+        broker.publisher(
+            settings.topic_dead_letter,
+            title="dead_letter",
+            description="Input that could not be parsed or validated, with the reason and the bytes.",
+            schema=DeadLetter,
+        )
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect the producer (before the consumers start: their first batch may publish)."""
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            client_id="orders-service",
+            acks="all",
+            enable_idempotence=self._settings.kafka_enable_idempotence,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush and disconnect (after the consumers drained)."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     async def publish(self, entries: Sequence[OutboxEntry]) -> None:
         """Send all entries without waiting in between, then wait for every acknowledgement."""
+        if not entries:
+            return
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("the outbox publisher is not started")
         pending = [
-            await self._publishers[entry.destination].publish(
-                entry.value, key=entry.key.encode() or None, headers=JSON_HEADERS, no_confirm=True
+            await producer.send(
+                self._topics[entry.destination], entry.value, key=entry.key.encode() or None, headers=_HEADERS
             )
             for entry in entries
         ]

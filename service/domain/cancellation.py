@@ -28,7 +28,7 @@ def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Deci
     if wanted - set(live):
         message = f"already cancelled: {sorted(wanted - set(live))}"
         return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
-    order = order.model_copy(deep=True)
+    order = order.clone()
     at_sequence = order.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []
     for item in order.items:

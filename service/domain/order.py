@@ -68,6 +68,11 @@ class Order(BaseModel):
     entitlement_consumption_id: str | None = None
     """Walk-in: the input that consumed the entitlement units, which a refund gives back."""
 
+    def clone(self) -> "Order":
+        """A deep copy to change. Four times cheaper than `model_copy(deep=True)`, whose deep copy runs in
+        Python: that copy alone was a quarter of the processor's CPU."""
+        return Order.model_validate(self.model_dump())
+
     def item_by_reservation(self, reservation_id: str) -> OrderItem | None:
         """The item whose reservation has this id, if any."""
         return next((item for item in self.items if item.reservation_id == reservation_id), None)

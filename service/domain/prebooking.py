@@ -66,7 +66,7 @@ def create_prebooking(
 
 def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime) -> Decision:
     """A resource holds capacity: confirm the item, and the order once every live item is confirmed."""
-    order = order.model_copy(deep=True)
+    order = order.clone()
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
         return Decision(anomaly="UNKNOWN_RESERVATION")
@@ -95,7 +95,7 @@ def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime
 
 def fail_reservation(order: Order, reply: ReservationFailed, now: datetime) -> Decision:
     """A resource refused: the whole order fails, and capacity held or requested elsewhere is released."""
-    order = order.model_copy(deep=True)
+    order = order.clone()
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
         return Decision(anomaly="UNKNOWN_RESERVATION")
@@ -112,7 +112,7 @@ def expire_confirmation(order: Order, now: datetime) -> Decision:
     """The confirmation deadline passed: a still Pending order fails; any other order is left alone."""
     if order.status is not OrderStatus.PENDING:
         return Decision()
-    return fail_order(order.model_copy(deep=True), CONFIRMATION_TIMEOUT, now)
+    return fail_order(order.clone(), CONFIRMATION_TIMEOUT, now)
 
 
 def fail_order(order: Order, reason: str, now: datetime) -> Decision:

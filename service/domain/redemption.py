@@ -25,7 +25,7 @@ def redeem(order: Order, command: RedeemOrder, now: datetime) -> Decision:
         )
     if command.service_ids and any(services[s][0].cancelled_at_sequence is not None for s in wanted):
         return reject(command, command.type, RejectionCode.INVALID_STATE, "services of cancelled items", now)
-    order = order.model_copy(deep=True)
+    order = order.clone()
     redeemed = 0
     for item in order.items:
         if item.cancelled_at_sequence is not None:

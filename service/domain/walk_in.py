@@ -84,7 +84,7 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
     if now - order.created_at > window:
         message = f"usages at {order.items[0].resource_id} can be cancelled for {window} after use"
         return reject(command, command.type, RejectionCode.CANCELLATION_WINDOW_CLOSED, message, now)
-    order = order.model_copy(deep=True)
+    order = order.clone()
     for item in order.items:
         item.cancelled_at_sequence = order.sequence + 1
         for service in item.services:

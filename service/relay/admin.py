@@ -7,13 +7,12 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from redis.asyncio import Redis
-
 from service.clock import utc_now
 from service.config import RelaySettings
 from service.relay.deliveries import DeliveryStore
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
 from service.relay.safety import UnsafeTarget, check_target
+from service.store.client import connect
 
 Action = Callable[[argparse.Namespace, EndpointStore, DeliveryStore, RelaySettings], Awaitable[int]]
 
@@ -65,7 +64,7 @@ def _bind(parser: argparse.ArgumentParser, action: Action) -> None:
 
 async def _with_stores(args: argparse.Namespace, action: Action) -> int:
     settings = RelaySettings()
-    async with Redis.from_url(settings.redis_url) as redis:
+    async with connect(settings.redis_url) as redis:
         return await action(args, EndpointStore(redis), DeliveryStore(redis), settings)
 
 

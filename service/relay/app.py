@@ -23,6 +23,7 @@ from service.consumers.spec import documented_payload
 from service.relay.deliveries import DeliveryStore, QueuedEvent
 from service.relay.endpoints import EndpointState, EndpointStore
 from service.relay.worker import DeliveryWorker
+from service.store.client import connect
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class EventQueuer:
 def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now) -> Relay:
     """Wire the relay from settings; connects nothing yet."""
     broker = build_broker(settings, client_id="orders-relay")
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     endpoints, deliveries = EndpointStore(redis), DeliveryStore(redis)
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)

@@ -114,6 +114,33 @@ async def test_a_batch_applies_several_inputs_of_one_order_in_order(redis: Redis
     ]
 
 
+class HangingPublisher:
+    """A broker that never acknowledges."""
+
+    async def publish(self, entries: Sequence[OutboxEntry]) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_batch_that_hangs_fails_within_its_time_limit_and_keeps_its_outbox(redis: Redis) -> None:
+    """No per-reply timeout on the hot path's Redis client: the batch as a whole is time-limited, and what it
+    had not carried out stays in the outbox for the re-delivery."""
+    create = command_input(prebooking())
+    orders, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
+    effects = LocalEffects(entitlements, timers, orders)
+    hanging = OrderProcessor(
+        orders, entitlements, effects, HangingPublisher(), lambda: NOW, Policy(), timeout_seconds=0.3
+    )
+
+    with pytest.raises(TimeoutError):
+        await hanging.process([create])
+
+    assert await redis.hlen(outbox_key(create.order_id)) > 0
+    publisher = RecordingPublisher()
+    await processor(redis, publisher).process([create])
+    assert [e.status for e in publisher.events()] == [OrderStatus.PENDING]
+    assert await redis.hlen(outbox_key(create.order_id)) == 0
+
+
 async def test_stale_version_is_refused_by_the_commit_script(redis: Redis) -> None:
     """A transition decided on a state that changed meanwhile is refused, not applied."""
     store = OrderStore(redis)
