@@ -16,6 +16,7 @@ events), with no logic and no Redis.
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.harness import OrdersProcess, Report, Run, parser, percentiles, progress, run
+from bench.harness import OrdersProcess, Report, Run, cpu_seconds, parser, percentiles, progress, run
 from service.kafka_topics import ensure_topics
 from tests.factories import prebooking
 
@@ -173,12 +174,13 @@ async def measure(
     topic: str,
     batch: Sequence[tuple[str, bytes]],
     description: str,
-    processes: Sequence[OrdersProcess],
+    processes: dict[str, int],
     rate: float | None = None,
 ) -> Phase:
-    """Send `batch` (at `rate`, or flat out) and wait for every order to complete."""
+    """Send `batch` (at `rate`, or flat out) and wait for every order to complete; `processes` (name → pid)
+    are the ones whose CPU time is measured."""
     sent_at: dict[str, float] = {}
-    cpu_before = {p.name: p.cpu_seconds() for p in processes}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     before = len(observer.arrived)
     start = time.monotonic()
     with progress(description, len(batch)) as advance:
@@ -192,7 +194,7 @@ async def measure(
     arrived = [(o, observer.arrived[o]) for o, _ in batch if o in observer.arrived]
     last = max((at for _, at in arrived), default=time.monotonic())
     latencies = [(at - sent_at[o]) * 1000 for o, at in arrived]
-    cpu = {p.name: p.cpu_seconds() - cpu_before[p.name] for p in processes}
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
     return Phase(len(batch), last - start, latencies, len(batch) - len(arrived), cpu)
 
 
@@ -220,10 +222,11 @@ async def pipeline(bench: Run, orders: int, rate: float, seconds: float, service
         fixed = commands(int(rate * seconds))
         flat_out = commands(orders)
         topic = settings.topic_commands
-        await measure(producer, observer, topic, commands(WARM_UP_ORDERS), "warm-up", processes)
+        measured = {p.name: p.pid for p in processes} | bench.stack.pids() | {"benchmark": os.getpid()}
+        await measure(producer, observer, topic, commands(WARM_UP_ORDERS), "warm-up", measured)
         phases = {
-            "fixed": await measure(producer, observer, topic, fixed, f"{rate:g}/s offered", processes, rate),
-            "saturation": await measure(producer, observer, topic, flat_out, "saturation", processes),
+            "fixed": await measure(producer, observer, topic, fixed, f"{rate:g}/s offered", measured, rate),
+            "saturation": await measure(producer, observer, topic, flat_out, "saturation", measured),
         }
     finally:
         await producer.stop()
@@ -257,10 +260,9 @@ async def baseline(bench: Run, orders: int) -> Phase:
         await asyncio.gather(*(p.wait_ready() for p in processes))
         await observer.start()
         await producer.start()
-        await measure(producer, observer, topics[0], commands(WARM_UP_ORDERS), "baseline warm-up", processes)
-        return await measure(
-            producer, observer, topics[0], commands(orders), "baseline saturation", processes
-        )
+        measured = {p.name: p.pid for p in processes} | bench.stack.pids() | {"benchmark": os.getpid()}
+        await measure(producer, observer, topics[0], commands(WARM_UP_ORDERS), "baseline warm-up", measured)
+        return await measure(producer, observer, topics[0], commands(orders), "baseline saturation", measured)
     finally:
         await producer.stop()
         await observer.stop()
@@ -315,8 +317,9 @@ def main() -> None:
                 value < 50 if target else None,
             )
         for name, seconds in saturation.cpu_seconds.items():
-            report.add(f"{name} CPU per order", seconds / saturation.orders * 1000, "ms")
-        report.add("baseline CPU per message", sum(raw.cpu_seconds.values()) / raw.orders * 1000, "ms")
+            report.add(f"CPU per order: {name}", seconds / saturation.orders * 1000, "ms")
+        for name, seconds in raw.cpu_seconds.items():
+            report.add(f"baseline CPU per message: {name}", seconds / raw.orders * 1000, "ms")
         for name, value in percentiles(raw.latencies_ms).items():
             report.add(f"baseline saturation latency {name}", value, "ms")
         for name, phase in (("fixed phase", fixed), ("saturation", saturation), ("baseline", raw)):

@@ -188,6 +188,10 @@ class EmbeddedStack:
         self.start_redis()
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
+    def pids(self) -> dict[str, int]:
+        """The processes this stack started ("kafka", "redis"), for measuring them."""
+        return {name: process.pid for name, process in self._processes.items()}
+
     def stop(self) -> None:
         """Stop every process this stack started; safe to call twice."""
         for name in list(self._processes):
