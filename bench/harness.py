@@ -34,6 +34,8 @@ from service.kafka_topics import ensure_topics
 
 RESULTS_DIR = Path(__file__).parent / "results"
 console = Console(stderr=True)
+report_console = Console(width=None if sys.stdout.isatty() else 120)
+"""Tables keep their rows on one line in CI logs and files, where there is no terminal width to follow."""
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -327,11 +329,11 @@ class Report:
             table.add_row(row.name, _format(row.value), row.unit, row.target, _mark(row.met))
         for check in self.checks:
             table.add_row(check.name, _format(check.value), "", "", _mark(check.met))
-        Console().print(table)
+        report_console.print(table)
         if self.checks:
             verdict = "PASS" if self.passed else "FAIL"
             failed = [c.name for c in self.checks if not c.met]
-            Console().print(f"verdict: {verdict}" + (f" ({', '.join(failed)})" if failed else ""))
+            report_console.print(f"verdict: {verdict}" + (f" ({', '.join(failed)})" if failed else ""))
 
     def save(self, path: Path | None) -> Path:
         path = path or RESULTS_DIR / f"{self.name}.json"

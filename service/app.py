@@ -104,7 +104,8 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     """Wire broker, store, processor and consumers from `settings`; connects nothing yet."""
     broker = build_broker(settings, client_id="orders-service")
     redis = connect(settings.redis_url, reply_timeout=None)  # each batch is time-limited as a whole
-    store, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
+    store = OrderStore(redis, settings.client_index_retention_seconds)
+    entitlements, timers = EntitlementStore(redis), TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)
     effects = LocalEffects(entitlements, timers, store)
     processor = OrderProcessor(

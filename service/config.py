@@ -3,7 +3,7 @@
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topics
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     a hung Redis or broker cannot hold a partition (the service's Redis client has no per-reply limit)."""
     retry_backoff_seconds: PositiveFloat = 1.0
     """Pause before a batch is re-read after Redis or Kafka failed under it (offsets stay uncommitted)."""
+    order_retention_seconds: PositiveInt = 30 * 24 * 3600
+    """Finished orders (Used, Cancelled, Failed) are deleted this long after their last change, Confirmed ones
+    this long after their last service date; Pending ones are kept. At least the idempotency retention."""
+    client_index_retention_seconds: PositiveInt = 400 * 24 * 3600
+    """Orders created longer ago than this leave their client's listing (GET /v1/orders); by id they are
+    served as long as they are stored."""
     idempotency_retention_seconds: PositiveInt = 7 * 24 * 3600
     """How long a command_id stays claimed by its first payload (reuse within it is IDEMPOTENCY_CONFLICT)."""
     kafka_session_timeout_ms: PositiveInt = 10_000
@@ -76,6 +82,18 @@ class Settings(BaseSettings):
     """`orders service` and `orders relay` serve Prometheus metrics on this port (0: not served)."""
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+    @model_validator(mode="after")
+    def _retention_outlives_idempotency(self) -> "Settings":
+        # A finished order forgotten while its command_id is still claimed would let a re-delivered command
+        # create it again; one forgotten inside a cancellation window could not be cancelled.
+        longest_window = max([self.walk_in_cancellation_window_seconds, *self.cancellation_windows.values()])
+        if self.order_retention_seconds < max(self.idempotency_retention_seconds, longest_window):
+            raise ValueError(
+                "order_retention_seconds must be at least idempotency_retention_seconds and every "
+                "cancellation window"
+            )
+        return self
 
 
 class ResourceSimSettings(Settings):
@@ -128,6 +146,7 @@ def policy_from(settings: Settings) -> Policy:
         confirmation_timeout=timedelta(seconds=settings.confirmation_timeout_seconds),
         walk_in_cancellation_window=timedelta(seconds=settings.walk_in_cancellation_window_seconds),
         cancellation_windows={r: timedelta(seconds=s) for r, s in settings.cancellation_windows.items()},
+        order_retention=timedelta(seconds=settings.order_retention_seconds),
     )
 
 

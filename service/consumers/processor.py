@@ -32,6 +32,7 @@ from service.domain.decisions import Decision, reject
 from service.domain.effects import EntitlementCheck, RecordAnomaly
 from service.domain.order import Order
 from service.domain.policy import Policy
+from service.domain.retention import expires_at
 from service.store.effects import LocalEffects, encode_effect
 from service.store.entitlements import EntitlementStore
 from service.store.keys import command_claim_key
@@ -192,9 +193,12 @@ class OrderProcessor:
                 # Nothing to attach a record to: count it, and leave no keys behind for a stray reply.
                 self._account(inbound, decision, output)
                 continue
-            new_state = decision.order.model_dump_json().encode() if decision.order is not None else None
+            new_state, expires_at_ms = None, None
             if decision.order is not None:
+                new_state = decision.order.model_dump_json().encode()
                 working[inbound.order_id] = (decision.order, inbound.input_id)
+                expiry = expires_at(decision.order, self._policy.order_retention)
+                expires_at_ms = int(expiry.timestamp() * 1000) if expiry is not None else None
             transition = Transition(
                 inbound.order_id,
                 inbound.input_id,
@@ -202,6 +206,7 @@ class OrderProcessor:
                 version,
                 new_state,
                 _entries(inbound.order_id, decision, inbound.input_id),
+                expires_at_ms,
             )
             transitions.append((inbound, decision, transition))
         return transitions

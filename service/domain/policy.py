@@ -6,6 +6,7 @@ from datetime import timedelta
 
 DEFAULT_WALK_IN_CANCELLATION_WINDOW = timedelta(minutes=30)
 DEFAULT_CONFIRMATION_TIMEOUT = timedelta(minutes=2)
+DEFAULT_ORDER_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,8 @@ class Policy:
     confirmation_timeout: timedelta = DEFAULT_CONFIRMATION_TIMEOUT
     walk_in_cancellation_window: timedelta = DEFAULT_WALK_IN_CANCELLATION_WINDOW
     cancellation_windows: Mapping[str, timedelta] = field(default_factory=dict)
+    order_retention: timedelta = DEFAULT_ORDER_RETENTION
+    """How long a finished order is kept (see `service.domain.retention`)."""
 
     def cancellation_window(self, resource_id: str) -> timedelta:
         """How long after a walk-in usage its resource's staff may still cancel it."""

@@ -35,6 +35,8 @@ class Transition:
     new_state: bytes | None
     """The new state, or None to keep the stored one (and its version)."""
     entries: list[OutboxEntry] = field(default_factory=list)
+    expires_at_ms: int | None = None
+    """With a new state: when the order's keys expire (epoch ms), or None to keep them (retention policy)."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,9 @@ class CommitResult:
 class OrderStore:
     """All reads and writes of order state; every method is one Redis round trip for a whole batch."""
 
-    def __init__(self, redis: "Redis") -> None:
+    def __init__(self, redis: "Redis", index_retention_seconds: int = 400 * 24 * 3600) -> None:
         self._redis = redis
+        self._index_retention_ms = index_retention_seconds * 1000
         self._commit = LuaScript("commit_transition")
 
     async def load_scripts(self) -> None:
@@ -107,6 +110,7 @@ class OrderStore:
                 t.expected_version,
                 t.new_state or b"",
                 t.input_id,
+                t.expires_at_ms or 0,
             ]
             args += [entry.encode() for entry in t.entries]
             calls.append((order_keys(t.order_id), args))
@@ -144,12 +148,20 @@ class OrderStore:
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
     async def index(self, entries: Sequence[IndexOrder]) -> None:
-        """List new orders under their clients (idempotent: a replay sets the same score)."""
+        """List new orders under their clients (idempotent: a replay sets the same score), and drop the
+        entries older than the index retention, which bounds each listing."""
         if not entries:
             return
+        newest: dict[str, int] = {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for e in entries:
-                pipe.zadd(client_orders_key(e.client_id), {e.order_id: int(e.created_at.timestamp() * 1000)})
+                created_ms = int(e.created_at.timestamp() * 1000)
+                pipe.zadd(client_orders_key(e.client_id), {e.order_id: created_ms})
+                newest[e.client_id] = max(newest.get(e.client_id, 0), created_ms)
+            for client_id, created_ms in newest.items():
+                pipe.zremrangebyscore(
+                    client_orders_key(client_id), "-inf", created_ms - self._index_retention_ms
+                )
             await pipe.execute()
 
     async def page(

@@ -1,7 +1,7 @@
 """The processor against the real Redis: crash between commit and publish, and concurrent writers."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +15,6 @@ from contracts.statuses import OrderStatus
 from service.consumers.deadlines import DeadlineWatcher
 from service.consumers.inbound import command_input, reply_input
 from service.consumers.processor import OrderProcessor
-from service.devstack import Endpoints
 from service.domain.decide import decide
 from service.domain.policy import Policy
 from service.store.effects import LocalEffects
@@ -60,13 +59,6 @@ def processor(
     orders, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
     effects = LocalEffects(entitlements, timers, orders)
     return OrderProcessor(orders, entitlements, effects, publisher, clock, Policy())
-
-
-@pytest.fixture
-async def redis(stack: Endpoints) -> AsyncIterator[Redis]:
-    client = Redis.from_url(stack.redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_events_stored_before_a_failed_publish_are_published_on_redelivery(redis: Redis) -> None:

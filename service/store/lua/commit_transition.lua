@@ -4,7 +4,8 @@
 -- KEYS[1] order hash, KEYS[2] inputs hash, KEYS[3] outbox hash (all with the same hash tag)
 -- ARGV[1] input id            ARGV[2] fingerprint of the input's payload
 -- ARGV[3] expected version    ARGV[4] new state JSON, or '' to leave the state as it is
--- ARGV[5] new version         ARGV[6..] outbox entries, in publication order
+-- ARGV[5] new version         ARGV[6] with a new state: epoch ms at which the order's keys expire, 0 for never
+-- ARGV[7..] outbox entries, in publication order
 --
 -- A version is the id of the input that last changed the state ('' before the order exists), not a
 -- counter: two transitions decided one after the other in a batch chain their versions, and a change made
@@ -29,12 +30,27 @@ if ARGV[4] ~= '' then
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 
-local entries = #ARGV - 5
+local entries = #ARGV - 6
 local first = 0
 if entries > 0 then
   first = redis.call('HINCRBY', KEYS[1], 'outbox_seq', entries) - entries + 1
   for i = 1, entries do
-    redis.call('HSET', KEYS[3], string.format('%012d', first + i - 1), ARGV[5 + i])
+    redis.call('HSET', KEYS[3], string.format('%012d', first + i - 1), ARGV[6 + i])
+  end
+end
+
+-- The retention policy: a new state says how long the order is kept. The outbox empties itself (a hash
+-- without fields is deleted), but entries stored here must outlive their publication, hence it too.
+if ARGV[4] ~= '' then
+  if ARGV[6] == '0' then
+    redis.call('PERSIST', KEYS[1])
+    redis.call('PERSIST', KEYS[2])
+  else
+    redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+    redis.call('PEXPIREAT', KEYS[2], ARGV[6])
+    if entries > 0 then
+      redis.call('PEXPIREAT', KEYS[3], ARGV[6])
+    end
   end
 end
 return {'ok', tostring(first)}

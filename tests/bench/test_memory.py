@@ -1,0 +1,22 @@
+"""The memory benchmark keeps working, and its retention verdicts hold at a small size."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.bench.running import figure, run_benchmark
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(300)
+def test_memory_benchmark_measures_orders_and_sees_them_expire(tmp_path: Path) -> None:
+    results = run_benchmark("memory", tmp_path)
+
+    assert 100 < figure(results, "Redis memory per stored order") < 100_000
+    assert {c["name"] for c in results["checks"]} == {
+        "every stored order confirmed",
+        "every refused order failed",
+        "failed orders forgotten after the retention",
+        "confirmed orders kept until their service date",
+    }

@@ -1,0 +1,51 @@
+"""The retention policy in Redis: what a transition decides about keeping an order is what its keys do."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from contracts.resources import ReservationFailed
+from service.consumers.inbound import command_input, reply_input
+from service.domain.effects import IndexOrder
+from service.domain.policy import DEFAULT_ORDER_RETENTION
+from service.store.keys import client_orders_key, inputs_key, order_key
+from service.store.orders import OrderStore
+from tests.factories import prebooking, unique
+from tests.integration.test_outbox_and_concurrency import NOW, RecordingPublisher, processor
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_pending_order_is_kept_and_a_failed_one_expires_after_the_retention(redis: Redis) -> None:
+    create = prebooking()
+    orders = processor(redis, RecordingPublisher())
+    await orders.process([command_input(create)])
+    keys = [order_key(create.order_id), inputs_key(create.order_id)]
+    assert [await redis.pttl(k) for k in keys] == [-1, -1]
+
+    refusal = ReservationFailed(
+        reply_id=unique("r"),
+        order_id=create.order_id,
+        reservation_id=f"{create.order_id}/ITEM-1",
+        reason_code="SOLD_OUT",
+        reason="sold out",
+    )
+    await orders.process([reply_input(refusal)])
+
+    expected_ms = ((NOW + DEFAULT_ORDER_RETENTION).timestamp() - time.time()) * 1000
+    for key in keys:
+        assert abs(await redis.pttl(key) - expected_ms) < 60_000, key
+
+
+async def test_the_client_listing_forgets_orders_older_than_its_retention(redis: Redis) -> None:
+    store = OrderStore(redis, index_retention_seconds=int(timedelta(days=400).total_seconds()))
+    client = unique("client")
+    old = IndexOrder(client_id=client, order_id="ORD-OLD", created_at=NOW - timedelta(days=401))
+    kept = IndexOrder(client_id=client, order_id="ORD-KEPT", created_at=NOW - timedelta(days=399))
+    await store.index([old, kept])
+
+    await store.index([IndexOrder(client_id=client, order_id="ORD-NEW", created_at=NOW)])
+
+    assert await redis.zrange(client_orders_key(client), 0, -1) == [b"ORD-KEPT", b"ORD-NEW"]

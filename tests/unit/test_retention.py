@@ -1,0 +1,53 @@
+"""The retention policy: how long each kind of order is kept, and the settings that must agree with it."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.statuses import OrderStatus
+from service.config import Settings
+from service.domain.decide import Context, decide
+from service.domain.order import Order
+from service.domain.policy import Policy
+from service.domain.retention import expires_at
+from tests.factories import prebooking
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+RETENTION = timedelta(days=30)
+
+
+def order(status: OrderStatus) -> Order:
+    created = decide(None, prebooking("A", "B"), Context(NOW, Policy()))  # service date 2026-12-24
+    assert created.order is not None
+    return created.order.model_copy(update={"status": status})
+
+
+def test_a_pending_order_is_kept() -> None:
+    assert expires_at(order(OrderStatus.PENDING), RETENTION) is None
+
+
+@pytest.mark.parametrize("status", [OrderStatus.USED, OrderStatus.CANCELLED, OrderStatus.FAILED])
+def test_a_finished_order_is_kept_for_the_retention_after_its_last_change(status: OrderStatus) -> None:
+    assert expires_at(order(status), RETENTION) == NOW + RETENTION
+
+
+def test_a_confirmed_order_is_kept_for_the_retention_after_its_service_date() -> None:
+    end_of_service_day = datetime(2026, 12, 24, 23, 59, 59, 999999, tzinfo=UTC)
+    assert expires_at(order(OrderStatus.CONFIRMED), RETENTION) == end_of_service_day + RETENTION
+
+
+def test_a_confirmed_order_changed_after_its_service_date_counts_from_the_change() -> None:
+    late = order(OrderStatus.CONFIRMED).model_copy(update={"updated_at": datetime(2027, 2, 1, tzinfo=UTC)})
+    assert expires_at(late, RETENTION) == datetime(2027, 2, 1, tzinfo=UTC) + RETENTION
+
+
+def test_orders_cannot_be_forgotten_before_their_command_ids() -> None:
+    """A re-delivered command whose order was forgotten but whose command_id is still claimed would create
+    the order a second time."""
+    with pytest.raises(ValidationError, match="order_retention_seconds"):
+        Settings(order_retention_seconds=3600, idempotency_retention_seconds=7200)
+    with pytest.raises(ValidationError, match="cancellation window"):
+        Settings(
+            order_retention_seconds=7200, idempotency_retention_seconds=3600, cancellation_windows={"L": 9000}
+        )
