@@ -22,6 +22,7 @@ from service.consumers.routes import raw_records
 from service.consumers.spec import documented_payload
 from service.relay.deliveries import DeliveryStore, QueuedEvent
 from service.relay.endpoints import EndpointState, EndpointStore
+from service.relay.sender import http_client
 from service.relay.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
     broker = build_broker(settings, client_id="orders-relay")
     redis = Redis.from_url(settings.redis_url)
     endpoints, deliveries = EndpointStore(redis), DeliveryStore(redis)
-    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
+    client = http_client()
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)
     subscriber = broker.subscriber(
         settings.topic_status_changed,

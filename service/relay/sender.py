@@ -27,6 +27,11 @@ class AttemptResult:
         return self.status is not None and 200 <= self.status < 300
 
 
+def http_client() -> httpx.AsyncClient:
+    """The relay's HTTP client: connections shared by every endpoint, kept alive between attempts."""
+    return httpx.AsyncClient(limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
+
+
 def signature_headers(endpoint: Endpoint, event_id: str, body: bytes, now: datetime) -> dict[str, str]:
     """Standard Webhooks headers; during a secret rotation the body is signed with every valid secret."""
     payload = body.decode()
