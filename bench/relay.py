@@ -25,6 +25,8 @@ sampled delivery's signature verifies with the endpoint's secret.
 import argparse
 import asyncio
 import os
+import signal
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -32,6 +34,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
@@ -140,6 +143,17 @@ class CpuMeter:
 
     def __exit__(self, *_: object) -> None:
         self.used = {name: cpu_seconds(pid) - self._start[name] for name, pid in self._pids.items()}
+
+
+async def start_profiler(output: Path, pid: int) -> asyncio.subprocess.Process:
+    """py-spy sampling the relay (`output`: an .svg flame graph, or .txt for py-spy's raw stacks)."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    kind = "raw" if output.suffix == ".txt" else "flamegraph"
+    return await asyncio.create_subprocess_exec(
+        str(py_spy), "record", "--nonblocking", "--rate", "200", "--format", kind,
+        "--output", str(output), "--pid", str(pid),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 # --- phases -----------------------------------------------------------------------------------------------
@@ -330,6 +344,7 @@ async def measure(
     await receiver.reset()
 
     # 2. Saturation.
+    profiler = await start_profiler(args.profile, relay.pid) if args.profile else None
     with (
         CpuMeter(relay=relay.pid, receiver=receiver.pid) as saturation_cpu,
         progress("saturation: published → delivered", len(saturation_events)) as advance,
@@ -337,6 +352,9 @@ async def measure(
         started = time.time()
         await publish_all(producer, topic, saturation_events)
         await receiver.wait_for_count(len(saturation_events), args.deadline, advance)
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        await profiler.wait()
     saturation_arrivals = await receiver.arrivals()
     check_deliveries(report, "saturation", saturation_events, saturation_arrivals)
     if saturation_arrivals:
@@ -409,6 +427,9 @@ def main() -> None:
     found.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
     found.add_argument("--deadline", type=float, default=600.0, help="seconds to wait for deliveries")
     found.add_argument("--sample-every", type=int, default=100, help="verify the signature of 1 in N")
+    found.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the relay at saturation into this .svg (or .txt)"
+    )
     args = found.parse_args()
     if args.smoke:
         args.events, args.seconds = 1_000, 2.0
