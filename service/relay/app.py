@@ -5,7 +5,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx
 from aiokafka import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -22,6 +21,7 @@ from service.consumers.routes import raw_records
 from service.consumers.spec import documented_payload
 from service.relay.deliveries import DeliveryStore, QueuedEvent
 from service.relay.endpoints import EndpointState, EndpointStore
+from service.relay.sender import HttpClient, http_client
 from service.relay.worker import DeliveryWorker
 from service.store.client import connect
 
@@ -37,7 +37,7 @@ class Relay:
     endpoints: EndpointStore
     deliveries: DeliveryStore
     worker: DeliveryWorker
-    client: httpx.AsyncClient
+    client: HttpClient
     app: FastStream
 
     async def start(self) -> None:
@@ -61,11 +61,16 @@ class EventQueuer:
     """Queues each status event for every endpoint of its client that wants it."""
 
     def __init__(
-        self, endpoints: EndpointStore, deliveries: DeliveryStore, clock: Callable[[], datetime]
+        self,
+        endpoints: EndpointStore,
+        deliveries: DeliveryStore,
+        clock: Callable[[], datetime],
+        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._endpoints = endpoints
         self._deliveries = deliveries
         self._clock = clock
+        self._on_queued = on_queued
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
         """Queue a batch of events; offsets are committed after this returns, so nothing is skipped."""
@@ -84,6 +89,8 @@ class EventQueuer:
         ]
         await self._deliveries.enqueue(queued, self._clock())
         metrics.WEBHOOK_QUEUED.inc(len(queued))
+        if queued:
+            self._on_queued()  # this instance's worker delivers them now, not at its next poll
 
 
 def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now) -> Relay:
@@ -91,7 +98,7 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
     broker = build_broker(settings, client_id="orders-relay")
     redis = connect(settings.redis_url)
     endpoints, deliveries = EndpointStore(redis), DeliveryStore(redis)
-    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
+    client = http_client()
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)
     subscriber = broker.subscriber(
         settings.topic_status_changed,
@@ -107,7 +114,7 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
         title="relay_status_changed",
         description="The relay queues every status event for the endpoints its client registered.",
     )
-    subscriber(documented_payload(OrderStatusChanged)(EventQueuer(endpoints, deliveries, clock)))
+    subscriber(documented_payload(OrderStatusChanged)(EventQueuer(endpoints, deliveries, clock, worker.wake)))
     app = FastStream(broker, logger=logging.getLogger("orders-relay.app"))
     relay = Relay(broker, redis, endpoints, deliveries, worker, client, app)
     app.after_startup(worker.start)

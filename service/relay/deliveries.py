@@ -9,7 +9,7 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 
 from service.store.keys import webhook_key
-from service.store.scripts import Call, LuaScript
+from service.store.scripts import Call, Coalesced, LuaScript
 
 
 def ms(moment: datetime) -> int:
@@ -68,7 +68,9 @@ class DeliveryStore:
         self._redis = redis
         self._enqueue = LuaScript("enqueue_delivery")
         self._claim = LuaScript("claim_due")
-        self._settle = LuaScript("settle_delivery")
+        self._head = LuaScript("delivery_head")
+        # Attempts finish one by one; their settles share round trips.
+        self._settle = Coalesced(LuaScript("settle_delivery"), redis)
 
     async def enqueue(self, events: Sequence[QueuedEvent], now: datetime) -> None:
         """Queue events (ignoring those settled before); one round trip."""
@@ -94,17 +96,33 @@ class DeliveryStore:
 
     async def head(self, claim: Claim) -> Head | None:
         """The earliest queued event of the claimed order, or None if its queue is empty."""
-        pending = webhook_key(claim.endpoint_id, f"pending:{claim.order_id}")
-        first: list[tuple[bytes, float]] = await self._redis.zrange(pending, 0, 0, withscores=True)  # type: ignore[assignment]
-        if not first:
-            return None
-        event_id, sequence = first[0][0].decode(), int(first[0][1])
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hget(webhook_key(claim.endpoint_id, "bodies"), event_id)
-            pipe.hget(webhook_key(claim.endpoint_id, "tries"), event_id)
-            body, tries = await pipe.execute()
-        event = QueuedEvent(claim.endpoint_id, claim.order_id, event_id, sequence, body or b"{}")
-        return Head(event, json.loads(tries) if tries else [])
+        [head] = await self.heads([claim])
+        return head
+
+    async def heads(self, claims: Sequence[Claim]) -> list[Head | None]:
+        """`head` of each claim, all in one round trip (a worker fetches those of a whole round at once)."""
+        calls: list[Call] = [
+            (
+                [
+                    webhook_key(c.endpoint_id, f"pending:{c.order_id}"),
+                    webhook_key(c.endpoint_id, "bodies"),
+                    webhook_key(c.endpoint_id, "tries"),
+                ],
+                [],
+            )
+            for c in claims
+        ]
+        found: list[Head | None] = []
+        for claim, reply in zip(claims, await self._head.run_many(self._redis, calls), strict=True):
+            if not reply:
+                found.append(None)
+                continue
+            event_id, sequence, body, tries = reply
+            event = QueuedEvent(
+                claim.endpoint_id, claim.order_id, event_id.decode(), int(sequence), body or b"{}"
+            )
+            found.append(Head(event, json.loads(tries) if tries else []))
+        return found
 
     async def settle(
         self,
@@ -143,7 +161,7 @@ class DeliveryStore:
             log_length,
             *fields,
         ]
-        result = await self._settle.run(self._redis, _keys(claim.endpoint_id, claim.order_id), args)
+        result = await self._settle.run(_keys(claim.endpoint_id, claim.order_id), args)
         return None if result == b"lost" else int(result)
 
     async def dead(self, endpoint_id: str) -> dict[str, dict[str, Any]]:

@@ -80,6 +80,9 @@ class EndpointStore:
 
     def __init__(self, redis: "Redis") -> None:
         self._redis = redis
+        # Stored configuration → parsed endpoint: the delivery loop reads every endpoint on each round, and
+        # configurations rarely change, so each is parsed once (copies are handed out; callers mutate them).
+        self._parsed: dict[bytes, Endpoint] = {}
 
     async def create(
         self,
@@ -124,12 +127,20 @@ class EndpointStore:
         for config, failures, failing_since, paused_until in found:
             if not config:
                 continue
-            endpoint = Endpoint.model_validate_json(config)
+            endpoint = self._parse(config).model_copy()
             endpoint.consecutive_failures = int(failures or 0)
             endpoint.failing_since = _moment(failing_since)
             endpoint.paused_until = _moment(paused_until)
             endpoints.append(endpoint)
         return endpoints
+
+    def _parse(self, config: bytes) -> Endpoint:
+        parsed = self._parsed.get(config)
+        if parsed is None:
+            if len(self._parsed) >= 10_000:  # configurations replaced long ago
+                self._parsed.clear()
+            parsed = self._parsed[config] = Endpoint.model_validate_json(config)
+        return parsed
 
     async def for_client(self, client_id: str) -> list[Endpoint]:
         """Every endpoint of a client."""

@@ -45,6 +45,15 @@ async def check_target(url: str, *, require_https: bool, allowed: Sequence[Netwo
     """Raise `UnsafeTarget` unless every address the URL's host resolves to may be called."""
     host = check_url_form(url, require_https=require_https)
     try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        pass  # a name: resolve it
+    else:
+        # An address in the URL is what will be called: no resolution (a thread hop per attempt) needed.
+        if is_forbidden(literal, allowed):
+            raise UnsafeTarget(f"{host} is not a public address")
+        return
+    try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError as error:
         raise UnresolvableTarget(f"cannot resolve {host}: {error}") from None

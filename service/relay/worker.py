@@ -1,7 +1,6 @@
 """The delivery loop: claim due orders per endpoint, attempt their next event, settle the outcome."""
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
@@ -10,14 +9,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from service import metrics
 from service.config import RelaySettings
 from service.relay.deliveries import Claim, DeliveryStore, Head, Outcome
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
-from service.relay.sender import AttemptResult, post_event
+from service.relay.sender import AttemptResult, HttpClient, post_event
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +26,7 @@ class DeliveryWorker:
         self,
         endpoints: EndpointStore,
         deliveries: DeliveryStore,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         settings: RelaySettings,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
@@ -44,8 +41,15 @@ class DeliveryWorker:
         self._lease_seconds = settings.relay_timeout_seconds * 2 + 5
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._next_gauges = datetime.min.replace(tzinfo=UTC)
+        # The endpoints as last read, re-read on each poll; rounds woken in between use them as they are,
+        # with this instance's own breaker and state changes applied (see `_note`).
+        self._registered: dict[str, Endpoint] = {}
+        self._next_refresh = datetime.min.replace(tzinfo=UTC)
+        self._notes: list[tuple[int, str, dict[str, Any]]] = []  # (number, endpoint, changes) since a read
+        self._noted = 0
 
     async def start(self) -> None:
         """Start delivering in the background."""
@@ -61,22 +65,54 @@ class DeliveryWorker:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.dispatch_due()
-            except Exception:
-                log.exception("relay.dispatch_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._settings.relay_poll_seconds)
+    def wake(self) -> None:
+        """Look for due deliveries now rather than at the next poll: events were queued, or a slot freed.
 
-    async def dispatch_due(self) -> int:
-        """Claim what is due at endpoints with free slots and start attempts; returns how many started."""
+        The poll remains for what no wake announces: retries coming due, other instances' queuing.
+        """
+        self._wake.set()
+
+    async def _run(self) -> None:
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()  # before the round: a wake during it means another round
+                try:
+                    await self.dispatch_due(refresh=self._clock() >= self._next_refresh)
+                except Exception:
+                    log.exception("relay.dispatch_failed")
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait(
+                    {stopping, woken},
+                    timeout=self._settings.relay_poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                woken.cancel()
+        finally:
+            stopping.cancel()
+
+    async def dispatch_due(self, refresh: bool = True) -> int:
+        """Claim what is due at endpoints with free slots and start attempts; returns how many started.
+
+        `refresh`: read the endpoints first (two round trips) rather than use those last read.
+        """
         now = self._clock()
-        registered = await self._endpoints.get_many(await self._endpoints.all_ids())
+        if refresh:
+            reading_after = self._noted
+            registered = await self._endpoints.get_many(await self._endpoints.all_ids())
+            self._registered = {e.endpoint_id: e for e in registered}
+            self._next_refresh = now + timedelta(seconds=self._settings.relay_poll_seconds)
+            # Changes noted while reading may be missing from what was read: apply them again.
+            self._notes = [note for note in self._notes if note[0] > reading_after]
+            for _, endpoint_id, changes in self._notes:
+                self._apply(endpoint_id, changes)
         if now >= self._next_gauges:
-            await self._update_gauges(registered, now)
-        endpoints = {e.endpoint_id: e for e in registered if e.effective_state(now) is EndpointState.ACTIVE}
+            await self._update_gauges(list(self._registered.values()), now)
+        endpoints = {
+            endpoint_id: e
+            for endpoint_id, e in self._registered.items()
+            if e.effective_state(now) is EndpointState.ACTIVE
+        }
         free = {
             endpoint_id: self._settings.relay_concurrency_per_endpoint
             - len(self._in_flight.get(endpoint_id, ()))
@@ -86,14 +122,33 @@ class DeliveryWorker:
         claims = await self._deliveries.claim(
             {endpoint_id: slots for endpoint_id, slots in free.items() if slots > 0}, now, self._lease_seconds
         )
-        started = 0
-        for claim in claims:
-            task = asyncio.create_task(self._attempt(endpoints[claim.endpoint_id], claim))
+        if not claims:
+            return 0
+        heads = await self._deliveries.heads(claims)
+        for claim, head in zip(claims, heads, strict=True):
+            task = asyncio.create_task(self._attempt(endpoints[claim.endpoint_id], claim, head))
             tasks = self._in_flight.setdefault(claim.endpoint_id, set())
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            started += 1
-        return started
+            # A finished attempt frees its slot and may have made the order's next event due.
+            task.add_done_callback(lambda _: self._wake.set())
+        return len(claims)
+
+    def _note(self, endpoint_id: str, **changes: Any) -> None:
+        """Apply a change this instance made to an endpoint to the endpoints as last read, so that rounds
+        before the next read do not claim for an endpoint it has just paused or disabled."""
+        self._noted += 1
+        self._notes.append((self._noted, endpoint_id, changes))
+        self._apply(endpoint_id, changes)
+
+    def _apply(self, endpoint_id: str, changes: dict[str, Any]) -> None:
+        known = self._registered.get(endpoint_id)
+        if known is not None:
+            self._registered[endpoint_id] = known.model_copy(update=changes)
+
+    async def _disable(self, endpoint_id: str, reason: str) -> None:
+        await self._endpoints.set_state(endpoint_id, EndpointState.DISABLED, reason)
+        self._note(endpoint_id, state=EndpointState.DISABLED, state_reason=reason)
 
     async def _update_gauges(self, registered: list[Endpoint], now: datetime) -> None:
         """Endpoint states and backlog, at most once a second (a round trip over every endpoint)."""
@@ -104,9 +159,8 @@ class DeliveryWorker:
             metrics.WEBHOOK_ENDPOINTS.labels(state.value).set(len(chosen))
             metrics.WEBHOOK_BACKLOG.labels(state.value).set(sum(backlogs[e.endpoint_id] for e in chosen))
 
-    async def _attempt(self, endpoint: Endpoint, claim: Claim) -> None:
+    async def _attempt(self, endpoint: Endpoint, claim: Claim, head: Head | None) -> None:
         try:
-            head = await self._deliveries.head(claim)
             if head is None:
                 return
             now = self._clock()
@@ -122,9 +176,7 @@ class DeliveryWorker:
                     endpoint.url, require_https=self._settings.relay_require_https, allowed=self._allowed
                 )
             except UnsafeTarget as error:
-                await self._endpoints.set_state(
-                    endpoint.endpoint_id, EndpointState.DISABLED, f"unsafe target: {error}"
-                )
+                await self._disable(endpoint.endpoint_id, f"unsafe target: {error}")
                 log.warning(
                     "relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id, "reason": "unsafe"}
                 )
@@ -175,7 +227,7 @@ class DeliveryWorker:
             return
         if result.status == 410:
             # Gone: the client took the endpoint down. Keep the queue for when it is enabled again.
-            await self._endpoints.set_state(endpoint.endpoint_id, EndpointState.DISABLED, "answered 410 Gone")
+            await self._disable(endpoint.endpoint_id, "answered 410 Gone")
             log.warning(
                 "relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id, "reason": "410"}
             )
@@ -210,12 +262,12 @@ class DeliveryWorker:
                 "relay.lease_lost", extra={"endpoint_id": claim.endpoint_id, "order_id": claim.order_id}
             )
             return
+        if failures >= breaker[0] and outcome != "hold":  # the settle script opened the breaker
+            self._note(endpoint.endpoint_id, paused_until=now + timedelta(seconds=breaker[1]))
         if outcome == "delivered":
             metrics.WEBHOOK_DELIVERED.inc()
         failing_since = endpoint.failing_since or now
         too_long = now - failing_since > timedelta(seconds=self._settings.relay_disable_after_seconds)
         if failures and too_long and endpoint.state is EndpointState.ACTIVE:
-            await self._endpoints.set_state(
-                endpoint.endpoint_id, EndpointState.DISABLED, "failing for too long"
-            )
+            await self._disable(endpoint.endpoint_id, "failing for too long")
             log.warning("relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id})

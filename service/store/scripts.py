@@ -1,5 +1,6 @@
 """Lua scripts kept as files, run by SHA in pipelines, and reloaded if Redis forgot them (a restart)."""
 
+import asyncio
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -21,9 +22,15 @@ class LuaScript:
         )
         self._sha: str | None = None
 
-    async def load(self, redis: "Redis") -> None:
-        """Load the script now, so that the first batch pays no extra round trip."""
+    @property
+    def sha(self) -> str | None:
+        """The script's SHA once loaded."""
+        return self._sha
+
+    async def load(self, redis: "Redis") -> str:
+        """Load the script now, so that the first batch pays no extra round trip; returns its SHA."""
         self._sha = await redis.script_load(self.source)
+        return self._sha
 
     async def run_many(self, redis: "Redis", calls: Sequence[Call]) -> list[Any]:
         """Run the script once per call, all in one round trip; results in call order."""
@@ -47,3 +54,53 @@ class LuaScript:
             for keys, args in calls:
                 pipe.evalsha(self._sha, len(keys), *keys, *args)  # type: ignore[arg-type]
             return await pipe.execute()
+
+
+class Coalesced:
+    """Single calls of a script from many concurrent tasks, sent together: the first goes at once, and those
+    made while its round trip is in flight go in the next one, in one pipeline.
+
+    Each caller gets its own result or error (one failing call does not fail the others in its pipeline).
+    """
+
+    def __init__(self, script: LuaScript, redis: "Redis") -> None:
+        self._script = script
+        self._redis = redis
+        self._waiting: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def run(self, keys: Sequence[str], args: Sequence[bytes | str | int]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((keys, args), future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                results = await self._run_each([call for call, _ in batch])
+            except Exception as error:  # the connection failed: every call of the batch failed
+                results = [error] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():  # its caller gave up (cancelled)
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def _run_each(self, calls: list[Call]) -> list[Any]:
+        sha = self._script.sha or await self._script.load(self._redis)
+        results = await self._pipeline(sha, calls)
+        if any(isinstance(r, NoScriptError) for r in results):  # not run: safe to run again once loaded
+            results = await self._pipeline(await self._script.load(self._redis), calls)
+        return results
+
+    async def _pipeline(self, sha: str, calls: list[Call]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results

@@ -1,0 +1,445 @@
+"""Webhook relay: status events in, signed deliveries out, to a local receiver that costs next to nothing.
+
+    make bench-relay                 # 20,000 events at saturation, then 1,000/s for 10 s
+    make bench-relay ARGS=--smoke    # a small size, for CI
+
+`orders relay` runs as a child process with one endpoint registered, pointing at `bench.receiver` (its own
+process, recording the arrival time of every delivery by its `webhook-id`). This process publishes
+`OrderStatusChanged` events of many orders (sequences 1..4 each) straight onto the status-changed topic and
+notes when it sent each one, so a delivery's latency is event published → delivery received.
+
+Phases, in this order:
+
+1. Baseline: the relay's own HTTP client and attempt code (`post_event`, same client settings, same signing)
+   posting the same bodies to the same receiver with the same concurrency, with no relay: what HTTP alone
+   allows on this machine.
+2. Saturation: `--events` events published as fast as possible; deliveries/s from the first publish to the
+   last delivery. Targets: at least 3,000/s, and at least 60 % of the baseline.
+3. Latency: `--rate` events/s offered for `--seconds`; p50/p95/p99 publish → delivery. Target: p99 < 50 ms
+   at 1,000/s.
+
+Checks (any failure exits 1): every event delivered, none twice, each order's in sequence, and every
+sampled delivery's signature verifies with the endpoint's secret.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from bench.harness import OrdersProcess, Report, Run, parser, percentiles, progress, run
+from bench.receiver import Arrival, ReceiverProcess
+from contracts.events import OrderItemView, OrderStatusChanged, OrderView, ServiceView
+from contracts.statuses import (
+    DeliveryStatus,
+    OneOrderStatus,
+    OrderItemStatus,
+    OrderStatus,
+    OrderType,
+    ProductType,
+    ServiceStatus,
+)
+from service.relay.endpoints import Endpoint, EndpointStore
+from service.relay.sender import http_client, post_event
+
+CLIENT_ID = "bench-relay"
+LIFECYCLE = (OrderStatus.PENDING, OrderStatus.CONFIRMED, OrderStatus.USED, OrderStatus.CANCELLED)
+"""The statuses of each order's events 1..4 (a prebooking confirmed, used, then cancelled by staff)."""
+
+TARGET_THROUGHPUT = 3_000.0
+TARGET_BASELINE_SHARE = 0.60
+TARGET_P99_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """One published event, as the checks need it."""
+
+    event_id: str
+    order_id: str
+    sequence: int
+    body: bytes
+
+
+def make_events(prefix: str, count: int) -> list[Event]:
+    """`count` valid events of `count / 4` orders, in publishing order: every order's first event, then
+    every order's second, …, so each order's events are spread out as in real traffic."""
+    orders = max(1, count // len(LIFECYCLE))
+    events = []
+    for index in range(count):
+        order_number, sequence = index % orders, index // orders + 1
+        order_id = f"{prefix}-{order_number:06d}"
+        status = LIFECYCLE[(sequence - 1) % len(LIFECYCLE)]
+        previous = LIFECYCLE[(sequence - 2) % len(LIFECYCLE)] if sequence > 1 else None
+        event = OrderStatusChanged(
+            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{order_id}/{sequence}")),
+            order_id=order_id,
+            client_id=CLIENT_ID,
+            order_type=OrderType.PREBOOKING,
+            sequence=sequence,
+            status=status,
+            status_name=status.label,
+            previous_status=previous,
+            reason=None,
+            occurred_at=datetime.now(UTC),
+            order=OrderView(
+                status=OneOrderStatus.OPENED,
+                items=[
+                    OrderItemView(
+                        order_item_id="ITEM-1",
+                        resource_id="LHR-T5-LOUNGE",
+                        product_type=ProductType.LOUNGE,
+                        service_date="2026-12-24",
+                        status=OrderItemStatus.ACTIVE,
+                        services=[
+                            ServiceView(
+                                service_id="ITEM-1-PAX-1",
+                                passenger_id="PAX-1",
+                                passenger_name="Ada Lovelace",
+                                status=ServiceStatus.CONFIRMED,
+                                delivery_status=DeliveryStatus.READY_TO_PROCEED,
+                            )
+                        ],
+                    )
+                ],
+            ),
+        )
+        events.append(Event(event.event_id, order_id, sequence, event.model_dump_json().encode()))
+    return events
+
+
+# --- CPU accounting ---------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds that processes spend between `__enter__` and `__exit__`."""
+
+    def __init__(self, **pids: int) -> None:
+        self._pids = pids
+        self.used: dict[str, float] = {}
+
+    def __enter__(self) -> "CpuMeter":
+        self._start = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.used = {name: cpu_seconds(pid) - self._start[name] for name, pid in self._pids.items()}
+
+
+async def start_profiler(output: Path, pid: int) -> asyncio.subprocess.Process:
+    """py-spy sampling the relay (`output`: an .svg flame graph, or .txt for py-spy's raw stacks)."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    kind = "raw" if output.suffix == ".txt" else "flamegraph"
+    return await asyncio.create_subprocess_exec(
+        str(py_spy), "record", "--nonblocking", "--rate", "200", "--format", kind,
+        "--output", str(output), "--pid", str(pid),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+# --- phases -----------------------------------------------------------------------------------------------
+
+
+async def baseline(
+    endpoint: Endpoint,
+    events: Sequence[Event],
+    concurrency: int,
+    timeout: float,  # noqa: ASYNC109 - the per-request HTTP timeout the relay uses, not a cancel scope
+) -> float:
+    """Deliveries/s of the relay's HTTP client and attempt code alone, with the relay's concurrency."""
+    pending: Iterator[Event] = iter(events)
+    failures = 0
+
+    async def poster() -> None:
+        nonlocal failures
+        for event in pending:  # shared iterator: each poster takes the next event
+            result = await post_event(
+                client, endpoint, event.event_id, event.body, datetime.now(UTC), timeout, 1024
+            )
+            failures += not result.delivered
+            advance(1)
+
+    async with http_client() as client:
+        with progress("baseline: HTTP alone", len(events)) as advance:
+            started = time.perf_counter()
+            await asyncio.gather(*(poster() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"baseline: {failures} posts failed; the receiver is not keeping up")
+    return len(events) / elapsed
+
+
+async def publish_all(producer: AIOKafkaProducer, topic: str, events: Sequence[Event]) -> dict[str, float]:
+    """Publish as fast as the producer takes them; returns each event's send time."""
+    sent: dict[str, float] = {}
+    futures = []
+    for event in events:
+        sent[event.event_id] = time.time()
+        futures.append(await producer.send(topic, event.body, key=event.order_id.encode()))
+    await asyncio.gather(*futures)
+    return sent
+
+
+async def publish_at_rate(
+    producer: AIOKafkaProducer, topic: str, events: Sequence[Event], rate: float
+) -> dict[str, float]:
+    """Publish at `rate` events/s, in small bursts every few milliseconds; returns each event's send time."""
+    sent: dict[str, float] = {}
+    futures = []
+    started = time.monotonic()
+    position = 0
+    while position < len(events):
+        due = min(len(events), int((time.monotonic() - started) * rate) + 1)
+        for event in events[position:due]:
+            sent[event.event_id] = time.time()
+            futures.append(await producer.send(topic, event.body, key=event.order_id.encode()))
+        position = max(position, due)
+        await asyncio.sleep(0.002)  # pacing of the offered load
+    await asyncio.gather(*futures)
+    return sent
+
+
+# --- checks -----------------------------------------------------------------------------------------------
+
+
+def check_deliveries(
+    report: Report, phase: str, events: Sequence[Event], arrivals: Sequence[Arrival]
+) -> None:
+    """Every event delivered, none twice, each order's in sequence."""
+    expected = {e.event_id for e in events}
+    seen: dict[str, int] = defaultdict(int)
+    for arrival in arrivals:
+        seen[arrival.webhook_id] += 1
+    missing = len(expected - seen.keys())
+    doubled = sum(1 for n in seen.values() if n > 1)
+    strays = len(seen.keys() - expected)
+    report.check(f"{phase}: every event delivered", missing == 0, f"{missing} of {len(expected)} missing")
+    report.check(f"{phase}: none delivered twice", doubled == 0 and strays == 0, f"{doubled} twice")
+    by_id = {e.event_id: e for e in events}
+    last: dict[str, int] = {}
+    out_of_order = 0
+    for arrival in arrivals:
+        event = by_id.get(arrival.webhook_id)
+        if event is None:
+            continue
+        if event.sequence < last.get(event.order_id, 0):
+            out_of_order += 1
+        last[event.order_id] = max(event.sequence, last.get(event.order_id, 0))
+    report.check(f"{phase}: in sequence per order", out_of_order == 0, f"{out_of_order} out of order")
+
+
+def check_signatures(report: Report, secret: str, arrivals: Sequence[Arrival]) -> None:
+    """Every sampled delivery verifies with the endpoint's secret (as a receiver would check it)."""
+    sampled = [(a.headers, a.body) for a in arrivals if a.headers is not None and a.body is not None]
+    bad = 0
+    for headers, body in sampled:
+        try:
+            Webhook(secret).verify(body, headers)
+        except WebhookVerificationError:
+            bad += 1
+    report.check("signatures verify", bool(sampled) and bad == 0, f"{len(sampled) - bad} of {len(sampled)}")
+
+
+# --- the benchmark ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    """What the phases measured, for the report."""
+
+    baseline_rate: float = 0.0
+    throughput: float = 0.0
+    offered: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+async def benchmark(run_: Run, args: argparse.Namespace) -> Report:
+    settings = run_.settings
+    report = Report(
+        "relay",
+        {
+            "events": args.events,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "concurrency_per_endpoint": settings.relay_concurrency_per_endpoint,
+            "partitions": settings.topic_partitions,
+        },
+    )
+    receiver = ReceiverProcess(run_.workdir, sample_every=args.sample_every)
+    await receiver.start()
+    redis = Redis.from_url(settings.redis_url)
+    relay = OrdersProcess("relay", run_.environ(), run_.workdir / "relay.log")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    try:
+        endpoint = await EndpointStore(redis).create(CLIENT_ID, receiver.url, datetime.now(UTC))
+        measured = await measure(run_, args, report, endpoint, receiver, relay, producer)
+        exit_code = await relay.stop()
+        report.check("relay exited cleanly on SIGTERM", exit_code == 0, f"exit code {exit_code}")
+    finally:
+        if relay.process is not None and relay.process.returncode is None:
+            await relay.kill()
+        await producer.stop()
+        await receiver.stop()
+        await redis.aclose()
+    add_figures(report, measured)
+    return report
+
+
+async def measure(
+    run_: Run,
+    args: argparse.Namespace,
+    report: Report,
+    endpoint: Endpoint,
+    receiver: ReceiverProcess,
+    relay: OrdersProcess,
+    producer: AIOKafkaProducer,
+) -> Measured:
+    """The three phases, with the delivery checks of each."""
+    settings = run_.settings
+    topic = settings.topic_status_changed
+    prefix = f"ORD-{uuid.uuid4().hex[:6]}"
+    warmup_events = make_events(f"{prefix}-W", min(400, args.events))
+    saturation_events = make_events(f"{prefix}-S", args.events)
+    latency_events = make_events(f"{prefix}-L", int(args.rate * args.seconds))
+    measured = Measured()
+
+    # 1. Baseline, before the relay starts, so that nothing else competes for the CPU.
+    with CpuMeter(receiver=receiver.pid) as baseline_cpu:
+        measured.baseline_rate = await baseline(
+            endpoint,
+            saturation_events,
+            settings.relay_concurrency_per_endpoint,
+            settings.relay_timeout_seconds,
+        )
+    await receiver.reset()
+
+    await relay.start()
+    await producer.start()
+    await relay.wait_ready()
+
+    # Warm-up: connections, scripts and the consumer's first fetches, outside the measurements.
+    await publish_all(producer, topic, warmup_events)
+    await receiver.wait_for_count(len(warmup_events), within=60)
+    check_deliveries(report, "warm-up", warmup_events, await receiver.arrivals())
+    await receiver.reset()
+
+    # 2. Saturation.
+    profiler = await start_profiler(args.profile, relay.pid) if args.profile else None
+    with (
+        CpuMeter(relay=relay.pid, receiver=receiver.pid) as saturation_cpu,
+        progress("saturation: published → delivered", len(saturation_events)) as advance,
+    ):
+        started = time.time()
+        await publish_all(producer, topic, saturation_events)
+        await receiver.wait_for_count(len(saturation_events), args.deadline, advance)
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        await profiler.wait()
+    saturation_arrivals = await receiver.arrivals()
+    check_deliveries(report, "saturation", saturation_events, saturation_arrivals)
+    if saturation_arrivals:
+        delivered = len({a.webhook_id for a in saturation_arrivals})
+        measured.throughput = delivered / (max(a.at for a in saturation_arrivals) - started)
+    await receiver.reset()
+
+    # 3. Latency at a fixed offered rate.
+    with progress(f"latency: {args.rate:,.0f}/s offered", len(latency_events)) as advance:
+        publishing = asyncio.create_task(publish_at_rate(producer, topic, latency_events, args.rate))
+        await receiver.wait_for_count(len(latency_events), args.seconds + args.deadline, advance)
+        sent = await publishing
+    latency_arrivals = await receiver.arrivals()
+    check_deliveries(report, "latency", latency_events, latency_arrivals)
+    if len(sent) > 1:
+        measured.offered = len(sent) / (max(sent.values()) - min(sent.values()))
+    measured.latencies_ms = [
+        (a.at - sent[a.webhook_id]) * 1000 for a in latency_arrivals if a.webhook_id in sent
+    ]
+
+    check_signatures(report, endpoint.secrets[0].secret, saturation_arrivals + latency_arrivals)
+    per_thousand = 1000 / len(saturation_events)
+    measured.cpu = {
+        "relay": saturation_cpu.used["relay"] * per_thousand,
+        "receiver": saturation_cpu.used["receiver"] * per_thousand,
+        "receiver_baseline": baseline_cpu.used["receiver"] * per_thousand,
+    }
+    return measured
+
+
+def add_figures(report: Report, measured: Measured) -> None:
+    """The figures, each with the target it is held to (targets are not verdicts)."""
+    report.add("baseline: HTTP client alone", measured.baseline_rate, "deliveries/s")
+    throughput = measured.throughput
+    report.add(
+        "relay throughput at saturation",
+        throughput,
+        "deliveries/s",
+        target=f">= {TARGET_THROUGHPUT:,.0f}",
+        met=throughput >= TARGET_THROUGHPUT,
+    )
+    share = throughput / measured.baseline_rate
+    report.add(
+        "relay / baseline",
+        share * 100,
+        "%",
+        target=f">= {TARGET_BASELINE_SHARE:.0%}",
+        met=share >= TARGET_BASELINE_SHARE,
+    )
+    report.add("relay CPU per 1,000 deliveries", measured.cpu["relay"], "s")
+    report.add("receiver CPU per 1,000 (relay)", measured.cpu["receiver"], "s")
+    report.add("receiver CPU per 1,000 (baseline)", measured.cpu["receiver_baseline"], "s")
+    report.add("offered rate achieved", measured.offered, "events/s")
+    for point, value in percentiles(measured.latencies_ms).items():
+        held = point == "p99"
+        report.add(
+            f"latency {point} (publish → delivery)",
+            value,
+            "ms",
+            target=f"< {TARGET_P99_MS:.0f}" if held else "",
+            met=value < TARGET_P99_MS if held else None,
+        )
+    report.add("latency max", max(measured.latencies_ms, default=float("nan")), "ms")
+
+
+def main() -> None:
+    found = parser(__doc__.split("\n", 1)[0])
+    found.add_argument("--events", type=int, default=20_000, help="events published at saturation")
+    found.add_argument("--rate", type=float, default=1_000.0, help="events/s offered in the latency phase")
+    found.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
+    found.add_argument("--deadline", type=float, default=600.0, help="seconds to wait for deliveries")
+    found.add_argument("--sample-every", type=int, default=100, help="verify the signature of 1 in N")
+    found.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the relay at saturation into this .svg (or .txt)"
+    )
+    args = found.parse_args()
+    if args.smoke:
+        args.events, args.seconds = 1_000, 2.0
+    run(
+        partial(benchmark, args=args),
+        args,
+        relay_require_https=False,
+        relay_allowed_networks=["127.0.0.0/8"],
+    )
+
+
+if __name__ == "__main__":
+    main()
