@@ -193,12 +193,16 @@ class OrderProcessor:
                 # Nothing to attach a record to: count it, and leave no keys behind for a stray reply.
                 self._account(inbound, decision, output)
                 continue
-            new_state, expires_at_ms = None, None
+            new_state, expiry = None, None
             if decision.order is not None:
                 new_state = decision.order.model_dump_json().encode()
                 working[inbound.order_id] = (decision.order, inbound.input_id)
-                expiry = expires_at(decision.order, self._policy.order_retention)
-                expires_at_ms = int(expiry.timestamp() * 1000) if expiry is not None else None
+                expiry = expires_at(decision.order, self._policy.order_retention) or 0
+            elif order is None:
+                # A rejected command for an order that does not exist still records its input (a re-sent
+                # one is a duplicate): those keys are kept as long as a finished order's.
+                expiry = now + self._policy.order_retention
+            expires_at_ms = int(expiry.timestamp() * 1000) if isinstance(expiry, datetime) else expiry
             transition = Transition(
                 inbound.order_id,
                 inbound.input_id,

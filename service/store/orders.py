@@ -36,7 +36,7 @@ class Transition:
     """The new state, or None to keep the stored one (and its version)."""
     entries: list[OutboxEntry] = field(default_factory=list)
     expires_at_ms: int | None = None
-    """With a new state: when the order's keys expire (epoch ms), or None to keep them (retention policy)."""
+    """When the order's keys expire (epoch ms; 0: never), or None to leave their expiry as it is."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class OrderStore:
                 t.expected_version,
                 t.new_state or b"",
                 t.input_id,
-                t.expires_at_ms or 0,
+                "" if t.expires_at_ms is None else t.expires_at_ms,
             ]
             args += [entry.encode() for entry in t.entries]
             calls.append((order_keys(t.order_id), args))

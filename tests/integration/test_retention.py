@@ -6,12 +6,14 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
+from contracts.commands import CancelOrder
 from contracts.resources import ReservationFailed
 from service.consumers.inbound import command_input, reply_input
 from service.domain.effects import IndexOrder
 from service.domain.policy import DEFAULT_ORDER_RETENTION
 from service.store.keys import client_orders_key, inputs_key, order_key
 from service.store.orders import OrderStore
+from service.store.outbox import Destination
 from tests.factories import prebooking, unique
 from tests.integration.test_outbox_and_concurrency import NOW, RecordingPublisher, processor
 
@@ -36,6 +38,19 @@ async def test_a_pending_order_is_kept_and_a_failed_one_expires_after_the_retent
 
     expected_ms = ((NOW + DEFAULT_ORDER_RETENTION).timestamp() - time.time()) * 1000
     for key in keys:
+        assert abs(await redis.pttl(key) - expected_ms) < 60_000, key
+
+
+async def test_a_rejected_command_for_an_unknown_order_leaves_no_key_for_ever(redis: Redis) -> None:
+    """The input record that makes a re-sent command a duplicate is kept as long as a finished order."""
+    cancel = CancelOrder(command_id=unique("cmd"), client_id="client-a", order_id=unique("ORD"))
+    publisher = RecordingPublisher()
+
+    await processor(redis, publisher).process([command_input(cancel)])
+
+    assert [e.destination for e in publisher.published] == [Destination.COMMAND_REJECTED]
+    expected_ms = ((NOW + DEFAULT_ORDER_RETENTION).timestamp() - time.time()) * 1000
+    for key in (order_key(cancel.order_id), inputs_key(cancel.order_id)):
         assert abs(await redis.pttl(key) - expected_ms) < 60_000, key
 
 

@@ -4,7 +4,7 @@
 -- KEYS[1] order hash, KEYS[2] inputs hash, KEYS[3] outbox hash (all with the same hash tag)
 -- ARGV[1] input id            ARGV[2] fingerprint of the input's payload
 -- ARGV[3] expected version    ARGV[4] new state JSON, or '' to leave the state as it is
--- ARGV[5] new version         ARGV[6] with a new state: epoch ms at which the order's keys expire, 0 for never
+-- ARGV[5] new version         ARGV[6] epoch ms at which the order's keys expire, 0 for never, '' to leave
 -- ARGV[7..] outbox entries, in publication order
 --
 -- A version is the id of the input that last changed the state ('' before the order exists), not a
@@ -39,9 +39,9 @@ if entries > 0 then
   end
 end
 
--- The retention policy: a new state says how long the order is kept. The outbox empties itself (a hash
+-- The retention policy: the decision says how long the order is kept. The outbox empties itself (a hash
 -- without fields is deleted), but entries stored here must outlive their publication, hence it too.
-if ARGV[4] ~= '' then
+if ARGV[6] ~= '' then
   if ARGV[6] == '0' then
     redis.call('PERSIST', KEYS[1])
     redis.call('PERSIST', KEYS[2])
