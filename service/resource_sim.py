@@ -26,7 +26,7 @@ from contracts.resources import (
 from service.app import build_broker
 from service.config import ResourceSimSettings
 from service.consumers.publishing import JSON_HEADERS
-from service.consumers.routes import raw_records
+from service.consumers.routes import BATCH_POLL_MS, raw_records
 from service.consumers.spec import documented_payload
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
         group_id=settings.sim_group,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        batch_timeout_ms=BATCH_POLL_MS,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=raw_records,
         title="resource_requests",

@@ -17,7 +17,7 @@ from service import metrics
 from service.app import build_broker
 from service.clock import utc_now
 from service.config import RelaySettings
-from service.consumers.routes import raw_records
+from service.consumers.routes import BATCH_POLL_MS, raw_records
 from service.consumers.spec import documented_payload
 from service.relay.deliveries import DeliveryStore, QueuedEvent
 from service.relay.endpoints import EndpointState, EndpointStore
@@ -107,6 +107,7 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
         group_id=settings.relay_group,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        batch_timeout_ms=BATCH_POLL_MS,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
