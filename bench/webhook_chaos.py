@@ -114,6 +114,8 @@ async def benchmark(run_: Run, args: argparse.Namespace) -> Report:
         drained = await wait_for_deliveries(ledgers, set(events), within=120 + len(events) / 5)
         drain_seconds = time.monotonic() - recovered_at
         deliveries = DeliveryStore(redis)
+        # The receivers see a request before the relay records its outcome: wait for the queues to empty.
+        await until_settled(deliveries, [e.endpoint_id for e in endpoints.values()], within=30)
         dead = {m: await deliveries.dead(e.endpoint_id) for m, e in endpoints.items()}
         attempts = {m: await deliveries.attempts(e.endpoint_id, count=10**7) for m, e in endpoints.items()}
         final = {
@@ -223,6 +225,16 @@ async def wait_for_deliveries(
         except TimeoutError:
             return False
     return True
+
+
+async def until_settled(deliveries: DeliveryStore, endpoint_ids: list[str], within: float) -> None:
+    """Poll (a Redis queue announces nothing) until no endpoint has an order with events still queued."""
+    deadline = time.monotonic() + within
+    while True:
+        backlog = await deliveries.backlogs(endpoint_ids)
+        if not any(backlog.values()) or time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.1)
 
 
 def judge(
