@@ -33,7 +33,7 @@ from bench.orders_workload import (
 )
 
 TARGETS = ("service", "relay", "both")
-SMOKE = {"orders": 1500, "rate": 150.0, "kills": 6}
+SMOKE = {"orders": 800, "rate": 40.0, "kills": 8, "target": "both"}
 
 
 async def kill_at_random(
@@ -102,6 +102,7 @@ async def crash_loop(run: Run, options: Options, *, kills: int, target: str) -> 
         report.add(f"kills of the {name}", count)
     report.add("send duration", round(send_seconds, 1), "s")
     report.add("settled after sending began", round(timings["settle_seconds"] + send_seconds, 1), "s")
+    report.add("delivered after sending began", round(timings["deliver_seconds"] + send_seconds, 1), "s")
     report.add("duration", round(time.monotonic() - started, 1), "s")
     return finish(report, logs, options.keep_logs)
 

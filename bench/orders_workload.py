@@ -13,6 +13,7 @@ way, and then hold the outcome to the same verdicts (`verify_outcome`):
 
 import argparse
 import asyncio
+import logging
 import random
 import shutil
 import tempfile
@@ -246,6 +247,8 @@ class Pipeline:
     async def start(self) -> None:
         """Start the receiver, register its endpoint, start every process and wait until all consume."""
         if self.receiver is not None:
+            # A relay killed mid-request makes aiohttp log the lost connection with a traceback: expected.
+            logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
             await self.receiver.start()
             redis = Redis.from_url(self.run.settings.redis_url)
             try:

@@ -190,6 +190,7 @@ async def redis_outage(
     report.add("Redis restart took", round(outage.up - outage.restarting, 2), "s")
     report.add("send duration", round(send_seconds, 1), "s")
     report.add("settled after sending began", round(timings["settle_seconds"] + send_seconds, 1), "s")
+    report.add("delivered after sending began", round(timings["deliver_seconds"] + send_seconds, 1), "s")
     report.add("duration", round(time.monotonic() - started, 1), "s")
     return finish(report, logs, options.keep_logs)
 
