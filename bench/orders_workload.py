@@ -1,0 +1,623 @@
+"""The reliability benchmarks' shared workload, processes under test, observation and verdicts.
+
+Crash loop, Redis outage and Replay all send the same kind of mixed order traffic through the real broker
+to `orders service`, `orders resource-sim` and `orders relay` child processes, disturb them in their own
+way, and then hold the outcome to the same verdicts (`verify_outcome`):
+
+- every order reached the final status the workload implies (none lost, none stuck Pending);
+- each order's status events run 1..n without a gap, one event id per sequence, n as expected;
+- every entitlement balance is exactly what the walk-ins and their refunds imply;
+- every outbox is empty; nothing was rejected or dead-lettered (all the traffic is valid);
+- every status event reached the webhook receiver, each order's in sequence order.
+"""
+
+import argparse
+import asyncio
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from bench.harness import OrdersProcess, Report, Run, console, progress
+from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn
+from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
+from contracts.statuses import OrderStatus
+from service.config import Settings
+from service.domain.order import Order
+from service.relay.endpoints import EndpointStore
+from service.store.entitlements import EntitlementStore
+from service.store.keys import order_key, outbox_key
+from tests.factories import prebooking, unique, walk_in
+from tests.kafka_tap import TopicTap
+from tests.webhook_receiver import WebhookReceiver
+
+Command = CreatePrebooking | RecordWalkIn | CancelOrder
+
+CLIENT_ID = "bench-client"
+ACCEPTING_RESOURCES = ("RES-OK-1", "RES-OK-2", "RES-OK-3")
+REFUSED_RESOURCE = "RES-FULL"
+"""The simulator answers `failed` (SOLD_OUT) for every reservation here."""
+CREDENTIALS = 16
+"""Walk-ins spread over this many credentials, each with a balance of its own."""
+
+PREBOOKING_SHARE = 0.7
+REFUSED_SHARE = 0.1
+"""Of the prebookings: one item (of one or two) at the refusing resource, so the order fails."""
+TWO_ITEM_SHARE = 0.2
+"""Of the prebookings: two items, so two reservations and two replies."""
+STAFF_CANCELLED_SHARE = 0.25
+"""Of the walk-ins: cancelled afterwards by the resource's staff, which refunds the entitlement."""
+CANCEL_DISTANCE = 300
+"""A cancellation is sent up to this many commands after its walk-in (same key, so the same partition)."""
+
+PIPELINE_SETTINGS: dict[str, Any] = {
+    "sim_fail_resources": REFUSED_RESOURCE,
+    # Restarts and outages take seconds each: no prebooking may time out meanwhile.
+    "confirmation_timeout_seconds": 3600.0,
+    # A killed consumer's partitions move to its successor after this, not after the default 10 s.
+    "kafka_session_timeout_ms": 3000,
+    "kafka_heartbeat_interval_ms": 500,
+    # The receiver is on loopback and plain http.
+    "relay_require_https": False,
+    "relay_allowed_networks": ["127.0.0.0/8"],
+    # A killed relay's claims lapse after 2 x timeout + 5 s; the receiver answers at once anyway.
+    "relay_timeout_seconds": 1.0,
+    "relay_poll_seconds": 0.02,
+    "relay_concurrency_per_endpoint": 32,
+    # Nothing may die for want of retries while a process is down: retry quickly, for a long time.
+    "relay_retry_schedule_seconds": [0.2, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    "relay_jitter": 0.0,
+    "relay_breaker_failures": 100_000,
+}
+"""Settings overrides for `harness.run` that every reliability benchmark's processes share."""
+
+
+# --- the workload -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """The commands to send, in order, and what each order must end as."""
+
+    commands: list[Command]
+    expected_status: dict[str, OrderStatus]
+    expected_events: dict[str, int]
+    """How many status events each order must have: its sequences run 1..this."""
+    granted: dict[str, int]
+    """Units granted per credential before the run."""
+    expected_balance: dict[str, int]
+
+    @property
+    def orders(self) -> int:
+        return len(self.expected_status)
+
+    def composition(self) -> dict[str, int]:
+        """How many orders of each kind, for the report."""
+        kinds: dict[str, int] = defaultdict(int)
+        for status in self.expected_status.values():
+            kinds[status.label] += 1
+        return dict(kinds)
+
+
+def build_workload(orders: int, rng: random.Random) -> Workload:
+    """Prebookings (most confirmed, some refused → Failed), walk-ins, and staff cancellations of walk-ins."""
+    creations: list[Command] = []
+    expected_status: dict[str, OrderStatus] = {}
+    expected_events: dict[str, int] = {}
+    consumed: dict[str, int] = defaultdict(int)
+    cancels: list[CancelOrder] = []
+    credentials = [f"CARD-{n:02d}" for n in range(CREDENTIALS)]
+    for _ in range(orders):
+        if rng.random() < PREBOOKING_SHARE:
+            resources = [rng.choice(ACCEPTING_RESOURCES)]
+            if rng.random() < TWO_ITEM_SHARE:
+                resources.append(rng.choice(ACCEPTING_RESOURCES))
+            refused = rng.random() < REFUSED_SHARE
+            if refused:
+                resources[rng.randrange(len(resources))] = REFUSED_RESOURCE
+            command: Command = prebooking(*resources, client_id=CLIENT_ID, passengers=rng.randint(1, 3))
+            expected_status[command.order_id] = OrderStatus.FAILED if refused else OrderStatus.CONFIRMED
+            expected_events[command.order_id] = 2  # Pending, then Confirmed or Failed
+        else:
+            credential = rng.choice(credentials)
+            command = walk_in(credential=credential, client_id=CLIENT_ID, passengers=rng.randint(1, 3))
+            expected_status[command.order_id] = OrderStatus.USED
+            expected_events[command.order_id] = 1
+            if rng.random() < STAFF_CANCELLED_SHARE:
+                cancels.append(
+                    CancelOrder(
+                        command_id=unique("cmd"),
+                        client_id=CLIENT_ID,
+                        order_id=command.order_id,
+                        initiated_by="RESOURCE_STAFF",
+                    )
+                )
+                expected_status[command.order_id] = OrderStatus.CANCELLED
+                expected_events[command.order_id] = 2  # Used, then Cancelled (refunded)
+            else:
+                consumed[credential] += len(command.passengers)
+        creations.append(command)
+    rng.shuffle(creations)
+    # A cancellation goes some way after its walk-in; sharing the key, it stays behind it on the partition.
+    position = {c.order_id: float(n) for n, c in enumerate(creations)}
+    placed = [(position[c.order_id], c) for c in creations]
+    placed += [(position[c.order_id] + rng.uniform(0.5, CANCEL_DISTANCE), c) for c in cancels]
+    placed.sort(key=lambda p: p[0])
+    # Enough units that no walk-in is refused, and a balance that shows any unit taken or given back twice.
+    granted = {credential: 1000 + 3 * orders for credential in credentials}
+    return Workload(
+        commands=[c for _, c in placed],
+        expected_status=expected_status,
+        expected_events=expected_events,
+        granted=granted,
+        expected_balance={c: units - consumed[c] for c, units in granted.items()},
+    )
+
+
+async def grant_entitlements(redis: "Redis", workload: Workload) -> None:
+    """Give every credential of the workload its starting balance."""
+    store = EntitlementStore(redis)
+    for credential, units in workload.granted.items():
+        await store.grant(CLIENT_ID, credential, units)
+
+
+def add_workload_arguments(parser: argparse.ArgumentParser, orders: int, rate: float) -> None:
+    """`--orders`, `--rate`, `--seed`, `--stall-seconds` and `--keep-logs`, with this benchmark's defaults."""
+    parser.add_argument("--orders", type=int, default=orders, help=f"orders in the workload ({orders:,})")
+    parser.add_argument("--rate", type=float, default=rate, help=f"orders sent per second ({rate:g})")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the mix and of the disturbances")
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=120.0,
+        help="give up waiting for the outcome after this long without progress (120)",
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs of a passed run")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The workload options every reliability benchmark takes."""
+
+    orders: int
+    rate: float
+    """Orders per second: the commands are spread evenly over `orders / rate` seconds."""
+    seed: int
+    stall_seconds: float
+    keep_logs: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Options":
+        return cls(
+            orders=args.orders,
+            rate=args.rate,
+            seed=args.seed if args.seed is not None else random.randrange(2**32),
+            stall_seconds=args.stall_seconds,
+            keep_logs=args.keep_logs,
+        )
+
+    @property
+    def send_seconds(self) -> float:
+        return self.orders / self.rate
+
+    def parameters(self) -> dict[str, Any]:
+        """For the report."""
+        return {"orders": self.orders, "rate": self.rate, "seed": self.seed}
+
+
+# --- the processes under test ------------------------------------------------------------------------------
+
+
+def service_groups(settings: Settings) -> dict[str, list[str]]:
+    """The service's consumer groups and the topics each reads (see `service.consumers.routes`)."""
+    return {
+        f"{settings.consumer_group}.commands": [settings.topic_commands],
+        f"{settings.consumer_group}.replies": [settings.topic_resource_replies],
+    }
+
+
+class Pipeline:
+    """`orders service` (two consumers), `orders resource-sim`, optionally `orders relay`, and the webhook
+    receiver that the relay delivers to through one endpoint registered for the workload's client."""
+
+    def __init__(
+        self, run: Run, logs: Path, *, relay: bool = True, service_env: dict[str, str] | None = None
+    ):
+        env = run.environ()
+        self.run = run
+        self.service = OrdersProcess("service", {**env, **(service_env or {})}, logs / "service.log", 2)
+        self.simulator = OrdersProcess("resource-sim", env, logs / "resource-sim.log")
+        self.relay = OrdersProcess("relay", env, logs / "relay.log") if relay else None
+        self.receiver = WebhookReceiver() if relay else None
+
+    @property
+    def processes(self) -> list[OrdersProcess]:
+        return [p for p in (self.simulator, self.relay, self.service) if p is not None]
+
+    async def start(self) -> None:
+        """Start the receiver, register its endpoint, start every process and wait until all consume."""
+        if self.receiver is not None:
+            # A relay killed mid-request makes aiohttp log the lost connection with a traceback: expected.
+            logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+            await self.receiver.start()
+            redis = Redis.from_url(self.run.settings.redis_url)
+            try:
+                await EndpointStore(redis).create(CLIENT_ID, self.receiver.url, datetime.now(UTC))
+            finally:
+                await redis.aclose()
+        started = time.monotonic()
+        for process in self.processes:
+            await process.start()
+        for process in self.processes:
+            await process.wait_ready()
+        names = ", ".join(p.subcommand for p in self.processes)
+        announce(f"{names} consuming after {time.monotonic() - started:.1f} s")
+
+    async def stop(self) -> dict[str, int]:
+        """SIGTERM every process that still runs (the service first: it feeds the others); exit codes."""
+        codes = {}
+        started = time.monotonic()
+        for process in reversed(self.processes):
+            if process.process is not None:
+                codes[process.subcommand] = await process.stop()
+        announce(f"stopped in {time.monotonic() - started:.1f} s")
+        if self.receiver is not None:
+            await self.receiver.stop()
+        return codes
+
+    async def abort(self) -> None:
+        """SIGKILL whatever still runs (after a failure; a no-op after `stop`)."""
+        for process in self.processes:
+            if process.process is not None and process.process.returncode is None:
+                await process.kill()
+        if self.receiver is not None:
+            await self.receiver.stop()
+
+
+def log_directory(benchmark: str) -> Path:
+    """Where the processes write their logs: kept when the run fails (see `finish`), removed otherwise."""
+    return Path(tempfile.mkdtemp(prefix=f"bench-{benchmark}-"))
+
+
+def finish(report: Report, logs: Path, keep: bool = False) -> Report:
+    """Remove the process logs of a passed run (unless asked to `keep` them); point at them otherwise."""
+    if report.passed and not keep:
+        shutil.rmtree(logs, ignore_errors=True)
+    else:
+        report.add("process logs", str(logs))
+    return report
+
+
+# --- sending ----------------------------------------------------------------------------------------------
+
+TICK_SECONDS = 0.05
+
+
+async def send_paced(bootstrap_servers: str, topic: str, workload: Workload, seconds: float) -> float:
+    """Send the workload's commands evenly over `seconds`, in order; returns how long it took."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    commands = workload.commands
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent = 0
+    try:
+        with progress("sending commands", len(commands)) as advance:
+            while sent < len(commands):
+                due = min(len(commands), int((loop.time() - started) / seconds * len(commands)) + 1)
+                wave = commands[sent:due]
+                acknowledged = [
+                    await producer.send(topic, c.model_dump_json().encode(), key=c.order_id.encode())
+                    for c in wave
+                ]
+                await asyncio.gather(*acknowledged)
+                advance(len(wave))
+                sent = due
+                await asyncio.sleep(TICK_SECONDS)  # pacing: the load is spread over the run
+    finally:
+        await producer.stop()
+    return loop.time() - started
+
+
+# --- observing the outcome ---------------------------------------------------------------------------------
+
+
+class StatusLedger:
+    """Everything the service published, folded in incrementally as the tap reads it."""
+
+    def __init__(self, tap: TopicTap, run: Run, workload: Workload) -> None:
+        self._tap = tap
+        self._topic = run.settings.topic_status_changed
+        self._expected = workload.expected_status
+        self._folded = 0
+        self.records = 0
+        self.events: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.latest: dict[str, tuple[int, OrderStatus]] = {}
+        self.settled = 0
+        """Orders whose latest event shows the final status expected of them."""
+
+    def fold(self) -> None:
+        """Take in the records read since the last call."""
+        records = self._tap.records[self._topic]
+        for record in records[self._folded :]:
+            event = OrderStatusChanged.model_validate_json(record.value)
+            self.events[event.order_id][event.sequence].add(event.event_id)
+            before = self.latest.get(event.order_id)
+            if before is None or event.sequence > before[0]:
+                expected = self._expected.get(event.order_id)
+                was_settled = before is not None and before[1] is expected
+                now_settled = event.status is expected
+                self.settled += int(now_settled) - int(was_settled)
+                self.latest[event.order_id] = (event.sequence, event.status)
+        self.records = self._folded = len(records)
+
+    @property
+    def event_ids(self) -> set[str]:
+        return {i for sequences in self.events.values() for ids in sequences.values() for i in ids}
+
+    def republished(self) -> int:
+        """Records beyond one per distinct event: what crash recovery published again."""
+        return self.records - len(self.event_ids)
+
+
+class DeliveryLedger:
+    """The webhook receiver's successful requests, folded in incrementally."""
+
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        self.receiver = receiver
+        self._folded = 0
+        self.delivered: set[str] = set()
+        self.requests = 0
+        self.sequences: dict[str, list[int]] = defaultdict(list)
+        """Per order, the sequence of each event on its first delivery, in arrival order."""
+
+    def fold(self) -> None:
+        received = self.receiver.received
+        for request in received[self._folded :]:
+            if request.status >= 300:
+                continue
+            self.requests += 1
+            if request.webhook_id not in self.delivered:
+                self.delivered.add(request.webhook_id)
+                self.sequences[request.body["order_id"]].append(int(request.body["sequence"]))
+        self._folded = len(received)
+
+    def duplicates(self) -> int:
+        """Successful requests beyond one per event (at least once allows them)."""
+        return self.requests - len(self.delivered)
+
+
+@dataclass
+class Observation:
+    """The tap on the service's output topics and the ledgers over it and over the webhook receiver."""
+
+    tap: TopicTap
+    statuses: StatusLedger
+    deliveries: DeliveryLedger | None
+
+    @classmethod
+    async def start(cls, run: Run, workload: Workload, pipeline: Pipeline) -> "Observation":
+        settings = run.settings
+        tap = TopicTap(
+            settings.kafka_bootstrap_servers,
+            [settings.topic_status_changed, settings.topic_command_rejected, settings.topic_dead_letter],
+        )
+        await tap.start()
+        receiver = pipeline.receiver
+        return cls(
+            tap,
+            StatusLedger(tap, run, workload),
+            DeliveryLedger(receiver) if receiver is not None else None,
+        )
+
+    async def stop(self) -> None:
+        await self.tap.stop()
+
+
+async def _await_progress(
+    wait_for: Callable[[Callable[[], bool], float], Awaitable[Any]],
+    measure: Callable[[], int],
+    target: int,
+    description: str,
+    stall_seconds: float,
+) -> bool:
+    """Wait until `measure()` reaches `target`, re-checked by `wait_for` on every change it sees; give up
+    after `stall_seconds` without any progress. Returns whether the target was reached."""
+    with progress(description, target) as advance:
+        shown = 0
+
+        def advanced() -> bool:
+            nonlocal shown
+            value = measure()
+            advance(value - shown)
+            changed, shown = value != shown, value
+            return changed or value >= target
+
+        advanced()
+        while shown < target:
+            try:
+                await wait_for(advanced, stall_seconds)
+            except TimeoutError:
+                return False
+        return True
+
+
+async def await_outcome(
+    observation: Observation, workload: Workload, stall_seconds: float
+) -> dict[str, float]:
+    """Wait until every order is settled and every status event delivered, or until progress stalls.
+
+    Returns how long each took (seconds); the verdicts say what is missing if it stalled.
+    """
+    started = time.monotonic()
+    statuses = observation.statuses
+
+    def settled() -> int:
+        statuses.fold()
+        return statuses.settled
+
+    await _await_progress(observation.tap.wait_for, settled, workload.orders, "orders settled", stall_seconds)
+    timings = {"settle_seconds": time.monotonic() - started}
+    deliveries = observation.deliveries
+    if deliveries is not None:
+        # Every order is final now, so the status topic holds every event there will be.
+        statuses.fold()
+        wanted = statuses.event_ids
+
+        def delivered() -> int:
+            deliveries.fold()
+            return len(wanted & deliveries.delivered)
+
+        await _await_progress(
+            deliveries.receiver.wait_for, delivered, len(wanted), "webhooks delivered", stall_seconds
+        )
+        timings["deliver_seconds"] = time.monotonic() - started
+    return timings
+
+
+# --- the verdicts -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class StoredOutcome:
+    """What Redis holds for the workload's orders and credentials after the run."""
+
+    statuses: dict[str, OrderStatus | None] = field(default_factory=dict)
+    nonempty_outboxes: list[str] = field(default_factory=list)
+    balances: dict[str, int | None] = field(default_factory=dict)
+
+
+async def read_stored_outcome(redis: "Redis", workload: Workload) -> StoredOutcome:
+    """Every order's stored status and outbox size, and every credential's balance."""
+    found = StoredOutcome()
+    order_ids = list(workload.expected_status)
+    for start in range(0, len(order_ids), 1000):
+        chunk = order_ids[start : start + 1000]
+        async with redis.pipeline(transaction=False) as pipe:
+            for order_id in chunk:
+                pipe.hget(order_key(order_id), "state")
+                pipe.hlen(outbox_key(order_id))
+            replies = await pipe.execute()
+        for n, order_id in enumerate(chunk):
+            state, outbox = replies[2 * n], replies[2 * n + 1]
+            found.statuses[order_id] = Order.model_validate_json(state).status if state else None
+            if outbox:
+                found.nonempty_outboxes.append(order_id)
+    entitlements = EntitlementStore(redis)
+    for credential in workload.granted:
+        found.balances[credential] = await entitlements.balance(CLIENT_ID, credential)
+    return found
+
+
+def _examples(items: list[str], count: int = 3) -> str:
+    return ", ".join(items[:count]) + (" …" if len(items) > count else "")
+
+
+async def verify_outcome(report: Report, run: Run, workload: Workload, observation: Observation) -> None:
+    """Hold the run's outcome to the crash-loop verdicts; the processes must have stopped."""
+    statuses = observation.statuses
+    statuses.fold()
+    redis = Redis.from_url(run.settings.redis_url)
+    try:
+        stored = await read_stored_outcome(redis, workload)
+    finally:
+        await redis.aclose()
+
+    lost, stuck, wrong = [], [], []
+    for order_id, expected in workload.expected_status.items():
+        status = stored.statuses[order_id]
+        published = statuses.latest.get(order_id, (0, None))[1]
+        if status is None:
+            lost.append(order_id)
+        elif status is OrderStatus.PENDING:
+            stuck.append(order_id)
+        elif status is not expected or published is not expected:
+            wrong.append(order_id)
+    report.check(
+        "orders in their expected final status",
+        not (lost or stuck or wrong),
+        f"{workload.orders - len(lost) - len(stuck) - len(wrong):,} of {workload.orders:,}; lost {len(lost)},"
+        f" stuck {len(stuck)}, wrong {len(wrong)} {_examples(lost + stuck + wrong)}".rstrip(),
+    )
+
+    gaps, doubled = [], []
+    for order_id, expected_events in workload.expected_events.items():
+        sequences = statuses.events.get(order_id, {})
+        if sorted(sequences) != list(range(1, expected_events + 1)):
+            gaps.append(order_id)
+        if any(len(ids) != 1 for ids in sequences.values()):
+            doubled.append(order_id)
+    report.check(
+        "event sequences 1..n, one event id each",
+        not (gaps or doubled),
+        f"gaps or wrong length {len(gaps)}, two ids for one sequence {len(doubled)}"
+        f" {_examples(gaps + doubled)}".rstrip(),
+    )
+
+    off = [c for c, balance in workload.expected_balance.items() if stored.balances[c] != balance]
+    report.check(
+        "entitlement balances exact",
+        not off,
+        f"{len(workload.expected_balance) - len(off)} of {len(workload.expected_balance)} credentials"
+        + "".join(f"; {c}: {stored.balances[c]} ≠ {workload.expected_balance[c]}" for c in off[:3]),
+    )
+    report.check(
+        "outboxes empty",
+        not stored.nonempty_outboxes,
+        f"{len(stored.nonempty_outboxes)} not empty {_examples(stored.nonempty_outboxes)}".rstrip(),
+    )
+    settings = run.settings
+    rejected = observation.tap.decoded(settings.topic_command_rejected, CommandRejected)
+    dead = observation.tap.decoded(settings.topic_dead_letter, DeadLetter)
+    report.check(
+        "no rejections or dead letters",
+        not rejected and not dead,
+        f"{len(rejected)} rejected, {len(dead)} dead letters"
+        + "".join(f"; {r.code} {r.order_id}" for r in rejected[:3]),
+    )
+    report.add("orders", workload.orders)
+    for kind, count in sorted(workload.composition().items()):
+        report.add(f"  of them {kind}", count)
+    report.add("status events", len(statuses.event_ids))
+    report.add("events re-published", statuses.republished())
+
+    deliveries = observation.deliveries
+    if deliveries is None:
+        return
+    deliveries.fold()
+    missing = statuses.event_ids - deliveries.delivered
+    report.check(
+        "webhook deliveries missing", not missing, f"{len(missing):,} of {len(statuses.event_ids):,}"
+    )
+    disordered = [o for o, seen in deliveries.sequences.items() if seen != sorted(seen)]
+    report.check(
+        "webhooks in sequence order per order",
+        not disordered,
+        f"{len(disordered)} orders out of order {_examples(disordered)}".rstrip(),
+    )
+    report.add("webhook requests", deliveries.requests)
+    report.add("duplicate deliveries", deliveries.duplicates())
+
+
+def check_clean_exits(report: Report, codes: dict[str, int]) -> None:
+    """Every process drained and exited 0 on SIGTERM at the end."""
+    report.check(
+        "processes exit 0 on SIGTERM",
+        all(code == 0 for code in codes.values()),
+        ", ".join(f"{name} {code}" for name, code in codes.items()),
+    )
+
+
+def announce(message: str) -> None:
+    """A line above the progress bar: what was done to the processes, and when."""
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")

@@ -1,0 +1,34 @@
+"""CI smoke of the crash-loop benchmark (`make bench-crash_loop ARGS=--smoke`): the service and the relay are
+each SIGKILLed 4 times while 800 orders go through them, and every verdict must hold: no order lost or
+stuck, no sequence gap, no effect applied twice (exact entitlement balances), empty outboxes, no webhook
+delivery missing or out of order. It replaces the former tests/system/test_crash_recovery.py, whose
+scenario (4 SIGKILLs of the service under load) the benchmark runs through the same `orders service`."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.bench.smoke_run import run_smoke
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(240)
+def test_crash_loop_smoke_passes_every_verdict(tmp_path: Path) -> None:
+    results = run_smoke("crash_loop", tmp_path / "r.json", timeout=230)
+
+    assert results["passed"] is True
+    figures, checks = results["figures"], results["checks"]
+    assert figures["kills of the service"]["value"] == 4
+    assert figures["kills of the relay"]["value"] == 4
+    assert figures["orders"]["value"] == 800
+    assert figures["status events"]["value"] > 800  # most orders have two events
+    for verdict in (
+        "orders in their expected final status",
+        "event sequences 1..n, one event id each",
+        "entitlement balances exact",
+        "outboxes empty",
+        "webhook deliveries missing",
+        "webhooks in sequence order per order",
+    ):
+        assert checks[verdict]["met"] is True, checks[verdict]
