@@ -1,4 +1,4 @@
-"""The benchmarks' smoke runs: each benchmark at its `--smoke` size, as a user runs it, in a subprocess."""
+"""Running a benchmark at its smoke size as CI does: `python -m bench.<name> --smoke --json <path>`."""
 
 import json
 import subprocess
@@ -6,26 +6,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).resolve().parents[2]
 
 
-def run_benchmark(name: str, results: Path, *args: str, timeout: float = 240) -> dict[str, Any]:
-    """Run `python -m bench.<name> --smoke`, assert it exited 0, and return its JSON results."""
+def run_benchmark(name: str, results: Path, *extra: str, timeout: float = 240) -> dict[str, Any]:
+    """Run the benchmark as a child process from the repository root; fail with the tail of its output
+    unless it exits 0 and its verdict passed. Returns the JSON results, with `figures` and `checks` turned
+    into name → row maps."""
     path = results / f"{name}.json"
-    done = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", "--smoke", "--json", str(path), *args],
-        cwd=REPO,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    output = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, output[-4000:]
+    command = [sys.executable, "-m", f"bench.{name}", "--smoke", "--json", str(path), *extra]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+    output = f"exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, output
     found: dict[str, Any] = json.loads(path.read_text())
-    assert found["passed"] is True, output[-4000:]
+    assert found["passed"] is True, output
+    found["figures"] = {row["name"]: row for row in found["figures"]}
+    found["checks"] = {row["name"]: row for row in found["checks"]}
     return found
 
 
 def figure(results: dict[str, Any], name: str) -> Any:
     """The value of the figure called `name`."""
-    return next(row["value"] for row in results["figures"] if row["name"] == name)
+    return results["figures"][name]["value"]

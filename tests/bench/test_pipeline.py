@@ -16,4 +16,4 @@ def test_pipeline_benchmark_runs_and_measures_both_pipes(tmp_path: Path) -> None
     assert results["machine"]["cores"] >= 1
     assert figure(results, "saturation throughput") > 0
     assert figure(results, "baseline throughput (raw aiokafka)") > 0
-    assert {c["name"] for c in results["checks"]} >= {"saturation: every order through"}
+    assert "saturation: every order through" in results["checks"]

@@ -14,7 +14,7 @@ def test_relay_benchmark_smoke(tmp_path: Path) -> None:
     """Exit 0, every check passed, and the figures the targets are held to were measured."""
     report = run_benchmark("relay", tmp_path)
 
-    checks = {c["name"] for c in report["checks"]}
+    checks = report["checks"]
     assert "saturation: every event delivered" in checks
     assert "latency: every event delivered" in checks
     assert "signatures verify" in checks

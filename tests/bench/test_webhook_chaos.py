@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_webhook_chaos_smoke(tmp_path: Path) -> None:
     result = run_benchmark("webhook_chaos", tmp_path, timeout=220)
-    figures = {f["name"]: f["value"] for f in result["figures"]}
+    figures = {name: row["value"] for name, row in result["figures"].items()}
     # The chaos really happened: each misbehaving endpoint failed in its own way before it recovered.
     assert figures["error_500: failures HTTP 500"] > 0
     assert figures["hang: failures timeout"] > 0
