@@ -153,3 +153,26 @@ async def await_committed(
             if time.monotonic() - last_move > stall_seconds:
                 return False
             await asyncio.sleep(POLL_SECONDS)
+
+
+async def until_caught_up(
+    bootstrap_servers: str, groups: dict[str, list[str]], within: float
+) -> dict[str, int]:
+    """Poll until every group (name → its topics) has committed up to the end of its topics; returns each
+    group's remaining lag in records, zero or not after `within` seconds."""
+    readers = [GroupOffsets(bootstrap_servers, group, topics) for group, topics in groups.items()]
+    for reader in readers:
+        await reader.start()
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            lags = {}
+            for reader in readers:
+                ends, committed = await reader.end_offsets(), await reader.committed()
+                lags[reader.group] = sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
+            if not any(lags.values()) or time.monotonic() >= deadline:
+                return lags
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        for reader in readers:
+            await reader.stop()

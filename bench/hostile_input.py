@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from bench.consumer_lag import until_caught_up
+from bench.consumer_offsets import until_caught_up
 from bench.fuzz import Fuzzer, Hostile, Target
 from bench.harness import OrdersProcess, Report, Run, console, parser, progress, run
 from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn

@@ -164,6 +164,12 @@ class DeliveryWorker:
             if head is None:
                 return
             now = self._clock()
+            latest = self._registered.get(claim.endpoint_id, endpoint)
+            if latest.effective_state(now) is not EndpointState.ACTIVE:
+                # Disabled or paused while this round was claiming (by an attempt of this instance that
+                # answered 410, or tripped the breaker): leave the event queued, due when it is enabled.
+                await self._settle(claim, head, "hold", now, now, None, latest)
+                return
             if len(head.event.body) > self._settings.relay_max_request_bytes:
                 limit = self._settings.relay_max_request_bytes
                 refused = AttemptResult(
