@@ -7,7 +7,7 @@ import json
 from service.api.keys import ApiKeyStore
 from service.clock import utc_now
 from service.config import load_settings
-from service.store.client import connect
+from service.store.client import connect_with
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
 
@@ -44,35 +44,35 @@ def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
 
 
 async def _grant(args: argparse.Namespace) -> int:
-    async with connect(load_settings().redis_url) as redis:
+    async with connect_with(load_settings()) as redis:
         balance = await EntitlementStore(redis).grant(args.client, args.credential, args.units)
     print(json.dumps({"client_id": args.client, "credential": args.credential, "balance": balance}))
     return 0
 
 
 async def _show(args: argparse.Namespace) -> int:
-    async with connect(load_settings().redis_url) as redis:
+    async with connect_with(load_settings()) as redis:
         balance = await EntitlementStore(redis).balance(args.client, args.credential)
     print(json.dumps({"client_id": args.client, "credential": args.credential, "balance": balance}))
     return 0 if balance is not None else 1
 
 
 async def _anomalies(args: argparse.Namespace) -> int:
-    async with connect(load_settings().redis_url) as redis:
+    async with connect_with(load_settings()) as redis:
         for record in await OrderStore(redis).recent_anomalies(args.count):
             print(json.dumps(record))
     return 0
 
 
 async def _issue_key(args: argparse.Namespace) -> int:
-    async with connect(load_settings().redis_url) as redis:
+    async with connect_with(load_settings()) as redis:
         issued = await ApiKeyStore(redis).issue(args.client, utc_now())
     print(json.dumps({"client_id": issued.client_id, "key_id": issued.key_id, "api_key": issued.token}))
     return 0
 
 
 async def _revoke_key(args: argparse.Namespace) -> int:
-    async with connect(load_settings().redis_url) as redis:
+    async with connect_with(load_settings()) as redis:
         found = await ApiKeyStore(redis).revoke(args.key_id, utc_now())
     print(json.dumps({"key_id": args.key_id, "revoked": found}))
     return 0 if found else 1

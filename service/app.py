@@ -16,7 +16,7 @@ from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
 from service.consumers.routes import register_order_consumers
 from service.kafka_topics import ensure_topics
-from service.store.client import connect
+from service.store.client import connect_with
 from service.store.effects import LocalEffects
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
@@ -103,7 +103,7 @@ class OrderService:
 def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -> OrderService:
     """Wire broker, store, processor and consumers from `settings`; connects nothing yet."""
     broker = build_broker(settings, client_id="orders-service")
-    redis = connect(settings.redis_url, reply_timeout=None)  # each batch is time-limited as a whole
+    redis = connect_with(settings, reply_timeout=None)  # each batch is time-limited as a whole
     store = OrderStore(redis, settings.client_index_retention_seconds)
     entitlements, timers = EntitlementStore(redis), TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)

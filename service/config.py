@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     redis_url: Annotated[str, Field(validation_alias=AliasChoices("REDIS_URL", "ORDERS_REDIS_URL"))] = (
         "redis://127.0.0.1:6379/0"
     )
+    redis_cluster: bool = False
+    """`REDIS_URL` names one node of a Redis Cluster (every atomic step stays within one hash slot)."""
 
     topic_commands: str = topics.ORDER_COMMANDS
     topic_resource_requests: str = topics.RESOURCE_REQUESTS

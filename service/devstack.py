@@ -205,6 +205,71 @@ class EmbeddedStack:
         self.stop()
 
 
+def _cluster_node_port() -> int:
+    """A free port whose cluster bus port (the port + 10000) is a valid port and free too."""
+    while True:
+        port = free_port()
+        if port + 10000 <= 65535:
+            with contextlib.suppress(OSError), socket.socket() as sock:
+                sock.bind(("127.0.0.1", port + 10000))
+                return port
+
+
+@dataclass
+class EmbeddedRedisCluster:
+    """A local Redis Cluster of `nodes` primaries (no replicas), from the same redis-server and redis-cli:
+    the tests run the store against it to prove every atomic step stays within one slot."""
+
+    nodes: int = 3
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="orders-cluster-")))
+    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> str:
+        """Start the nodes, join them into one cluster covering every slot, and return a URL of one node."""
+        ports = [_cluster_node_port() for _ in range(self.nodes)]
+        for port in ports:
+            args = [
+                redis_server_binary(),
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.workdir),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", f"nodes-{port}.conf",
+                "--save", "",
+                "--appendonly", "no",
+                "--protected-mode", "no",
+            ]  # fmt: skip
+            process = spawn(args, log_path=self.workdir / f"redis-{port}.log")
+            self._processes.append(process)
+            wait_for_port(port, process, "redis-server (cluster node)")
+        cli = str(Path(redis_server_binary()).with_name("redis-cli"))
+        addresses = [f"127.0.0.1:{port}" for port in ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=STARTUP_TIMEOUT_SECONDS,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while (
+            b"cluster_state:ok"
+            not in subprocess.run(
+                [cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, check=False
+            ).stdout
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+        atexit.register(self.stop)
+        return f"redis://127.0.0.1:{ports[0]}/0"
+
+    def stop(self) -> None:
+        """Stop every node; safe to call twice."""
+        while self._processes:
+            stop_process(self._processes.pop())
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 def exit_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit, so `with` blocks and `finally` clauses stop the stack."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

@@ -14,7 +14,7 @@ from service.app import build_broker
 from service.config import RelaySettings
 from service.relay.deliveries import DeliveryStore
 from service.relay.endpoints import EndpointStore
-from service.store.client import connect
+from service.store.client import connect_with
 from service.store.orders import OrderStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -25,7 +25,7 @@ def build_api(settings: RelaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = connect(settings.redis_url)
+        redis = connect_with(settings)
         broker = build_broker(settings, client_id="orders-api")
         await broker.connect()
         app.state.redis, app.state.broker = redis, broker

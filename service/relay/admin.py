@@ -12,7 +12,7 @@ from service.config import RelaySettings
 from service.relay.deliveries import DeliveryStore
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
 from service.relay.safety import UnsafeTarget, check_target
-from service.store.client import connect
+from service.store.client import connect_with
 
 Action = Callable[[argparse.Namespace, EndpointStore, DeliveryStore, RelaySettings], Awaitable[int]]
 
@@ -64,7 +64,7 @@ def _bind(parser: argparse.ArgumentParser, action: Action) -> None:
 
 async def _with_stores(args: argparse.Namespace, action: Action) -> int:
     settings = RelaySettings()
-    async with connect(settings.redis_url) as redis:
+    async with connect_with(settings) as redis:
         return await action(args, EndpointStore(redis), DeliveryStore(redis), settings)
 
 

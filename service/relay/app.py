@@ -23,7 +23,7 @@ from service.relay.deliveries import DeliveryStore, QueuedEvent
 from service.relay.endpoints import EndpointState, EndpointStore
 from service.relay.sender import HttpClient, http_client
 from service.relay.worker import DeliveryWorker
-from service.store.client import connect
+from service.store.client import connect_with
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class EventQueuer:
 def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now) -> Relay:
     """Wire the relay from settings; connects nothing yet."""
     broker = build_broker(settings, client_id="orders-relay")
-    redis = connect(settings.redis_url)
+    redis = connect_with(settings)
     endpoints, deliveries = EndpointStore(redis), DeliveryStore(redis)
     client = http_client()
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)

@@ -1,10 +1,12 @@
 """The Redis client: commands packed by hiredis; on the hot path, one time limit per batch, not per reply."""
 
-from typing import Any
+from typing import Any, cast
 
 import hiredis
-from redis.asyncio import Connection, Redis
+from redis.asyncio import Connection, Redis, RedisCluster
 from redis.exceptions import DataError
+
+from service.config import Settings
 
 
 class HiredisPackingConnection(Connection):
@@ -34,7 +36,20 @@ class HiredisPackingConnection(Connection):
         return args
 
 
-def connect(url: str, *, reply_timeout: float | None = 5.0) -> Redis:
+def connect_with(settings: Settings, *, reply_timeout: float | None = 5.0) -> Redis:
+    """A client of the Redis that `settings` name (`REDIS_URL`, `ORDERS_REDIS_CLUSTER`)."""
+    return connect(settings.redis_url, reply_timeout=reply_timeout, cluster=settings.redis_cluster)
+
+
+def connect(url: str, *, reply_timeout: float | None = 5.0, cluster: bool = False) -> Redis:
     """A client for `url`. `reply_timeout=None` drops redis-py's timer per reply (about 10% of the service's
-    CPU); the caller must then bound its calls itself, as the order processor does per batch."""
+    CPU); the caller must then bound its calls itself, as the order processor does per batch.
+
+    `cluster`: `url` names one node of a Redis Cluster. Every atomic step touches one hash tag, so one slot
+    (see `service.store.keys`), and pipelines of several slots are split per node by the cluster client.
+    """
+    if cluster:
+        # Same commands, scripts and non-transactional pipelines as a single-node client, so the stores
+        # take either; typed as the single-node client they are written against.
+        return cast(Redis, RedisCluster.from_url(url, socket_timeout=reply_timeout))
     return Redis.from_url(url, connection_class=HiredisPackingConnection, socket_timeout=reply_timeout)

@@ -52,7 +52,7 @@ class LuaScript:
     async def _pipeline(self, redis: "Redis", calls: Sequence[Call]) -> list[Any]:
         async with redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(self._sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+                queue_evalsha(pipe, self._sha, keys, args)
             return await pipe.execute()
 
 
@@ -101,6 +101,12 @@ class Coalesced:
     async def _pipeline(self, sha: str, calls: list[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(sha, len(keys), *keys, *args)
+                queue_evalsha(pipe, sha, keys, args)
             results: list[Any] = await pipe.execute(raise_on_error=False)
         return results
+
+
+def queue_evalsha(pipe: Any, sha: str | None, keys: Sequence[str], args: Sequence[bytes | str | int]) -> None:
+    """Queue one EVALSHA on a pipeline. Through `execute_command`, because redis-py's cluster pipeline
+    refuses its `evalsha` method, though it routes the command by its keys like any other."""
+    pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)

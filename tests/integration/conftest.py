@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 from service.api.app import build_api
 from service.app import OrderService, build_service, service_topics
 from service.config import RelaySettings, ResourceSimSettings, Settings
-from service.devstack import Endpoints, free_port
+from service.devstack import EmbeddedRedisCluster, Endpoints, free_port
 from service.kafka_topics import ensure_topics
 from service.resource_sim import build_resource_sim
+from service.store.client import connect
 from tests.kafka_tap import TopicTap
 from tests.waiting import eventually
 
@@ -123,6 +124,28 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     """A client of the service's Redis."""
     client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A local 3-node Redis Cluster (from the same redis-server), started once."""
+    cluster = EmbeddedRedisCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["single-node", "cluster"])
+async def store_redis(request: pytest.FixtureRequest, stack: Endpoints) -> AsyncIterator[Redis]:
+    """The store's Redis, both ways it is deployed: one node, and a Redis Cluster, where a script or
+    transaction whose keys span two slots fails (CROSSSLOT) instead of running."""
+    if request.param == "cluster":
+        client = connect(request.getfixturevalue("redis_cluster_url"), cluster=True)
+    else:
+        client = connect(stack.redis_url)
     yield client
     await client.aclose()
 

@@ -27,6 +27,13 @@ from tests.factories import prebooking, unique
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture
+def redis(store_redis: Redis) -> Redis:
+    """Every test here runs on a single node and on a Redis Cluster."""
+    return store_redis
+
+
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SILENT = "RES-NEVER-ANSWERS"
 

@@ -20,6 +20,12 @@ from tests.integration.test_outbox_and_concurrency import NOW, RecordingPublishe
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def redis(store_redis: Redis) -> Redis:
+    """Every test here runs on a single node and on a Redis Cluster."""
+    return store_redis
+
+
 async def test_a_pending_order_is_kept_and_a_failed_one_expires_after_the_retention(redis: Redis) -> None:
     create = prebooking()
     orders = processor(redis, RecordingPublisher())

@@ -1,0 +1,55 @@
+"""The key layout on a real Redis Cluster: one atomic step, one slot. The store's own tests
+(`test_outbox_and_concurrency.py`, `test_retention.py`) run there too, through the `store_redis` fixture."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisClusterException, ResponseError
+
+from service.relay.deliveries import DeliveryStore, QueuedEvent
+from service.relay.endpoints import EndpointState, EndpointStore
+from service.store.client import connect
+from service.store.keys import order_keys
+from service.store.scripts import LuaScript
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def cluster(redis_cluster_url: str) -> Redis:
+    return connect(redis_cluster_url, cluster=True)
+
+
+async def test_the_cluster_refuses_a_script_whose_keys_span_two_slots(cluster: Redis) -> None:
+    """What makes the store's cluster runs meaningful: a step mixing two orders' keys would fail there."""
+    commit = LuaScript("commit_transition")
+    mixed = [order_keys("ORD-A")[0], *order_keys("ORD-B")[1:]]
+
+    # The cluster client refuses it before sending; a server would answer CROSSSLOT.
+    with pytest.raises((RedisClusterException, ResponseError), match=r"same key slot|CROSSSLOT"):
+        await commit.run(cluster, mixed, ["in-1", "f", "", "{}", "in-1", ""])
+
+    [outcome, _] = await commit.run(cluster, order_keys("ORD-A"), ["in-1", "f", "", "{}", "in-1", ""])
+    assert outcome == b"ok"
+    await cluster.aclose()
+
+
+async def test_the_relay_stores_work_on_the_cluster(cluster: Redis) -> None:
+    """Endpoint changes (WATCH transactions on one endpoint's key) and a delivery's queue, claim and head,
+    each within the endpoint's slot."""
+    endpoints, deliveries = EndpointStore(cluster), DeliveryStore(cluster)
+    now = datetime.now(UTC)
+    endpoint = await endpoints.create("client-a", "https://hooks.example.com/orders", now)
+    disabled = await endpoints.set_state(endpoint.endpoint_id, EndpointState.DISABLED, "test")
+    _, secret = await endpoints.rotate_secret(endpoint.endpoint_id, now, timedelta(hours=1))
+    await deliveries.enqueue([QueuedEvent(endpoint.endpoint_id, "ORD-1", "ev-1", 1, b"{}")], now)
+    claims = await deliveries.claim({endpoint.endpoint_id: 5}, now, 10)
+    [head] = await deliveries.heads(claims)
+
+    assert disabled.state is EndpointState.DISABLED
+    [stored] = await endpoints.get_many([endpoint.endpoint_id])
+    assert stored.secrets[0].secret == secret
+    assert [c.order_id for c in claims] == ["ORD-1"]
+    assert head is not None and head.event.event_id == "ev-1"
+    await cluster.aclose()
