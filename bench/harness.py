@@ -172,6 +172,7 @@ class OrdersProcess:
         with self._log_path.open("ab") as log:
             async for line in process.stderr:
                 log.write(line)
+                log.flush()  # benchmarks read the logs while the process runs
                 if b"started successfully" in line:
                     self.started.set()  # signal handlers installed: SIGTERM now drains gracefully
                 if b"assigned to partitions" in line:
@@ -210,6 +211,11 @@ class OrdersProcess:
         finally:
             if self._watcher is not None:
                 await self._watcher
+
+    @property
+    def log_path(self) -> Path:
+        """Where the process's output goes."""
+        return self._log_path
 
     @property
     def pid(self) -> int:

@@ -228,21 +228,41 @@ def service_groups(settings: Settings) -> dict[str, list[str]]:
 
 class Pipeline:
     """`orders service` (two consumers), `orders resource-sim`, optionally `orders relay`, and the webhook
-    receiver that the relay delivers to through one endpoint registered for the workload's client."""
+    receiver that the relay delivers to through one endpoint registered for the workload's client.
+
+    `instances` service and relay processes each share their consumer groups (scale-out); `service` and
+    `relay` are the first of them."""
 
     def __init__(
-        self, run: Run, logs: Path, *, relay: bool = True, service_env: dict[str, str] | None = None
+        self,
+        run: Run,
+        logs: Path,
+        *,
+        relay: bool = True,
+        service_env: dict[str, str] | None = None,
+        instances: int = 1,
     ):
         env = run.environ()
         self.run = run
-        self.service = OrdersProcess("service", {**env, **(service_env or {})}, logs / "service.log", 2)
+
+        def log(name: str, n: int) -> Path:
+            return logs / (f"{name}.log" if n == 0 else f"{name}-{n + 1}.log")
+
+        service_env = {**env, **(service_env or {})}
+        self.services = [
+            OrdersProcess("service", service_env, log("service", n), 2) for n in range(instances)
+        ]
+        self.service = self.services[0]
         self.simulator = OrdersProcess("resource-sim", env, logs / "resource-sim.log")
-        self.relay = OrdersProcess("relay", env, logs / "relay.log") if relay else None
+        self.relays = (
+            [OrdersProcess("relay", env, log("relay", n)) for n in range(instances)] if relay else []
+        )
+        self.relay = self.relays[0] if relay else None
         self.receiver = WebhookReceiver() if relay else None
 
     @property
     def processes(self) -> list[OrdersProcess]:
-        return [p for p in (self.simulator, self.relay, self.service) if p is not None]
+        return [self.simulator, *self.relays, *self.services]
 
     async def start(self) -> None:
         """Start the receiver, register its endpoint, start every process and wait until all consume."""
@@ -260,7 +280,7 @@ class Pipeline:
             await process.start()
         for process in self.processes:
             await process.wait_ready()
-        names = ", ".join(p.subcommand for p in self.processes)
+        names = ", ".join(p.name for p in self.processes)
         announce(f"{names} consuming after {time.monotonic() - started:.1f} s")
 
     async def stop(self) -> dict[str, int]:
@@ -269,7 +289,7 @@ class Pipeline:
         started = time.monotonic()
         for process in reversed(self.processes):
             if process.process is not None:
-                codes[process.subcommand] = await process.stop()
+                codes[process.name] = await process.stop()
         announce(f"stopped in {time.monotonic() - started:.1f} s")
         if self.receiver is not None:
             await self.receiver.stop()
