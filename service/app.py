@@ -15,6 +15,7 @@ from service.consumers.deadlines import DeadlineWatcher
 from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
 from service.consumers.routes import register_order_consumers
+from service.kafka_security import broker_security, client_options
 from service.kafka_topics import ensure_topics
 from service.store.client import connect_with
 from service.store.effects import LocalEffects
@@ -44,6 +45,7 @@ def build_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         client_id=client_id,
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
+        security=broker_security(settings),
         graceful_timeout=settings.shutdown_grace_seconds,
         apply_types=False,
         # FastStream's lines go through our JSON handler; one per batch at DEBUG, since the service logs its
@@ -75,6 +77,7 @@ class OrderService:
             service_topics(self.settings),
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
+            client_options(self.settings),
         )
         await self.store.load_scripts()
         await self.entitlements.load_scripts()

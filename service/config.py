@@ -1,9 +1,9 @@
 """Settings of every process, read from the environment (pydantic-settings); build with `load_settings()`."""
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topics
@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     """How long the broker may hold a consumer's fetch while no records wait. Kafka answers as soon as records
     arrive, so this only paces idle polling; Tansu, the embedded broker, holds every fetch this long, so the
     embedded stack sets 5 ms (see `service.devstack`), which is what keeps its latency low."""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every Kafka client connects: SSL is TLS, SASL_SSL is TLS plus SASL (managed Kafka services)."""
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    """Never logged or shown (pydantic SecretStr); give it from a secret store, like REDIS_URL."""
+    kafka_ssl_cafile: str | None = None
+    """CA bundle (PEM) to verify the brokers; the system's CAs when unset."""
+    kafka_ssl_certfile: str | None = None
+    """Client certificate (PEM) for mutual TLS, with `kafka_ssl_keyfile`."""
+    kafka_ssl_keyfile: str | None = None
     kafka_enable_idempotence: bool = False
     """Turn on for real Kafka; the embedded Tansu broker does not support the idempotent producer."""
 
@@ -84,6 +95,16 @@ class Settings(BaseSettings):
     """`orders service` and `orders relay` serve Prometheus metrics on this port (0: not served)."""
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> "Settings":
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"{self.kafka_security_protocol} needs kafka_sasl_username and kafka_sasl_password"
+            )
+        return self
 
     @model_validator(mode="after")
     def _retention_outlives_idempotency(self) -> "Settings":

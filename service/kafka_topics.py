@@ -1,7 +1,8 @@
 """Create the service's topics when they are missing; existing topics are used as they are."""
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -12,10 +13,15 @@ _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
 async def ensure_topics(
-    bootstrap_servers: str, names: Iterable[str], partitions: int, replication: int
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int,
+    replication: int,
+    client_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create every topic in `names` that does not exist yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    """Create every topic in `names` that does not exist yet (`client_options`: TLS and SASL, see
+    `service.kafka_security`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(client_options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

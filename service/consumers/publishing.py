@@ -9,6 +9,7 @@ from faststream.kafka import KafkaBroker
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.resources import ResourceRequestMessage
 from service.config import Settings
+from service.kafka_security import client_options
 from service.store.outbox import Destination, OutboxEntry
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -64,6 +65,7 @@ class OutboxPublisher:
             client_id="orders-service",
             acks="all",
             enable_idempotence=self._settings.kafka_enable_idempotence,
+            **client_options(self._settings),
         )
         await self._producer.start()
 
