@@ -17,6 +17,31 @@ def _serve_metrics(port: int) -> None:
         start_http_server(port)
 
 
+def _healthcheck(_: argparse.Namespace) -> int:
+    """The container's health check: exit 0 if this container's process answers on loopback, at the API's
+    `/healthz` (`orders api`) or on the metrics port (`orders service` and `orders relay`: set
+    `ORDERS_METRICS_PORT`)."""
+    import urllib.request  # noqa: PLC0415
+
+    from service.config import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    urls = [f"http://127.0.0.1:{settings.api_port}/healthz"]
+    if settings.metrics_port:
+        urls.append(f"http://127.0.0.1:{settings.metrics_port}/metrics")
+    failures = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                if response.status == 200:
+                    return 0
+                failures.append(f"{url}: HTTP {response.status}")
+        except OSError as error:
+            failures.append(f"{url}: {error}")
+    print("unhealthy: " + "; ".join(failures), file=sys.stderr)
+    return 1
+
+
 def _run_service(_: argparse.Namespace) -> int:
     from service.app import build_service  # noqa: PLC0415 - keep `orders --help` fast
     from service.config import load_settings  # noqa: PLC0415
@@ -95,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         run=_run_resource_sim
     )
     commands.add_parser("relay", help="run the webhook relay").set_defaults(run=_run_relay)
+    commands.add_parser(
+        "healthcheck", help="exit 0 if the process in this container answers (the image's HEALTHCHECK)"
+    ).set_defaults(run=_healthcheck)
     commands.add_parser("api", help="run the HTTP API (Order Details, health, metrics)").set_defaults(
         run=_run_api
     )
