@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.consumer_offsets import partitions_of
 from bench.harness import OrdersProcess, Report, Run, cpu_seconds, parser, percentiles, progress, run
 from service.kafka_topics import ensure_topics
 from tests.factories import prebooking
@@ -55,7 +56,7 @@ class Observer:
             fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         await self._consumer.start()
-        partitions = await _partitions(self._consumer, self.topic)
+        partitions = await partitions_of(self._consumer, [self.topic])
         self._consumer.assign(partitions)
         await self._consumer.seek_to_beginning(*partitions)
         self._task = asyncio.create_task(self._read())
@@ -93,15 +94,6 @@ class Observer:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(100):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()  # no public refresh in aiokafka
-    raise RuntimeError(f"topic {topic} has no partitions")
 
 
 def confirmed_order(value: bytes) -> str | None:
