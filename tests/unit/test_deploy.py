@@ -1,27 +1,37 @@
 """deploy/ agrees with the code: settings, subcommands, console script, grace periods, durability, manifests.
 
-Nothing in deploy/ can run here (no Docker engine, no cluster), so these checks are static.
+Nothing in deploy/ can run here (no Docker engine, no cluster), so these checks are static: the Kubernetes
+manifests are validated against the API schemas that `kubernetes-validate` bundles, the compose file against
+the Compose Specification schema that `check-jsonschema` bundles (both offline), and every setting, command,
+port, path and grace period they name is checked against the code.
 """
 
 import argparse
 import fnmatch
+import itertools
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from importlib.metadata import packages_distributions
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, cast
 
+import jsonschema  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from service.api.routes import operations
 from service.cli import build_parser
-from service.config import ResourceSimSettings, Settings
+from service.config import RelaySettings, ResourceSimSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -39,8 +49,23 @@ PRODUCER_MAX_REQUEST_BYTES = 1024 * 1024
 DEAD_LETTER_OVERHEAD_BYTES = 8 * 1024
 """Coordinates, error text (capped at 2,000 characters) and JSON around the base64 bytes, generously."""
 
-SETTINGS_OF_COMMAND: dict[str, type[Settings]] = {"resource-sim": ResourceSimSettings}
-"""The settings class each subcommand reads; every other one reads `Settings`."""
+SETTINGS_OF_COMMAND: dict[str, type[Settings]] = {
+    "resource-sim": ResourceSimSettings,
+    "relay": RelaySettings,
+    "api": RelaySettings,
+}
+"""The settings class each subcommand reads (service/cli.py); every other one reads `Settings`."""
+
+ALL_MODELS: tuple[type[Settings], ...] = (Settings, ResourceSimSettings, RelaySettings)
+
+KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.latest_version())
+"""The oldest Kubernetes the manifests promise to work on, and the newest the library has schemas for."""
+
+SETTING_NAME = re.compile(r"\b(?:ORDERS_[A-Z0-9_]*[A-Z0-9]|KAFKA_BOOTSTRAP_SERVERS|REDIS_URL)\b")
+"""A setting's environment variable, wherever a manifest mentions one (values and comments alike)."""
+
+A_REDIS_URL = "redis://redis:6379/0"
+"""Stands in for the Secret's REDIS_URL when a pod's settings are loaded."""
 
 Doc = dict[str, Any]
 
@@ -66,7 +91,7 @@ def env_names(model: type[BaseSettings]) -> set[str]:
 def settings_from(model: type[Settings], environment: Mapping[str, str]) -> Settings:
     """`model` as a process would load it with exactly `environment` (validated, typed)."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in env_names(ResourceSimSettings):
+        for name in set().union(*(env_names(m) for m in ALL_MODELS)):
             patch.delenv(name, raising=False)
         for name, value in environment.items():
             patch.setenv(name, value)
@@ -123,17 +148,24 @@ def k8s_documents() -> Iterator[tuple[Path, Doc]]:
                 yield path, doc
 
 
-def k8s_object(kind: str) -> Doc:
-    (found,) = [doc for _, doc in k8s_documents() if doc.get("kind") == kind]
-    return found
+def k8s_objects(kind: str) -> dict[str, Doc]:
+    """Every object of `kind` in the manifests, by name."""
+    found = [doc for _, doc in k8s_documents() if doc.get("kind") == kind]
+    by_name = {str(doc["metadata"]["name"]): doc for doc in found}
+    assert len(by_name) == len(found), f"two {kind} objects share a name"
+    return by_name
 
 
-def pod_spec() -> Doc:
-    return cast(Doc, k8s_object("Deployment")["spec"]["template"]["spec"])
+def deployments() -> dict[str, Doc]:
+    return k8s_objects("Deployment")
 
 
-def service_container() -> Doc:
-    (container,) = pod_spec()["containers"]
+def pod_spec(deployment: Doc) -> Doc:
+    return cast(Doc, deployment["spec"]["template"]["spec"])
+
+
+def the_container(deployment: Doc) -> Doc:
+    (container,) = pod_spec(deployment)["containers"]
     return cast(Doc, container)
 
 
@@ -146,8 +178,71 @@ def k8s_argv(container: Doc) -> list[str]:
     return command[1:] + args if command or args else dockerfile_json("CMD")
 
 
-def configmap_environment() -> dict[str, str]:
-    return cast(dict[str, str], k8s_object("ConfigMap")["data"])
+def configmaps() -> dict[str, dict[str, str]]:
+    return {name: cast(dict[str, str], doc.get("data", {})) for name, doc in k8s_objects("ConfigMap").items()}
+
+
+def shared_configmap() -> dict[str, str]:
+    """The ConfigMap every Deployment reads (the production decisions live there)."""
+    names = [
+        {source["configMapRef"]["name"] for source in the_container(d).get("envFrom", [])}
+        for d in deployments().values()
+    ]
+    (shared,) = set.intersection(*names)
+    return configmaps()[shared]
+
+
+def pod_environment(deployment: Doc) -> dict[str, str]:
+    """What the container's process finds in its environment: envFrom ConfigMaps, then `env` (Secret values
+    replaced by a stand-in)."""
+    container = the_container(deployment)
+    environment: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert set(source) == {"configMapRef"}, source
+        environment.update(configmaps()[source["configMapRef"]["name"]])
+    for variable in container.get("env", []):
+        if "valueFrom" in variable:
+            assert variable["valueFrom"]["secretKeyRef"]["name"] == "orders-service-secrets", variable
+            environment[variable["name"]] = A_REDIS_URL
+        else:
+            environment[variable["name"]] = str(variable["value"])
+    return environment
+
+
+def deployment_model(deployment: Doc) -> type[Settings]:
+    return SETTINGS_OF_COMMAND.get(k8s_argv(the_container(deployment))[0], Settings)
+
+
+def deployment_settings(deployment: Doc) -> Settings:
+    return settings_from(deployment_model(deployment), pod_environment(deployment))
+
+
+def deployment_of(command: str) -> Doc:
+    (found,) = [d for d in deployments().values() if k8s_argv(the_container(d)) == [command]]
+    return found
+
+
+def selects(selector: Doc, deployment: Doc) -> bool:
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    return bool(selector["matchLabels"].items() <= labels.items())
+
+
+def container_port(container: Doc, port: int | str) -> int:
+    """A probe's or Service's port, resolved by name against the container's ports."""
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == port]
+    return int(number)
+
+
+def drain_seconds(command: str, settings: Settings) -> float:
+    """How long a process may take to stop after SIGTERM, before the margin: the consumers' drain, and for
+    the relay first the attempts in flight, each bounded by its lease (relay/worker.py: 2 x timeout + 5)."""
+    drain = settings.shutdown_grace_seconds
+    if command == "relay":
+        assert isinstance(settings, RelaySettings)
+        drain += settings.relay_timeout_seconds * 2 + 5
+    return drain
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -194,7 +289,28 @@ def assert_orders_argv(argv: list[str], where: str) -> None:
 
 
 def shutdown_grace(model: type[Settings], environment: Mapping[str, str]) -> float:
-    return settings_from(model, {"REDIS_URL": "redis://redis:6379/0", **environment}).shutdown_grace_seconds
+    return settings_from(model, {"REDIS_URL": A_REDIS_URL, **environment}).shutdown_grace_seconds
+
+
+def compose_model(service: Doc) -> type[Settings]:
+    return SETTINGS_OF_COMMAND.get(compose_argv(service)[0], Settings)
+
+
+def compose_settings(service: Doc) -> Settings:
+    return settings_from(compose_model(service), {"REDIS_URL": A_REDIS_URL, **compose_environment(service)})
+
+
+def topic_setting_names() -> set[str]:
+    """ORDERS_TOPIC_COMMANDS and the other five: every topic-name field of Settings."""
+    return {
+        f"ORDERS_{name.upper()}"
+        for name, field in Settings.model_fields.items()
+        if name.startswith("topic_") and field.annotation is str
+    }
+
+
+def manifest_texts() -> dict[str, str]:
+    return {str(p.relative_to(DEPLOY)): p.read_text(encoding="utf-8") for p in yaml_files()}
 
 
 # --- every file ----------------------------------------------------------------------------------------
@@ -287,7 +403,8 @@ def test_dockerfile_runs_as_non_root_and_stops_on_sigterm() -> None:
     (*_, user) = [args for kw, args in final if kw == "USER"]
     uid = user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0
-    assert pod_spec()["securityContext"]["runAsUser"] == int(uid)
+    for name, deployment in deployments().items():
+        assert pod_spec(deployment)["securityContext"]["runAsUser"] == int(uid), name
     assert [args for kw, args in final if kw == "STOPSIGNAL"] == ["SIGTERM"]
 
 
@@ -321,13 +438,75 @@ def test_service_and_simulator_import_without_dev_dependencies() -> None:
     assert result.returncode == 0, result.stderr
 
 
+# --- schemas and setting names, every file -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kubernetes_manifests_validate_against_their_schemas(version: str) -> None:
+    """Every object validates (strict: no unknown fields) against the bundled Kubernetes API schemas."""
+    documents = list(k8s_documents())
+    assert {doc["kind"] for _, doc in documents} == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    }
+    for path, doc in documents:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(
+                f"{path.name} {doc['kind']}/{doc['metadata']['name']}: {error.message} at {error.path}"
+            )
+
+
+def test_kubernetes_validation_is_not_vacuous() -> None:
+    """The validator does reject a misspelt field and a wrongly typed value."""
+    deployment = deployment_of("service")
+    breakages: list[Doc] = [{"livenesProbe": {}}, {"resources": {"limits": {"memory": ["512Mi"]}}}]
+    for broken in breakages:
+        bad = json.loads(json.dumps(deployment))
+        bad["spec"]["template"]["spec"]["containers"][0].update(broken)
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(bad, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def compose_spec_validator() -> Any:
+    # check-jsonschema ships the Compose Specification's JSON Schema (its `vendor.compose-spec` builtin);
+    # reading the file directly validates in process and offline.
+    schema_file = files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json")
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_compose_file_validates_against_the_compose_specification() -> None:
+    """deploy/compose.yaml (anchors and merge keys resolved) is a valid Compose file, and the check bites."""
+    validator = compose_spec_validator()
+    (compose,) = yaml_documents(COMPOSE)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert not errors, errors
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["orders-service"]["stop_grace_periode"] = "45s"
+    assert not validator.is_valid(broken)
+
+
+def test_every_setting_named_in_deploy_exists() -> None:
+    """Every ORDERS_* / KAFKA_BOOTSTRAP_SERVERS / REDIS_URL mentioned in deploy/ (keys, values, comments) is
+    an environment variable some settings model reads: pydantic-settings would ignore a typo silently."""
+    known = set().union(*(env_names(model) for model in ALL_MODELS))
+    for name, text in manifest_texts().items():
+        unknown = set(SETTING_NAME.findall(text)) - known
+        assert not unknown, f"{name}: {sorted(unknown)} are no settings"
+
+
 # --- compose -------------------------------------------------------------------------------------------
 
 
 def test_compose_builds_the_image_from_the_repository_root() -> None:
-    """The service and the simulator build deploy/Dockerfile with the repository root as the context."""
+    """Every `orders` container builds deploy/Dockerfile with the repository root as the context."""
     containers = orders_containers()
-    assert {"orders-service", "resource-sim"} <= set(containers)
+    assert {"orders-service", "orders-relay", "orders-api", "resource-sim"} <= set(containers)
     for name, service in containers.items():
         build = service["build"]
         context = (DEPLOY / build["context"]).resolve()
@@ -336,47 +515,128 @@ def test_compose_builds_the_image_from_the_repository_root() -> None:
 
 
 def test_compose_environment_names_are_real_settings() -> None:
-    """Every variable given to an `orders` container is a setting its subcommand reads, with a valid value."""
-    for name, service in orders_containers().items():
+    """Every variable given to an `orders` container is a setting its subcommand reads, with a valid value;
+    other containers get no setting-like name that is not one."""
+    for name, service in compose_services().items():
         environment = compose_environment(service)
-        model = SETTINGS_OF_COMMAND.get(compose_argv(service)[0], Settings)
-        unknown = set(environment) - env_names(model)
-        assert not unknown, f"{name}: {sorted(unknown)} are no settings of {model.__name__}"
-        settings_from(model, environment)
+        if name in orders_containers():
+            model = compose_model(service)
+            unknown = set(environment) - env_names(model)
+            assert not unknown, f"{name}: {sorted(unknown)} are no settings of {model.__name__}"
+            settings_from(model, environment)
+        else:
+            named = {n for n in environment if SETTING_NAME.fullmatch(n)}
+            assert named <= env_names(Settings), name
 
 
 def test_compose_commands_are_orders_subcommands() -> None:
-    """The service runs `orders service`, the simulator `orders resource-sim`, both existing subcommands."""
+    """Service, relay, API and simulator run their `orders` subcommands, each an existing one."""
     containers = orders_containers()
     assert compose_argv(containers["orders-service"]) == ["service"]
+    assert compose_argv(containers["orders-relay"]) == ["relay"]
+    assert compose_argv(containers["orders-api"]) == ["api"]
     assert compose_argv(containers["resource-sim"]) == ["resource-sim"]
     for name, service in containers.items():
         assert_orders_argv(compose_argv(service), f"compose service {name}")
 
 
+def test_compose_containers_share_one_configuration() -> None:
+    """All `orders` containers use the same Kafka, Redis, topics and partitions (one stack)."""
+    shared = {
+        "kafka_bootstrap_servers",
+        "redis_url",
+        "topic_partitions",
+        *(name for name in Settings.model_fields if name.startswith("topic_")),
+    }
+    views = {
+        name: {field: getattr(compose_settings(service), field) for field in shared}
+        for name, service in orders_containers().items()
+    }
+    assert len({json.dumps(view, sort_keys=True) for view in views.values()}) == 1, views
+
+
 def test_compose_enables_the_idempotent_producer() -> None:
     """Every `orders` container talks to real Kafka with the idempotent producer on."""
     for name, service in orders_containers().items():
-        model = SETTINGS_OF_COMMAND.get(compose_argv(service)[0], Settings)
-        assert settings_from(model, compose_environment(service)).kafka_enable_idempotence, name
+        assert compose_settings(service).kafka_enable_idempotence, name
 
 
 def test_compose_stop_grace_period_exceeds_the_shutdown_grace() -> None:
-    """Compose waits longer than the drain (plus a margin) before it sends SIGKILL."""
+    """Compose waits longer than the drain (relay: its attempts too) plus a margin before it sends SIGKILL."""
     for name, service in orders_containers().items():
-        model = SETTINGS_OF_COMMAND.get(compose_argv(service)[0], Settings)
-        grace = shutdown_grace(model, compose_environment(service))
+        drain = drain_seconds(compose_argv(service)[0], compose_settings(service))
         stop = go_duration_seconds(str(service.get("stop_grace_period", "10s")))
-        assert stop >= grace + SHUTDOWN_MARGIN_SECONDS, f"{name}: {stop}s for a {grace}s drain"
+        assert stop >= drain + SHUTDOWN_MARGIN_SECONDS, f"{name}: {stop}s for a {drain}s drain"
 
 
-def test_compose_service_waits_for_healthy_kafka_and_redis() -> None:
-    """The service starts only once Kafka and Redis pass their health checks."""
+def test_compose_orders_containers_wait_for_topics_and_redis() -> None:
+    """The `orders` containers start once the topics exist (after Kafka is healthy) and Redis is healthy; the
+    simulator needs no Redis."""
     services = compose_services()
-    depends_on = services["orders-service"]["depends_on"]
+    assert services["kafka-topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     for dependency in ("kafka", "redis"):
-        assert depends_on[dependency]["condition"] == "service_healthy"
         assert services[dependency]["healthcheck"]["test"]
+    for name, service in orders_containers().items():
+        depends_on = service["depends_on"]
+        assert depends_on["kafka-topics"]["condition"] == "service_completed_successfully", name
+        if name != "resource-sim":
+            assert depends_on["redis"]["condition"] == "service_healthy", name
+
+
+def test_compose_topic_step_creates_the_configured_topics(tmp_path: Path) -> None:
+    """The kafka-topics step, run with a stand-in kafka-topics.sh, creates each topic of the settings with the
+    settings' partitions and replication factor, and does not fail when they exist."""
+    step = compose_services()["kafka-topics"]
+    assert step["image"] == compose_services()["kafka"]["image"]
+    entrypoint, (script,) = step["entrypoint"], step["command"]
+    assert entrypoint[0] in {"/bin/sh", "/bin/bash"}
+    tool = "/opt/kafka/bin/kafka-topics.sh"
+    assert tool in script
+    calls = tmp_path / "calls"
+    stub = tmp_path / "kafka-topics.sh"
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(calls))}\n', encoding="utf-8")
+    stub.chmod(0o755)
+    runnable = script.replace("$$", "$").replace(tool, str(stub))  # compose's `$$` is a literal `$`
+    environment = compose_environment(step)
+    result = subprocess.run(
+        ["/bin/sh", *entrypoint[1:], runnable],
+        env={"PATH": os.environ["PATH"], **environment},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    settings = settings_from(Settings, environment)
+    created = {}
+    for line in calls.read_text(encoding="utf-8").splitlines():
+        argv = line.split()
+        assert "--create" in argv and "--if-not-exists" in argv, line
+        options = dict(itertools.pairwise(argv))
+        assert options["--bootstrap-server"] == settings.kafka_bootstrap_servers
+        created[options["--topic"]] = (int(options["--partitions"]), int(options["--replication-factor"]))
+    topics = {getattr(settings, name.removeprefix("ORDERS_").lower()) for name in topic_setting_names()}
+    assert set(created) == topics and len(topics) == 6
+    assert set(created.values()) == {(settings.topic_partitions, settings.topic_replication_factor)}
+
+
+def test_compose_api_listens_on_all_interfaces_and_publishes_its_port() -> None:
+    """The API binds 0.0.0.0 on ORDERS_API_PORT, that port is published, and its health check asks /readyz."""
+    api = orders_containers()["orders-api"]
+    settings = compose_settings(api)
+    assert settings.api_host == "0.0.0.0"
+    published = [str(port).rsplit(":", 1)[-1] for port in api["ports"]]
+    assert str(settings.api_port) in published
+    check = " ".join(api["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{settings.api_port}/readyz" in check
+
+
+def test_compose_relay_and_api_keep_the_endpoint_safety_on() -> None:
+    """https-only endpoints and no allowed private networks, for whoever registers or calls endpoints."""
+    for name in ("orders-relay", "orders-api"):
+        settings = compose_settings(orders_containers()[name])
+        assert isinstance(settings, RelaySettings)
+        assert settings.relay_require_https and not settings.relay_allowed_networks, name
 
 
 def test_compose_kafka_is_a_pinned_kraft_node() -> None:
@@ -404,10 +664,11 @@ def test_compose_redis_persists_every_write_to_its_append_only_file() -> None:
 
 
 def test_compose_simulator_runs_only_in_the_sim_profile() -> None:
-    """The resource simulator starts only with `--profile sim`; the service always does."""
+    """The resource simulator starts only with `--profile sim`; the service, relay and API always do."""
     services = compose_services()
     assert services["resource-sim"]["profiles"] == ["sim"]
-    assert "profiles" not in services["orders-service"]
+    for name in ("orders-service", "orders-relay", "orders-api", "kafka", "redis", "kafka-topics"):
+        assert "profiles" not in services[name], name
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------------
@@ -421,89 +682,194 @@ def test_kustomization_lists_every_manifest() -> None:
     assert "namespace" not in kustomization
 
 
+def test_deployments_run_the_service_relay_and_api() -> None:
+    """One Deployment each for `orders service`, `orders relay` and `orders api`, all real subcommands of the
+    image's `orders` entrypoint, in one image."""
+    commands = {name: k8s_argv(the_container(d)) for name, d in deployments().items()}
+    assert sorted(commands.values()) == [["api"], ["relay"], ["service"]]
+    for name, argv in commands.items():
+        assert_orders_argv(argv, f"Deployment {name}")
+    assert len({the_container(d)["image"] for d in deployments().values()}) == 1
+
+
 def test_manifests_are_namespace_agnostic_and_hold_no_secret() -> None:
-    """No manifest pins a namespace or carries a Secret; REDIS_URL comes from a Secret reference."""
+    """No manifest pins a namespace or carries a Secret; every pod gets REDIS_URL from the Secret only."""
     for path, doc in k8s_documents():
         assert "namespace" not in doc.get("metadata", {}), path.name
         assert doc.get("kind") != "Secret", path.name
-    assert "REDIS_URL" not in configmap_environment()
-    (redis_url,) = [e for e in service_container()["env"] if e["name"] == "REDIS_URL"]
-    assert set(redis_url) == {"name", "valueFrom"}
-    assert redis_url["valueFrom"]["secretKeyRef"]["key"] == "REDIS_URL"
+    for data in configmaps().values():
+        assert "REDIS_URL" not in data
+    for name, deployment in deployments().items():
+        (redis_url,) = [e for e in the_container(deployment)["env"] if e["name"] == "REDIS_URL"]
+        assert set(redis_url) == {"name", "valueFrom"}, name
+        reference = redis_url["valueFrom"]["secretKeyRef"]
+        assert (reference["name"], reference["key"]) == ("orders-service-secrets", "REDIS_URL"), name
+        secrets = [e for e in the_container(deployment)["env"] if "valueFrom" in e]
+        assert secrets == [redis_url], f"{name}: nothing else is secret"
 
 
-def test_configmap_names_are_real_settings() -> None:
-    """Every ConfigMap key is a setting of the service, and the values load (strings, valid types)."""
-    environment = configmap_environment()
-    assert all(isinstance(value, str) for value in environment.values())
-    unknown = set(environment) - env_names(Settings)
-    assert not unknown, f"{sorted(unknown)} are no settings"
-    settings_from(Settings, {"REDIS_URL": "redis://redis:6379/0", **environment})
+def test_pod_settings_are_real_and_load() -> None:
+    """Every ConfigMap it reads and every variable it sets is a setting of the pod's subcommand, and the
+    settings load (strings, valid types)."""
+    for name, deployment in deployments().items():
+        model = deployment_model(deployment)
+        environment = pod_environment(deployment)
+        assert all(isinstance(value, str) for value in environment.values()), name
+        unknown = set(environment) - env_names(model)
+        assert not unknown, f"{name}: {sorted(unknown)} are no settings of {model.__name__}"
+        deployment_settings(deployment)
+    for name, data in configmaps().items():
+        assert set(data) <= env_names(RelaySettings), name
+    used = {s["configMapRef"]["name"] for d in deployments().values() for s in the_container(d)["envFrom"]}
+    assert used == set(configmaps())
+
+
+def test_configmap_sets_every_production_decision() -> None:
+    """The other way round: what every production deployment has to decide is set explicitly in the shared
+    ConfigMap (not left to a default meant for the embedded stack), and the relay's group in the relay's."""
+    decisions = {
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "ORDERS_KAFKA_ENABLE_IDEMPOTENCE",
+        "ORDERS_CONSUMER_GROUP",
+        "ORDERS_TOPIC_PARTITIONS",
+        "ORDERS_TOPIC_REPLICATION_FACTOR",
+        "ORDERS_ORDER_RETENTION_SECONDS",
+        "ORDERS_IDEMPOTENCY_RETENTION_SECONDS",
+        "ORDERS_CLIENT_INDEX_RETENTION_SECONDS",
+        "ORDERS_SHUTDOWN_GRACE_SECONDS",
+        "ORDERS_METRICS_PORT",
+        *topic_setting_names(),
+    }
+    assert len(topic_setting_names()) == 6
+    missing = decisions - set(shared_configmap())
+    assert not missing, f"{sorted(missing)} are not set in the shared ConfigMap"
+    for command in ("relay", "api"):
+        relay_environment = pod_environment(deployment_of(command))
+        assert "ORDERS_RELAY_REQUIRE_HTTPS" in relay_environment, command
+    assert "ORDERS_RELAY_GROUP" in pod_environment(deployment_of("relay"))
 
 
 def test_configmap_has_production_kafka_settings() -> None:
-    """Idempotent producer on, replication factor 3 or more, and enough partitions for the replicas."""
-    settings = settings_from(Settings, {"REDIS_URL": "redis://redis:6379/0", **configmap_environment()})
-    assert settings.kafka_enable_idempotence
-    assert settings.topic_replication_factor >= 3
-    assert k8s_object("Deployment")["spec"]["replicas"] <= settings.topic_partitions
+    """Idempotent producer on, replication factor 3 or more, metrics served by the consumers."""
+    for name, deployment in deployments().items():
+        settings = deployment_settings(deployment)
+        assert settings.kafka_enable_idempotence, name
+        assert settings.topic_replication_factor >= 3, name
+    for command in ("service", "relay"):
+        assert deployment_settings(deployment_of(command)).metrics_port > 0, command
+
+
+def test_relay_and_api_keep_the_endpoint_safety_on() -> None:
+    """https-only endpoints and no allowed private networks in production."""
+    for command in ("relay", "api"):
+        settings = deployment_settings(deployment_of(command))
+        assert isinstance(settings, RelaySettings)
+        assert settings.relay_require_https and not settings.relay_allowed_networks, command
 
 
 def test_dead_letters_fit_the_producer_request_limit() -> None:
     """With each deployed ORDERS_MAX_MESSAGE_BYTES, a base64 dead letter fits aiokafka's 1 MiB limit."""
-    configurations = [
-        (name, SETTINGS_OF_COMMAND.get(compose_argv(service)[0], Settings), compose_environment(service))
-        for name, service in orders_containers().items()
+    configurations = [(name, compose_settings(service)) for name, service in orders_containers().items()]
+    configurations += [(name, deployment_settings(d)) for name, d in deployments().items()]
+    for name, settings in configurations:
+        assert (
+            settings.max_message_bytes * 4 / 3 + DEAD_LETTER_OVERHEAD_BYTES <= PRODUCER_MAX_REQUEST_BYTES
+        ), name
+
+
+def test_termination_grace_exceeds_the_drain() -> None:
+    """Kubernetes waits longer than preStop plus the drain (the relay's attempts too) plus a margin."""
+    for name, deployment in deployments().items():
+        container = the_container(deployment)
+        drain = drain_seconds(k8s_argv(container)[0], deployment_settings(deployment))
+        pre_stop = container.get("lifecycle", {}).get("preStop", {})
+        if pre_stop:
+            command = pre_stop["exec"]["command"]
+            assert command[0] == "sleep", f"{name}: only a sleep is accounted for"
+            drain += float(command[1])
+        grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+        assert grace >= drain + SHUTDOWN_MARGIN_SECONDS, f"{name}: {grace}s for a {drain}s drain"
+
+
+def test_probes_use_what_the_processes_serve() -> None:
+    """The API: readiness GET /readyz, liveness GET /healthz on ORDERS_API_PORT, bound to 0.0.0.0. The service
+    and the relay: HTTP probes on ORDERS_METRICS_PORT, where Prometheus' exporter answers on any path."""
+    api_paths = {route.path for route in operations.routes}  # type: ignore[attr-defined]
+    for name, deployment in deployments().items():
+        container = the_container(deployment)
+        command = k8s_argv(container)[0]
+        settings = deployment_settings(deployment)
+        probes = {kind: container[kind] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+        if command == "api":
+            port, paths = settings.api_port, api_paths
+            assert settings.api_host == "0.0.0.0", name
+            assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            # /readyz waits up to 2 s for Kafka's answer.
+            assert probes["readinessProbe"]["timeoutSeconds"] > 2
+        else:
+            port, paths = settings.metrics_port, None
+            assert port > 0, f"{name}: ORDERS_METRICS_PORT is not set, nothing would answer the probes"
+        declared = {int(p["containerPort"]) for p in container["ports"]}
+        assert declared == {port}, f"{name}: container ports {declared}, the process serves {port}"
+        for kind, probe in probes.items():
+            get = probe["httpGet"]
+            assert container_port(container, get["port"]) == port, f"{name} {kind}"
+            assert paths is None or get["path"] in paths, f"{name} {kind}: {get['path']} is not served"
+
+
+def test_api_service_routes_to_the_api_port() -> None:
+    """The Service selects exactly the API's pods, on the port the API listens on."""
+    (service,) = k8s_objects("Service").values()
+    selected = [
+        n for n, d in deployments().items() if selects({"matchLabels": service["spec"]["selector"]}, d)
     ]
-    configurations.append(("ConfigMap", Settings, configmap_environment()))
-    for name, model, environment in configurations:
-        limit = settings_from(model, {"REDIS_URL": "redis://redis:6379/0", **environment}).max_message_bytes
-        assert limit * 4 / 3 + DEAD_LETTER_OVERHEAD_BYTES <= PRODUCER_MAX_REQUEST_BYTES, name
+    assert selected == ["orders-api"]
+    api = deployment_of("api")
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == 8080
+    assert container_port(the_container(api), port["targetPort"]) == deployment_settings(api).api_port
 
 
-def test_deployment_runs_the_service_from_the_configmap() -> None:
-    """Two replicas run `orders service`, configured from the ConfigMap of these manifests."""
-    deployment = k8s_object("Deployment")
-    assert deployment["spec"]["replicas"] == 2
-    container = service_container()
-    assert k8s_argv(container) == ["service"]
-    assert_orders_argv(k8s_argv(container), "Deployment")
-    (source,) = container["envFrom"]
-    assert source["configMapRef"]["name"] == k8s_object("ConfigMap")["metadata"]["name"]
-    for variable in container.get("env", []):
-        assert variable["name"] in env_names(Settings), variable["name"]
-
-
-def test_deployment_termination_grace_exceeds_the_shutdown_grace() -> None:
-    """Kubernetes waits longer than the drain (plus a margin) before it sends SIGKILL."""
-    grace = shutdown_grace(Settings, configmap_environment())
-    assert pod_spec()["terminationGracePeriodSeconds"] >= grace + SHUTDOWN_MARGIN_SECONDS
-
-
-def test_deployment_is_locked_down_and_sized() -> None:
+def test_deployments_are_locked_down_and_sized() -> None:
     """Non-root, read-only root filesystem, no privilege escalation, no capabilities; requests and limits."""
-    assert pod_spec()["securityContext"]["runAsNonRoot"] is True
-    container = service_container()
-    security = container["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"]["drop"] == ["ALL"]
-    resources = container["resources"]
-    assert {"cpu", "memory"} <= set(resources["requests"])
-    assert "memory" in resources["limits"]
+    for name, deployment in deployments().items():
+        assert pod_spec(deployment)["securityContext"]["runAsNonRoot"] is True, name
+        assert pod_spec(deployment)["automountServiceAccountToken"] is False, name
+        container = the_container(deployment)
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, name
+        assert security["allowPrivilegeEscalation"] is False, name
+        assert security["capabilities"]["drop"] == ["ALL"], name
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]), name
+        assert {"cpu", "memory"} <= set(resources["limits"]), name
 
 
-def test_deployment_has_no_http_probe() -> None:
-    """No probe calls an HTTP endpoint: the service serves none yet."""
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert "httpGet" not in service_container().get(probe, {}), probe
+def test_selectors_and_disruption_budgets() -> None:
+    """Each Deployment's selector picks its own pods only, and exactly one PodDisruptionBudget covers each,
+    letting at most one pod go at a time and keeping at least one."""
+    budgets = k8s_objects("PodDisruptionBudget")
+    for name, deployment in deployments().items():
+        others = [d for other, d in deployments().items() if other != name]
+        assert selects(deployment["spec"]["selector"], deployment), name
+        assert not any(selects(deployment["spec"]["selector"], d) for d in others), name
+        (budget,) = [b["spec"] for b in budgets.values() if selects(b["spec"]["selector"], deployment)]
+        assert budget.get("maxUnavailable") == 1 or budget.get("minAvailable", 0) >= 1, name
 
 
-def test_selectors_match_the_pods() -> None:
-    """The Deployment's and the PodDisruptionBudget's selectors both select the Deployment's pods."""
-    deployment = k8s_object("Deployment")
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    for selector in (deployment["spec"]["selector"], k8s_object("PodDisruptionBudget")["spec"]["selector"]):
-        assert selector["matchLabels"].items() <= pod_labels.items()
-    budget = k8s_object("PodDisruptionBudget")["spec"]
-    assert budget.get("maxUnavailable") == 1 or budget.get("minAvailable", 0) >= 1
+def test_autoscaling_is_bounded_by_the_partitions() -> None:
+    """The service and the relay scale with an HPA, to at most ORDERS_TOPIC_PARTITIONS replicas (more would
+    idle in their consumer groups); the Deployments leave `replicas` to it; the API has fixed replicas."""
+    autoscalers = k8s_objects("HorizontalPodAutoscaler")
+    targets = {hpa["spec"]["scaleTargetRef"]["name"]: hpa["spec"] for hpa in autoscalers.values()}
+    assert set(targets) == {"orders-service", "orders-relay"}
+    for name, spec in targets.items():
+        deployment = deployments()[name]
+        assert spec["scaleTargetRef"]["kind"] == "Deployment"
+        assert "replicas" not in deployment["spec"], f"{name}: `replicas` would fight the HPA on every apply"
+        partitions = deployment_settings(deployment).topic_partitions
+        assert 2 <= spec["minReplicas"] <= spec["maxReplicas"] <= partitions, name
+        assert spec["maxReplicas"] == partitions, f"{name}: the recipe scales up to the partition count"
+    api = deployment_of("api")
+    assert api["spec"]["replicas"] >= 2
