@@ -80,6 +80,7 @@ async def benchmark(bench: Run, orders: int, refused: int) -> Report:
         ORDERS_SIM_FAIL_RESOURCES=REFUSING_RESOURCE,
         ORDERS_ORDER_RETENTION_SECONDS=str(RETENTION_SECONDS),
         ORDERS_IDEMPOTENCY_RETENTION_SECONDS=str(RETENTION_SECONDS),
+        ORDERS_TOPIC_RETENTION_MS=str(RETENTION_SECONDS * 1000),
         ORDERS_WALK_IN_CANCELLATION_WINDOW_SECONDS="1",
     )
     service = OrdersProcess("service", env, bench.workdir / "service.log", consumers=2)

@@ -38,6 +38,15 @@ def service_topics(settings: Settings) -> list[str]:
     ]
 
 
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Topic configuration the service creates its topics with: retention per topic."""
+    configs = {
+        topic: {"retention.ms": str(settings.topic_retention_ms)} for topic in service_topics(settings)
+    }
+    configs[settings.topic_dead_letter] = {"retention.ms": str(settings.topic_dead_letter_retention_ms)}
+    return configs
+
+
 def build_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     """A broker whose handlers receive raw records (see `service.consumers.spec`)."""
     return KafkaBroker(
@@ -78,6 +87,7 @@ class OrderService:
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
             client_options(self.settings),
+            topic_configs(self.settings),
         )
         await self.store.load_scripts()
         await self.entitlements.load_scripts()

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     topic_partitions: PositiveInt = 4
     """Partitions of the topics the service creates when they are missing."""
     topic_replication_factor: PositiveInt = 1
+    topic_retention_ms: PositiveInt = 7 * 24 * 3600 * 1000
+    """`retention.ms` of the topics the service creates. At most the idempotency retention: an input read
+    again after its `command_id` claim expired would count as new."""
+    topic_dead_letter_retention_ms: PositiveInt = 30 * 24 * 3600 * 1000
+    """`retention.ms` of the dead-letter topic, which people read and replay from: longer by default."""
     consumer_group: str = "orders-service"
     """The commands and replies consumers use `<group>.commands` and `<group>.replies`."""
 
@@ -104,6 +109,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{self.kafka_security_protocol} needs kafka_sasl_username and kafka_sasl_password"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _topics_forget_inputs_before_their_claims(self) -> "Settings":
+        if self.topic_retention_ms > self.idempotency_retention_seconds * 1000:
+            raise ValueError("topic_retention_ms must be at most idempotency_retention_seconds (in ms)")
         return self
 
     @model_validator(mode="after")

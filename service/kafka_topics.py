@@ -18,9 +18,11 @@ async def ensure_topics(
     partitions: int,
     replication: int,
     client_options: Mapping[str, Any] | None = None,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create every topic in `names` that does not exist yet (`client_options`: TLS and SASL, see
-    `service.kafka_security`)."""
+    """Create every topic in `names` that does not exist yet, with its `configs` (e.g. `retention.ms`) if
+    given (`client_options`: TLS and SASL, see `service.kafka_security`). Existing topics are left as they
+    are: their settings belong to whoever runs the cluster."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(client_options or {}))
     await admin.start()
     try:
@@ -29,7 +31,10 @@ async def ensure_topics(
         if not missing:
             return
         response = await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=replication) for name in missing]
+            [
+                NewTopic(name, partitions, replication, topic_configs=dict((configs or {}).get(name, {})))
+                for name in missing
+            ]
         )
         for topic, code, message in _topic_errors(response):
             if code not in (0, _TOPIC_ALREADY_EXISTS):  # another instance may have just created it

@@ -30,6 +30,7 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from service.api.routes import operations
+from service.app import topic_configs
 from service.cli import build_parser
 from service.config import RelaySettings, ResourceSimSettings, Settings
 
@@ -585,7 +586,8 @@ def test_compose_orders_containers_wait_for_topics_and_redis() -> None:
 
 def test_compose_topic_step_creates_the_configured_topics(tmp_path: Path) -> None:
     """The kafka-topics step, run with a stand-in kafka-topics.sh, creates each topic of the settings with the
-    settings' partitions and replication factor, and does not fail when they exist."""
+    settings' partitions, replication factor and retention (the service's own, see `topic_configs`), and does
+    not fail when they exist."""
     step = compose_services()["kafka-topics"]
     assert step["image"] == compose_services()["kafka"]["image"]
     entrypoint, (script,) = step["entrypoint"], step["command"]
@@ -608,16 +610,20 @@ def test_compose_topic_step_creates_the_configured_topics(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     settings = settings_from(Settings, environment)
-    created = {}
+    created, retention = {}, {}
     for line in calls.read_text(encoding="utf-8").splitlines():
         argv = line.split()
         assert "--create" in argv and "--if-not-exists" in argv, line
         options = dict(itertools.pairwise(argv))
         assert options["--bootstrap-server"] == settings.kafka_bootstrap_servers
         created[options["--topic"]] = (int(options["--partitions"]), int(options["--replication-factor"]))
+        retention[options["--topic"]] = options["--config"]
     topics = {getattr(settings, name.removeprefix("ORDERS_").lower()) for name in topic_setting_names()}
     assert set(created) == topics and len(topics) == 6
     assert set(created.values()) == {(settings.topic_partitions, settings.topic_replication_factor)}
+    assert retention == {
+        topic: f"retention.ms={config['retention.ms']}" for topic, config in topic_configs(settings).items()
+    }
 
 
 def test_compose_api_listens_on_all_interfaces_and_publishes_its_port() -> None:

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.statuses import OrderStatus
+from service.app import service_topics, topic_configs
 from service.config import Settings
 from service.domain.decide import Context, decide
 from service.domain.order import Order
@@ -46,8 +47,27 @@ def test_orders_cannot_be_forgotten_before_their_command_ids() -> None:
     """A re-delivered command whose order was forgotten but whose command_id is still claimed would create
     the order a second time."""
     with pytest.raises(ValidationError, match="order_retention_seconds"):
-        Settings(order_retention_seconds=3600, idempotency_retention_seconds=7200)
+        Settings(
+            order_retention_seconds=3600, idempotency_retention_seconds=7200, topic_retention_ms=3_600_000
+        )
     with pytest.raises(ValidationError, match="cancellation window"):
         Settings(
-            order_retention_seconds=7200, idempotency_retention_seconds=3600, cancellation_windows={"L": 9000}
+            order_retention_seconds=7200,
+            idempotency_retention_seconds=3600,
+            topic_retention_ms=3_600_000,
+            cancellation_windows={"L": 9000},
         )
+
+
+def test_topics_forget_inputs_before_their_command_ids_expire() -> None:
+    """An input re-read after its claim expired would be new again: Kafka must have dropped it by then."""
+    with pytest.raises(ValidationError, match="topic_retention_ms"):
+        Settings(topic_retention_ms=8 * 24 * 3600 * 1000)
+
+
+def test_topics_are_created_with_their_retention() -> None:
+    settings = Settings(topic_retention_ms=3_600_000, topic_dead_letter_retention_ms=86_400_000)
+    configs = topic_configs(settings)
+    assert configs[settings.topic_commands] == {"retention.ms": "3600000"}
+    assert configs[settings.topic_dead_letter] == {"retention.ms": "86400000"}
+    assert set(configs) == set(service_topics(settings))
