@@ -193,16 +193,16 @@ class OrderProcessor:
                 # Nothing to attach a record to: count it, and leave no keys behind for a stray reply.
                 self._account(inbound, decision, output)
                 continue
-            new_state, expiry = None, None
+            new_state, expires_at_ms = None, None
             if decision.order is not None:
                 new_state = decision.order.model_dump_json().encode()
                 working[inbound.order_id] = (decision.order, inbound.input_id)
-                expiry = expires_at(decision.order, self._policy.order_retention) or 0
+                expiry = expires_at(decision.order, self._policy.order_retention)
+                expires_at_ms = _epoch_ms(expiry) if expiry is not None else 0  # 0: kept
             elif order is None:
                 # A rejected command for an order that does not exist still records its input (a re-sent
                 # one is a duplicate): those keys are kept as long as a finished order's.
-                expiry = now + self._policy.order_retention
-            expires_at_ms = int(expiry.timestamp() * 1000) if isinstance(expiry, datetime) else expiry
+                expires_at_ms = _epoch_ms(now + self._policy.order_retention)
             transition = Transition(
                 inbound.order_id,
                 inbound.input_id,
@@ -286,6 +286,10 @@ class OrderProcessor:
                         "status": event.status_name,
                     },
                 )
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _processing_dead_letter(inbound: Inbound, error: Exception, now: datetime) -> list[OutboxEntry]:

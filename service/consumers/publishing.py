@@ -32,30 +32,18 @@ class OutboxPublisher:
             Destination.COMMAND_REJECTED: settings.topic_command_rejected,
             Destination.DEAD_LETTER: settings.topic_dead_letter,
         }
-        broker.publisher(
-            settings.topic_status_changed,
-            title="order_status_changed",
-            description="Every status change of every order; keyed by order_id, ordered by `sequence`.",
-            schema=OrderStatusChanged,
-        )
-        broker.publisher(
-            settings.topic_resource_requests,
-            title="resource_requests",
-            description="`reserve` and `release` requests to resource operators; keyed by order_id.",
-            schema=ResourceRequestMessage,
-        )
-        broker.publisher(
-            settings.topic_command_rejected,
-            title="command_rejected",
-            description="Valid commands that were not carried out, with a stable code.",
-            schema=CommandRejected,
-        )
-        broker.publisher(
-            settings.topic_dead_letter,
-            title="dead_letter",
-            description="Input that could not be parsed or validated, with the reason and the bytes.",
-            schema=DeadLetter,
-        )
+        documented = [
+            (Destination.STATUS_CHANGED, "order_status_changed", OrderStatusChanged,
+             "Every status change of every order; keyed by order_id, ordered by `sequence`."),
+            (Destination.RESOURCE_REQUESTS, "resource_requests", ResourceRequestMessage,
+             "`reserve` and `release` requests to resource operators; keyed by order_id."),
+            (Destination.COMMAND_REJECTED, "command_rejected", CommandRejected,
+             "Valid commands that were not carried out, with a stable code."),
+            (Destination.DEAD_LETTER, "dead_letter", DeadLetter,
+             "Input that could not be parsed or validated, with the reason and the bytes."),
+        ]  # fmt: skip
+        for destination, title, schema, description in documented:
+            broker.publisher(self._topics[destination], title=title, description=description, schema=schema)
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:

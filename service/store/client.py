@@ -27,13 +27,7 @@ class HiredisPackingConnection(Connection):
             raise DataError(str(error)) from error
 
     def pack_commands(self, commands: Any) -> list[bytes]:
-        return [b"".join(hiredis.pack_command(self._normalised(c)) for c in commands)]
-
-    def _normalised(self, command: Any) -> tuple[Any, ...]:
-        args = tuple(command)
-        if isinstance(args[0], str) and " " in args[0]:
-            return (*args[0].split(), *args[1:])
-        return args
+        return [b"".join(self.pack_command(*command)[0] for command in commands)]
 
 
 def connect_with(settings: Settings, *, reply_timeout: float | None = 5.0) -> Redis:
