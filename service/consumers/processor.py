@@ -28,12 +28,12 @@ from contracts.statuses import RejectionCode
 from service import metrics
 from service.consumers.inbound import Inbound, dead_letter
 from service.domain.decide import Command, ConfirmationDeadline, Context, decide
-from service.domain.decisions import Decision, reject
-from service.domain.effects import EntitlementCheck, RecordAnomaly
+from service.domain.local_effects import EntitlementCheck, RecordAnomaly
 from service.domain.order import Order
+from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
 from service.domain.retention import expires_at
-from service.store.effects import LocalEffects, encode_effect
+from service.store.effect_runner import LocalEffects, encode_effect
 from service.store.entitlements import EntitlementStore
 from service.store.keys import command_claim_key
 from service.store.orders import OrderSnapshot, OrderStore, Transition

@@ -5,8 +5,8 @@ from datetime import datetime
 from contracts.commands import CancelOrder
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
-from service.domain.decisions import Decision, change_status, reject
 from service.domain.order import Order
+from service.domain.outcome import Decision, change_status, reject
 from service.domain.prebooking import all_live_items_confirmed
 from service.domain.reservations import withdraw
 

@@ -7,9 +7,9 @@ from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn, Rede
 from contracts.resources import ReservationConfirmed, ReservationFailed
 from contracts.statuses import OrderStatus, OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
-from service.domain.decisions import Decision, reject
-from service.domain.effects import CancelConfirmationTimeout, EntitlementCheck, IndexOrder
+from service.domain.local_effects import CancelConfirmationTimeout, EntitlementCheck, IndexOrder
 from service.domain.order import Order
+from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
 from service.domain.prebooking import (
     confirm_reservation,

@@ -5,9 +5,9 @@ from datetime import datetime
 from contracts.commands import CreatePrebooking
 from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
-from service.domain.decisions import Decision, change_status, reject
-from service.domain.effects import ScheduleConfirmationTimeout
+from service.domain.local_effects import ScheduleConfirmationTimeout
 from service.domain.order import Order, OrderItem, ReservationState, services_for
+from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
 from service.domain.reservations import release_request, reserve_request, withdraw
 

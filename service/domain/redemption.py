@@ -4,8 +4,8 @@ from datetime import datetime
 
 from contracts.commands import RedeemOrder
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode
-from service.domain.decisions import Decision, change_status, reject
 from service.domain.order import Order
+from service.domain.outcome import Decision, change_status, reject
 
 SERVICES_REDEEMED = "SERVICES_REDEEMED"
 

@@ -4,9 +4,9 @@ from datetime import datetime
 
 from contracts.commands import CancelOrder, RecordWalkIn
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
-from service.domain.decisions import Decision, change_status, reject
-from service.domain.effects import Effect, EntitlementCheck, RefundEntitlement
+from service.domain.local_effects import Effect, EntitlementCheck, RefundEntitlement
 from service.domain.order import Order, OrderItem, ReservationState, services_for
+from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
 
 WALK_IN_ITEM = "ITEM-1"

@@ -13,8 +13,7 @@ from contracts.statuses import (
     RejectionCode,
 )
 from service.domain.decide import ConfirmationDeadline, Context, decide
-from service.domain.decisions import Decision
-from service.domain.effects import (
+from service.domain.local_effects import (
     CancelConfirmationTimeout,
     EntitlementCheck,
     IndexOrder,
@@ -22,6 +21,7 @@ from service.domain.effects import (
     ScheduleConfirmationTimeout,
 )
 from service.domain.order import Order, ReservationState
+from service.domain.outcome import Decision
 from service.domain.policy import Policy
 from tests.factories import prebooking, walk_in
 

@@ -9,7 +9,7 @@ from contracts.commands import CancelOrder, RedeemOrder
 from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed
 from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
 from service.domain.decide import ConfirmationDeadline, Context, Input, decide
-from service.domain.effects import EntitlementCheck, RefundEntitlement
+from service.domain.local_effects import EntitlementCheck, RefundEntitlement
 from service.domain.one_order import order_status
 from service.domain.order import Order, ReservationState
 from service.domain.policy import Policy

@@ -8,7 +8,7 @@ from contracts.commands import Command
 from contracts.events import CommandRejected, OrderStatusChanged
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
-from service.domain.effects import Effect
+from service.domain.local_effects import Effect
 from service.domain.one_order import order_view
 from service.domain.order import Order
 
