@@ -32,6 +32,7 @@ from service.domain.local_effects import EntitlementCheck, RecordAnomaly
 from service.domain.order import Order
 from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
+from service.domain.reasons import Anomaly
 from service.domain.retention import expires_at
 from service.store.effect_runner import LocalEffects, encode_effect
 from service.store.entitlements import EntitlementStore
@@ -189,7 +190,7 @@ class OrderProcessor:
                 continue
             if decision == Decision():
                 continue  # a deadline for an order that already left Pending: nothing to record
-            if decision.anomaly == "UNKNOWN_ORDER":
+            if decision.anomaly is Anomaly.UNKNOWN_ORDER:
                 # Nothing to attach a record to: count it, and leave no keys behind for a stray reply.
                 self._account(inbound, decision, output)
                 continue
@@ -236,8 +237,8 @@ class OrderProcessor:
             return
         message = inbound.message
         if isinstance(message, ReservationConfirmed | ReservationFailed | ConfirmationDeadline):
-            output.anomalies.append((inbound, "REPLY_ID_CONFLICT"))
-            metrics.REPLY_ANOMALIES.labels("REPLY_ID_CONFLICT").inc()
+            output.anomalies.append((inbound, Anomaly.REPLY_ID_CONFLICT))
+            metrics.REPLY_ANOMALIES.labels(Anomaly.REPLY_ID_CONFLICT).inc()
             log.warning(
                 "reply.id_conflict", extra={"order_id": inbound.order_id, "input_id": inbound.input_id}
             )
@@ -262,7 +263,7 @@ class OrderProcessor:
                 },
             )
         elif decision.anomaly is not None:
-            if decision.anomaly == "UNKNOWN_ORDER":  # committed nowhere: recorded directly
+            if decision.anomaly is Anomaly.UNKNOWN_ORDER:  # committed nowhere: recorded directly
                 output.anomalies.append((inbound, decision.anomaly))
             metrics.REPLY_ANOMALIES.labels(decision.anomaly).inc()
             log.warning(

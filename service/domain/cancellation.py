@@ -8,9 +8,8 @@ from contracts.statuses import OrderStatus, RejectionCode
 from service.domain.order import Order
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.prebooking import all_live_items_confirmed
+from service.domain.reasons import Reason, ReleaseReason
 from service.domain.reservations import withdraw
-
-ITEMS_CANCELLED = "ITEMS_CANCELLED"
 
 
 def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Decision:
@@ -33,17 +32,17 @@ def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Deci
     releases: list[ReserveRequest | ReleaseRequest] = []
     for item in order.items:
         if item.order_item_id in wanted:
-            releases += withdraw(order, item, at_sequence, "ORDER_CANCELLED")
+            releases += withdraw(order, item, at_sequence, ReleaseReason.ORDER_CANCELLED)
     if wanted == set(live):
         initiator = (
-            "CANCELLED_BY_RESOURCE_STAFF"
+            Reason.CANCELLED_BY_RESOURCE_STAFF
             if command.initiated_by == "RESOURCE_STAFF"
-            else "CANCELLED_BY_CLIENT"
+            else Reason.CANCELLED_BY_CLIENT
         )
         event = change_status(order, OrderStatus.CANCELLED, command.reason or initiator, now)
     elif order.status is OrderStatus.PENDING and all_live_items_confirmed(order):
         # The items still awaiting confirmation were the ones cancelled: what is left is confirmed.
         event = change_status(order, OrderStatus.CONFIRMED, None, now)
     else:
-        event = change_status(order, order.status, ITEMS_CANCELLED, now)
+        event = change_status(order, order.status, Reason.ITEMS_CANCELLED, now)
     return Decision(order=order, events=[event], requests=releases)

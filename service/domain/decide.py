@@ -17,6 +17,7 @@ from service.domain.prebooking import (
     expire_confirmation,
     fail_reservation,
 )
+from service.domain.reasons import Anomaly
 from service.domain.redemption import redeem
 from service.domain.walk_in import cancel_walk_in, record_walk_in
 
@@ -81,7 +82,7 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
 
 def _on_reply(order: Order | None, reply: Reply, now: datetime) -> Decision:
     if order is None:
-        return Decision(anomaly="UNKNOWN_ORDER")
+        return Decision(anomaly=Anomaly.UNKNOWN_ORDER)
     if isinstance(reply, ReservationConfirmed):
         return confirm_reservation(order, reply, now)
     return fail_reservation(order, reply, now)

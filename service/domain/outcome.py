@@ -11,6 +11,7 @@ from contracts.statuses import OrderStatus, RejectionCode
 from service.domain.local_effects import Effect
 from service.domain.one_order import order_view
 from service.domain.order import Order
+from service.domain.reasons import Anomaly
 
 # Event ids are derived, not random, so that a re-published event keeps its id even if it is rebuilt.
 _EVENT_NAMESPACE = uuid.UUID("0f1c6a2e-8e39-4c55-9a43-6a3b0f3b7d11")
@@ -26,7 +27,7 @@ class Decision:
     requests: list[ReserveRequest | ReleaseRequest] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     rejection: CommandRejected | None = None
-    anomaly: str | None = None
+    anomaly: Anomaly | None = None
     """A reply that changed nothing for a reason worth counting (stray, late, contradictory)."""
 
 

@@ -9,9 +9,8 @@ from service.domain.local_effects import ScheduleConfirmationTimeout
 from service.domain.order import Order, OrderItem, ReservationState, services_for
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
+from service.domain.reasons import Anomaly, Reason, ReleaseReason
 from service.domain.reservations import release_request, reserve_request, withdraw
-
-CONFIRMATION_TIMEOUT = "CONFIRMATION_TIMEOUT"
 
 
 def create_prebooking(
@@ -69,7 +68,7 @@ def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime
     order = order.clone()
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
-        return Decision(anomaly="UNKNOWN_RESERVATION")
+        return Decision(anomaly=Anomaly.UNKNOWN_RESERVATION)
     if item.reservation in (ReservationState.WITHDRAWN, ReservationState.FAILED) or (
         item.reservation is ReservationState.REQUESTED and order.status is not OrderStatus.PENDING
     ):
@@ -77,10 +76,10 @@ def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime
         # either way the resource now says it holds capacity that no order uses, so give it back
         # (compensation; same request_id as any earlier release, so the resource can recognise a repeat).
         item.reservation = ReservationState.RELEASED
-        release = release_request(order, item, "LATE_CONFIRMATION")
-        return Decision(order=order, requests=[release], anomaly="LATE_CONFIRMATION")
+        release = release_request(order, item, ReleaseReason.LATE_CONFIRMATION)
+        return Decision(order=order, requests=[release], anomaly=Anomaly.LATE_CONFIRMATION)
     if item.reservation is not ReservationState.REQUESTED:
-        return Decision(anomaly=f"REPLY_FOR_{item.reservation}_RESERVATION")
+        return Decision(anomaly=Anomaly.reply_for(item.reservation))
     item.reservation = ReservationState.CONFIRMED
     for service in item.services:
         service.status = ServiceStatus.CONFIRMED
@@ -98,12 +97,12 @@ def fail_reservation(order: Order, reply: ReservationFailed, now: datetime) -> D
     order = order.clone()
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
-        return Decision(anomaly="UNKNOWN_RESERVATION")
+        return Decision(anomaly=Anomaly.UNKNOWN_RESERVATION)
     if item.reservation is ReservationState.WITHDRAWN:
         item.reservation = ReservationState.FAILED
-        return Decision(order=order, anomaly="LATE_FAILURE")
+        return Decision(order=order, anomaly=Anomaly.LATE_FAILURE)
     if item.reservation is not ReservationState.REQUESTED or order.status is not OrderStatus.PENDING:
-        return Decision(anomaly=f"REPLY_FOR_{item.reservation}_RESERVATION")
+        return Decision(anomaly=Anomaly.reply_for(item.reservation))
     item.reservation = ReservationState.FAILED
     return fail_order(order, reply.reason_code, now)
 
@@ -112,7 +111,7 @@ def expire_confirmation(order: Order, now: datetime) -> Decision:
     """The confirmation deadline passed: a still Pending order fails; any other order is left alone."""
     if order.status is not OrderStatus.PENDING:
         return Decision()
-    return fail_order(order.clone(), CONFIRMATION_TIMEOUT, now)
+    return fail_order(order.clone(), Reason.CONFIRMATION_TIMEOUT, now)
 
 
 def fail_order(order: Order, reason: str, now: datetime) -> Decision:
@@ -121,7 +120,7 @@ def fail_order(order: Order, reason: str, now: datetime) -> Decision:
     releases: list[ReserveRequest | ReleaseRequest] = []
     for item in order.items:
         if item.cancelled_at_sequence is None:
-            releases += withdraw(order, item, at_sequence, "ORDER_FAILED")
+            releases += withdraw(order, item, at_sequence, ReleaseReason.ORDER_FAILED)
     event = change_status(order, OrderStatus.FAILED, reason, now)
     return Decision(order=order, events=[event], requests=releases)
 

@@ -6,8 +6,7 @@ from contracts.commands import RedeemOrder
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode
 from service.domain.order import Order
 from service.domain.outcome import Decision, change_status, reject
-
-SERVICES_REDEEMED = "SERVICES_REDEEMED"
+from service.domain.reasons import Reason
 
 
 def redeem(order: Order, command: RedeemOrder, now: datetime) -> Decision:
@@ -36,5 +35,5 @@ def redeem(order: Order, command: RedeemOrder, now: datetime) -> Decision:
                 redeemed += 1
     if not redeemed:
         return reject(command, command.type, RejectionCode.INVALID_STATE, "already redeemed", now)
-    reason = SERVICES_REDEEMED if order.status is OrderStatus.USED else None
+    reason = Reason.SERVICES_REDEEMED if order.status is OrderStatus.USED else None
     return Decision(order=order, events=[change_status(order, OrderStatus.USED, reason, now)])

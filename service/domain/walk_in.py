@@ -8,6 +8,7 @@ from service.domain.local_effects import Effect, EntitlementCheck, RefundEntitle
 from service.domain.order import Order, OrderItem, ReservationState, services_for
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
+from service.domain.reasons import Reason
 
 WALK_IN_ITEM = "ITEM-1"
 
@@ -90,7 +91,9 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
         for service in item.services:
             service.status = ServiceStatus.CANCELLED
             service.delivery_status = DeliveryStatus.REMOVED
-    event = change_status(order, OrderStatus.CANCELLED, command.reason or "CANCELLED_BY_RESOURCE_STAFF", now)
+    event = change_status(
+        order, OrderStatus.CANCELLED, command.reason or Reason.CANCELLED_BY_RESOURCE_STAFF, now
+    )
     assert order.credential is not None
     assert order.entitlement_consumption_id is not None
     refund = RefundEntitlement(
