@@ -10,11 +10,12 @@ from service.domain.outcome import Decision, change_status, reject
 from service.domain.prebooking import all_live_items_confirmed
 from service.domain.reasons import Reason, ReleaseReason
 from service.domain.reservations import withdraw
+from service.domain.transitions import can_become
 
 
 def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Decision:
     """Pending or Confirmed → Cancelled (3); with `order_item_ids` only those items: the order stays."""
-    if order.status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+    if not can_become(order, OrderStatus.CANCELLED):
         return reject(
             command, command.type, RejectionCode.INVALID_STATE, f"order is {order.status.label}", now
         )

@@ -5,9 +5,9 @@ from datetime import datetime
 
 from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn, RedeemOrder
 from contracts.resources import ReservationConfirmed, ReservationFailed
-from contracts.statuses import OrderStatus, OrderType, RejectionCode
+from contracts.statuses import OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
-from service.domain.local_effects import CancelConfirmationTimeout, EntitlementCheck, IndexOrder
+from service.domain.local_effects import EntitlementCheck
 from service.domain.order import Order
 from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
@@ -19,6 +19,7 @@ from service.domain.prebooking import (
 )
 from service.domain.reasons import Anomaly
 from service.domain.redemption import redeem
+from service.domain.transitions import follow_up_effects
 from service.domain.walk_in import cancel_walk_in, record_walk_in
 
 Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder
@@ -49,14 +50,7 @@ class Context:
 def decide(order: Order | None, message: Input, context: Context) -> Decision:
     """Apply one command, resource reply or deadline to the order it names (None when none is stored)."""
     decision = _decide(order, message, context)
-    if order is None and decision.order is not None:
-        created = decision.order
-        decision.effects.append(
-            IndexOrder(client_id=created.client_id, order_id=created.order_id, created_at=created.created_at)
-        )
-    left_pending = decision.order is not None and decision.order.status is not OrderStatus.PENDING
-    if order is not None and order.status is OrderStatus.PENDING and left_pending:
-        decision.effects.append(CancelConfirmationTimeout(order_id=order.order_id))
+    decision.effects += follow_up_effects(order, decision.order)
     return decision
 
 

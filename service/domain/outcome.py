@@ -12,6 +12,7 @@ from service.domain.local_effects import Effect
 from service.domain.one_order import order_view
 from service.domain.order import Order
 from service.domain.reasons import Anomaly
+from service.domain.transitions import require_legal
 
 # Event ids are derived, not random, so that a re-published event keeps its id even if it is rebuilt.
 _EVENT_NAMESPACE = uuid.UUID("0f1c6a2e-8e39-4c55-9a43-6a3b0f3b7d11")
@@ -32,8 +33,10 @@ class Decision:
 
 
 def change_status(order: Order, status: OrderStatus, reason: str | None, now: datetime) -> OrderStatusChanged:
-    """Move `order` (in place) to `status` and return the event that says so."""
+    """Move `order` (in place) to `status` and return the event that says so; IllegalTransition if the
+    table in `service.domain.transitions` does not list the change."""
     previous = order.status if order.sequence else None
+    require_legal(order.order_type, previous, status)
     order.status = status
     order.sequence += 1
     order.updated_at = now

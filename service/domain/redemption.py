@@ -3,15 +3,16 @@
 from datetime import datetime
 
 from contracts.commands import RedeemOrder
-from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode
+from contracts.statuses import DeliveryStatus, OrderStatus, RejectionCode
 from service.domain.order import Order
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.reasons import Reason
+from service.domain.transitions import can_become
 
 
 def redeem(order: Order, command: RedeemOrder, now: datetime) -> Decision:
     """Confirmed → Used (2): the named services (all by default) are DELIVERED; the rest keep their value."""
-    if order.order_type is OrderType.WALK_IN or order.status not in (OrderStatus.CONFIRMED, OrderStatus.USED):
+    if not can_become(order, OrderStatus.USED):  # a walk-in is Used from the start: nothing to redeem
         return reject(
             command, command.type, RejectionCode.INVALID_STATE, f"order is {order.status.label}", now
         )

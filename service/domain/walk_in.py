@@ -9,6 +9,7 @@ from service.domain.order import Order, OrderItem, ReservationState, services_fo
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
 from service.domain.reasons import Reason
+from service.domain.transitions import can_become
 
 WALK_IN_ITEM = "ITEM-1"
 
@@ -77,7 +78,7 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
     if command.initiated_by != "RESOURCE_STAFF":
         message = "a walk-in usage is cancelled by the resource's staff (initiated_by RESOURCE_STAFF)"
         return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
-    if order.status is not OrderStatus.USED:
+    if not can_become(order, OrderStatus.CANCELLED):
         return reject(
             command, command.type, RejectionCode.INVALID_STATE, f"order is {order.status.label}", now
         )
