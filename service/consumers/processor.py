@@ -188,7 +188,7 @@ class OrderProcessor:
                 log.exception("input.processing_failed", extra={"order_id": inbound.order_id})
                 output.direct.extend(_processing_dead_letter(inbound, error, now))
                 continue
-            if decision == Decision():
+            if decision.is_no_change:
                 continue  # a deadline for an order that already left Pending: nothing to record
             if decision.anomaly is Anomaly.UNKNOWN_ORDER:
                 # Nothing to attach a record to: count it, and leave no keys behind for a stray reply.

@@ -59,7 +59,7 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
     if isinstance(message, ReservationConfirmed | ReservationFailed):
         return _on_reply(order, message, now)
     if isinstance(message, ConfirmationDeadline):
-        return expire_confirmation(order, now) if order is not None else Decision()
+        return expire_confirmation(order, now) if order is not None else Decision.nothing()
     if isinstance(message, CreatePrebooking):
         return create_prebooking(order, message, now, context.policy)
     if isinstance(message, RecordWalkIn):

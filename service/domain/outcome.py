@@ -20,7 +20,8 @@ _EVENT_NAMESPACE = uuid.UUID("0f1c6a2e-8e39-4c55-9a43-6a3b0f3b7d11")
 
 @dataclass
 class Decision:
-    """The outcome of one input; empty when it changes nothing."""
+    """The outcome of one input: a new order state with the messages and effects it implies, a rejection,
+    an anomaly, or nothing at all (`Decision.nothing()`)."""
 
     order: Order | None = None
     """The order state to store, or None when the stored state stays as it is."""
@@ -30,6 +31,21 @@ class Decision:
     rejection: CommandRejected | None = None
     anomaly: Anomaly | None = None
     """A reply that changed nothing for a reason worth counting (stray, late, contradictory)."""
+
+    @classmethod
+    def nothing(cls) -> "Decision":
+        """The input changes nothing and is not even recorded (a deadline for an order that left Pending)."""
+        return cls()
+
+    @property
+    def is_no_change(self) -> bool:
+        """Whether this is `nothing()`: no state, message, effect, rejection or anomaly to store."""
+        return (
+            self.order is None
+            and self.rejection is None
+            and self.anomaly is None
+            and not (self.events or self.requests or self.effects)
+        )
 
 
 def change_status(order: Order, status: OrderStatus, reason: str | None, now: datetime) -> OrderStatusChanged:

@@ -110,7 +110,7 @@ def fail_reservation(order: Order, reply: ReservationFailed, now: datetime) -> D
 def expire_confirmation(order: Order, now: datetime) -> Decision:
     """The confirmation deadline passed: a still Pending order fails; any other order is left alone."""
     if order.status is not OrderStatus.PENDING:
-        return Decision()
+        return Decision.nothing()
     return fail_order(order.clone(), Reason.CONFIRMATION_TIMEOUT, now)
 
 

@@ -185,7 +185,8 @@ def test_deadline_fails_a_pending_order_and_releases_its_reservations() -> None:
 def test_deadline_leaves_an_order_that_left_pending_alone() -> None:
     order = confirmed_order("A")
 
-    assert decide(order, ConfirmationDeadline("ORD-1"), at(NOW)) == Decision()
+    assert decide(order, ConfirmationDeadline("ORD-1"), at(NOW)).is_no_change
+    assert decide(None, ConfirmationDeadline("ORD-1"), at(NOW)).is_no_change, "a forgotten order too"
 
 
 def test_leaving_pending_cancels_the_deadline() -> None:
