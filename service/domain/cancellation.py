@@ -28,22 +28,22 @@ def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Deci
     if wanted - set(live):
         message = f"already cancelled: {sorted(wanted - set(live))}"
         return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
-    order = order.clone()
-    at_sequence = order.sequence + 1
+    updated = order.clone()
+    at_sequence = updated.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []
-    for item in order.items:
+    for item in updated.items:
         if item.order_item_id in wanted:
-            releases += withdraw(order, item, at_sequence, ReleaseReason.ORDER_CANCELLED)
+            releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_CANCELLED)
     if wanted == set(live):
         initiator = (
             Reason.CANCELLED_BY_RESOURCE_STAFF
             if command.initiated_by == "RESOURCE_STAFF"
             else Reason.CANCELLED_BY_CLIENT
         )
-        event = change_status(order, OrderStatus.CANCELLED, command.reason or initiator, now)
-    elif order.status is OrderStatus.PENDING and all_live_items_confirmed(order):
+        event = change_status(updated, OrderStatus.CANCELLED, command.reason or initiator, now)
+    elif order.status is OrderStatus.PENDING and all_live_items_confirmed(updated):
         # The items still awaiting confirmation were the ones cancelled: what is left is confirmed.
-        event = change_status(order, OrderStatus.CONFIRMED, None, now)
+        event = change_status(updated, OrderStatus.CONFIRMED, None, now)
     else:
-        event = change_status(order, order.status, Reason.ITEMS_CANCELLED, now)
-    return Decision(order=order, events=[event], requests=releases)
+        event = change_status(updated, order.status, Reason.ITEMS_CANCELLED, now)
+    return Decision(order=updated, events=[event], requests=releases)

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from contracts.commands import RedeemOrder
 from contracts.statuses import DeliveryStatus, OrderStatus, RejectionCode
-from service.domain.order import Order
+from service.domain.order import Order, OrderItem, Service
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.reasons import Reason
 from service.domain.transitions import can_become
@@ -25,16 +25,21 @@ def redeem(order: Order, command: RedeemOrder, now: datetime) -> Decision:
         )
     if command.service_ids and any(services[s][0].cancelled_at_sequence is not None for s in wanted):
         return reject(command, command.type, RejectionCode.INVALID_STATE, "services of cancelled items", now)
-    order = order.clone()
-    redeemed = 0
-    for item in order.items:
-        if item.cancelled_at_sequence is not None:
-            continue
-        for service in item.services:
-            if service.service_id in wanted and service.delivery_status is not DeliveryStatus.DELIVERED:
-                service.delivery_status = DeliveryStatus.DELIVERED
-                redeemed += 1
-    if not redeemed:
+    if not any(_delivers(item, service, wanted) for item in order.items for service in item.services):
         return reject(command, command.type, RejectionCode.INVALID_STATE, "already redeemed", now)
+    updated = order.clone()
+    for item in updated.items:
+        for service in item.services:
+            if _delivers(item, service, wanted):
+                service.delivery_status = DeliveryStatus.DELIVERED
     reason = Reason.SERVICES_REDEEMED if order.status is OrderStatus.USED else None
-    return Decision(order=order, events=[change_status(order, OrderStatus.USED, reason, now)])
+    return Decision(order=updated, events=[change_status(updated, OrderStatus.USED, reason, now)])
+
+
+def _delivers(item: OrderItem, service: Service, wanted: set[str]) -> bool:
+    """Whether redeeming `wanted` delivers this service: named, of a live item, not delivered yet."""
+    return (
+        item.cancelled_at_sequence is None
+        and service.service_id in wanted
+        and service.delivery_status is not DeliveryStatus.DELIVERED
+    )

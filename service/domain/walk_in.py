@@ -86,15 +86,14 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
     if now - order.created_at > window:
         message = f"usages at {order.items[0].resource_id} can be cancelled for {window} after use"
         return reject(command, command.type, RejectionCode.CANCELLATION_WINDOW_CLOSED, message, now)
-    order = order.clone()
-    for item in order.items:
+    updated = order.clone()
+    for item in updated.items:
         item.cancelled_at_sequence = order.sequence + 1
         for service in item.services:
             service.status = ServiceStatus.CANCELLED
             service.delivery_status = DeliveryStatus.REMOVED
-    event = change_status(
-        order, OrderStatus.CANCELLED, command.reason or Reason.CANCELLED_BY_RESOURCE_STAFF, now
-    )
+    reason = command.reason or Reason.CANCELLED_BY_RESOURCE_STAFF
+    event = change_status(updated, OrderStatus.CANCELLED, reason, now)
     assert order.credential is not None
     assert order.entitlement_consumption_id is not None
     refund = RefundEntitlement(
@@ -102,4 +101,4 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
         credential=order.credential,
         consumption_id=order.entitlement_consumption_id,
     )
-    return Decision(order=order, events=[event], effects=[refund])
+    return Decision(order=updated, events=[event], effects=[refund])

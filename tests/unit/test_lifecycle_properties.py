@@ -92,8 +92,9 @@ def check_consistent(order: Order) -> None:
 def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
     kind: OrderType, script: list[tuple[str, object, object]]
 ) -> None:
-    """Whatever arrives, in whatever order: legal transitions, gapless sequences, consistent views,
-    every capacity the resource confirmed for a dead item is released, and refunds happen at most once."""
+    """Whatever arrives, in whatever order: legal transitions, gapless sequences, consistent views, inputs
+    left untouched, every capacity the resource confirmed for a dead item is released, and refunds happen
+    at most once."""
     first = (
         walk_in(order_id="ORD-1", passengers=2)
         if kind is OrderType.WALK_IN
@@ -116,7 +117,10 @@ def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
         if input_id in seen_inputs and input_id != "deadline":
             continue  # the processor drops exact duplicates before the domain sees them
         seen_inputs.add(input_id)
+        before = order.model_dump()
         decision = decide(order, message, Context(now, POLICY, input_id, EntitlementCheck.CONSUMED))
+        assert order.model_dump() == before, "a handler never changes the order it was given"
+        assert decision.order is not order, "a changed order is a new copy"
         if isinstance(message, ReservationConfirmed) and order.item_by_reservation(message.reservation_id):
             confirmed_by_resource.add(message.reservation_id)
         released |= {r.reservation_id for r in decision.requests if isinstance(r, ReleaseRequest)}
