@@ -1,4 +1,7 @@
-"""The single entry point of the domain: one input and the current order in, one decision out."""
+"""The single entry point of the domain: one input and the current order in, one decision out.
+
+`decide` picks the handler for the input, then adds the effects of `transitions.FOLLOW_UP_RULES`.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime

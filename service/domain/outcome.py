@@ -1,4 +1,5 @@
-"""What one command or reply decides: the new order state and the messages that must follow from it."""
+"""What one input decides (`Decision`), and the two builders of its messages: `change_status` for a status
+event, checked against the transition table, and `reject` for a refusal."""
 
 import uuid
 from dataclasses import dataclass, field
