@@ -31,7 +31,7 @@ class Decision:
     effects: list[Effect] = field(default_factory=list)
     rejection: CommandRejected | None = None
     anomaly: Anomaly | None = None
-    """A reply that changed nothing for a reason worth counting (stray, late, contradictory)."""
+    """Why a reply changed no status, when that is worth counting (stray, late, contradictory)."""
 
     @classmethod
     def nothing(cls) -> "Decision":
