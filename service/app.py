@@ -18,7 +18,7 @@ from service.consumers.routes import register_order_consumers
 from service.kafka_security import broker_security, client_options
 from service.kafka_topics import ensure_topics
 from service.store.client import connect_with
-from service.store.effects import LocalEffects
+from service.store.effect_runner import LocalEffects
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
 from service.store.timers import TimerStore

@@ -28,12 +28,13 @@ from contracts.statuses import RejectionCode
 from service import metrics
 from service.consumers.inbound import Inbound, dead_letter
 from service.domain.decide import Command, ConfirmationDeadline, Context, decide
-from service.domain.decisions import Decision, reject
-from service.domain.effects import EntitlementCheck, RecordAnomaly
+from service.domain.local_effects import EntitlementCheck, RecordAnomaly
 from service.domain.order import Order
+from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
+from service.domain.reasons import Anomaly
 from service.domain.retention import expires_at
-from service.store.effects import LocalEffects, encode_effect
+from service.store.effect_runner import LocalEffects, encode_effect
 from service.store.entitlements import EntitlementStore
 from service.store.keys import command_claim_key
 from service.store.orders import OrderSnapshot, OrderStore, Transition
@@ -187,9 +188,9 @@ class OrderProcessor:
                 log.exception("input.processing_failed", extra={"order_id": inbound.order_id})
                 output.direct.extend(_processing_dead_letter(inbound, error, now))
                 continue
-            if decision == Decision():
+            if decision.is_no_change:
                 continue  # a deadline for an order that already left Pending: nothing to record
-            if decision.anomaly == "UNKNOWN_ORDER":
+            if decision.anomaly is Anomaly.UNKNOWN_ORDER:
                 # Nothing to attach a record to: count it, and leave no keys behind for a stray reply.
                 self._account(inbound, decision, output)
                 continue
@@ -236,8 +237,8 @@ class OrderProcessor:
             return
         message = inbound.message
         if isinstance(message, ReservationConfirmed | ReservationFailed | ConfirmationDeadline):
-            output.anomalies.append((inbound, "REPLY_ID_CONFLICT"))
-            metrics.REPLY_ANOMALIES.labels("REPLY_ID_CONFLICT").inc()
+            output.anomalies.append((inbound, Anomaly.REPLY_ID_CONFLICT))
+            metrics.REPLY_ANOMALIES.labels(Anomaly.REPLY_ID_CONFLICT).inc()
             log.warning(
                 "reply.id_conflict", extra={"order_id": inbound.order_id, "input_id": inbound.input_id}
             )
@@ -262,7 +263,7 @@ class OrderProcessor:
                 },
             )
         elif decision.anomaly is not None:
-            if decision.anomaly == "UNKNOWN_ORDER":  # committed nowhere: recorded directly
+            if decision.anomaly is Anomaly.UNKNOWN_ORDER:  # committed nowhere: recorded directly
                 output.anomalies.append((inbound, decision.anomaly))
             metrics.REPLY_ANOMALIES.labels(decision.anomaly).inc()
             log.warning(

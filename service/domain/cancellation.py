@@ -5,17 +5,17 @@ from datetime import datetime
 from contracts.commands import CancelOrder
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
-from service.domain.decisions import Decision, change_status, reject
 from service.domain.order import Order
+from service.domain.outcome import Decision, change_status, reject
 from service.domain.prebooking import all_live_items_confirmed
+from service.domain.reasons import Reason, ReleaseReason
 from service.domain.reservations import withdraw
-
-ITEMS_CANCELLED = "ITEMS_CANCELLED"
+from service.domain.transitions import can_become
 
 
 def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Decision:
     """Pending or Confirmed → Cancelled (3); with `order_item_ids` only those items: the order stays."""
-    if order.status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+    if not can_become(order, OrderStatus.CANCELLED):
         return reject(
             command, command.type, RejectionCode.INVALID_STATE, f"order is {order.status.label}", now
         )
@@ -28,22 +28,22 @@ def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Deci
     if wanted - set(live):
         message = f"already cancelled: {sorted(wanted - set(live))}"
         return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
-    order = order.clone()
-    at_sequence = order.sequence + 1
+    updated = order.clone()
+    at_sequence = updated.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []
-    for item in order.items:
+    for item in updated.items:
         if item.order_item_id in wanted:
-            releases += withdraw(order, item, at_sequence, "ORDER_CANCELLED")
+            releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_CANCELLED)
     if wanted == set(live):
         initiator = (
-            "CANCELLED_BY_RESOURCE_STAFF"
+            Reason.CANCELLED_BY_RESOURCE_STAFF
             if command.initiated_by == "RESOURCE_STAFF"
-            else "CANCELLED_BY_CLIENT"
+            else Reason.CANCELLED_BY_CLIENT
         )
-        event = change_status(order, OrderStatus.CANCELLED, command.reason or initiator, now)
-    elif order.status is OrderStatus.PENDING and all_live_items_confirmed(order):
+        event = change_status(updated, OrderStatus.CANCELLED, command.reason or initiator, now)
+    elif order.status is OrderStatus.PENDING and all_live_items_confirmed(updated):
         # The items still awaiting confirmation were the ones cancelled: what is left is confirmed.
-        event = change_status(order, OrderStatus.CONFIRMED, None, now)
+        event = change_status(updated, OrderStatus.CONFIRMED, None, now)
     else:
-        event = change_status(order, order.status, ITEMS_CANCELLED, now)
-    return Decision(order=order, events=[event], requests=releases)
+        event = change_status(updated, order.status, Reason.ITEMS_CANCELLED, now)
+    return Decision(order=updated, events=[event], requests=releases)

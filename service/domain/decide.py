@@ -1,15 +1,18 @@
-"""The single entry point of the domain: one input and the current order in, one decision out."""
+"""The single entry point of the domain: one input and the current order in, one decision out.
+
+`decide` picks the handler for the input, then adds the effects of `transitions.FOLLOW_UP_RULES`.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn, RedeemOrder
 from contracts.resources import ReservationConfirmed, ReservationFailed
-from contracts.statuses import OrderStatus, OrderType, RejectionCode
+from contracts.statuses import OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
-from service.domain.decisions import Decision, reject
-from service.domain.effects import CancelConfirmationTimeout, EntitlementCheck, IndexOrder
+from service.domain.local_effects import EntitlementCheck
 from service.domain.order import Order
+from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
 from service.domain.prebooking import (
     confirm_reservation,
@@ -17,7 +20,9 @@ from service.domain.prebooking import (
     expire_confirmation,
     fail_reservation,
 )
+from service.domain.reasons import Anomaly
 from service.domain.redemption import redeem
+from service.domain.transitions import follow_up_effects
 from service.domain.walk_in import cancel_walk_in, record_walk_in
 
 Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder
@@ -48,14 +53,7 @@ class Context:
 def decide(order: Order | None, message: Input, context: Context) -> Decision:
     """Apply one command, resource reply or deadline to the order it names (None when none is stored)."""
     decision = _decide(order, message, context)
-    if order is None and decision.order is not None:
-        created = decision.order
-        decision.effects.append(
-            IndexOrder(client_id=created.client_id, order_id=created.order_id, created_at=created.created_at)
-        )
-    left_pending = decision.order is not None and decision.order.status is not OrderStatus.PENDING
-    if order is not None and order.status is OrderStatus.PENDING and left_pending:
-        decision.effects.append(CancelConfirmationTimeout(order_id=order.order_id))
+    decision.effects += follow_up_effects(order, decision.order)
     return decision
 
 
@@ -64,7 +62,7 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
     if isinstance(message, ReservationConfirmed | ReservationFailed):
         return _on_reply(order, message, now)
     if isinstance(message, ConfirmationDeadline):
-        return expire_confirmation(order, now) if order is not None else Decision()
+        return expire_confirmation(order, now) if order is not None else Decision.nothing()
     if isinstance(message, CreatePrebooking):
         return create_prebooking(order, message, now, context.policy)
     if isinstance(message, RecordWalkIn):
@@ -81,7 +79,7 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
 
 def _on_reply(order: Order | None, reply: Reply, now: datetime) -> Decision:
     if order is None:
-        return Decision(anomaly="UNKNOWN_ORDER")
+        return Decision(anomaly=Anomaly.UNKNOWN_ORDER)
     if isinstance(reply, ReservationConfirmed):
         return confirm_reservation(order, reply, now)
     return fail_reservation(order, reply, now)

@@ -5,13 +5,12 @@ from datetime import datetime
 from contracts.commands import CreatePrebooking
 from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
-from service.domain.decisions import Decision, change_status, reject
-from service.domain.effects import ScheduleConfirmationTimeout
+from service.domain.local_effects import ScheduleConfirmationTimeout
 from service.domain.order import Order, OrderItem, ReservationState, services_for
+from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
+from service.domain.reasons import Anomaly, Reason, ReleaseReason
 from service.domain.reservations import release_request, reserve_request, withdraw
-
-CONFIRMATION_TIMEOUT = "CONFIRMATION_TIMEOUT"
 
 
 def create_prebooking(
@@ -66,64 +65,79 @@ def create_prebooking(
 
 def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime) -> Decision:
     """A resource holds capacity: confirm the item, and the order once every live item is confirmed."""
-    order = order.clone()
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
-        return Decision(anomaly="UNKNOWN_RESERVATION")
+        return Decision(anomaly=Anomaly.UNKNOWN_RESERVATION)
     if item.reservation in (ReservationState.WITHDRAWN, ReservationState.FAILED) or (
         item.reservation is ReservationState.REQUESTED and order.status is not OrderStatus.PENDING
     ):
-        # Too late (the item or order was withdrawn meanwhile), or contradicting the resource's own refusal:
-        # either way the resource now says it holds capacity that no order uses, so give it back
-        # (compensation; same request_id as any earlier release, so the resource can recognise a repeat).
-        item.reservation = ReservationState.RELEASED
-        release = release_request(order, item, "LATE_CONFIRMATION")
-        return Decision(order=order, requests=[release], anomaly="LATE_CONFIRMATION")
+        return _release_late_confirmation(order, reply.reservation_id)
     if item.reservation is not ReservationState.REQUESTED:
-        return Decision(anomaly=f"REPLY_FOR_{item.reservation}_RESERVATION")
+        return Decision(anomaly=Anomaly.reply_for(item.reservation))
+    updated = order.clone()
+    item = _item_of(updated, reply.reservation_id)
     item.reservation = ReservationState.CONFIRMED
     for service in item.services:
         service.status = ServiceStatus.CONFIRMED
         service.delivery_status = DeliveryStatus.READY_TO_DELIVER
-    decision = Decision(order=order)
-    if all_live_items_confirmed(order):
-        decision.events.append(change_status(order, OrderStatus.CONFIRMED, None, now))
+    decision = Decision(order=updated)
+    if all_live_items_confirmed(updated):
+        decision.events.append(change_status(updated, OrderStatus.CONFIRMED, None, now))
     else:
-        order.updated_at = now
+        updated.updated_at = now
     return decision
+
+
+def _release_late_confirmation(order: Order, reservation_id: str) -> Decision:
+    # Too late (the item or order was withdrawn meanwhile), or contradicting the resource's own refusal:
+    # either way the resource now says it holds capacity that no order uses, so give it back
+    # (compensation; same request_id as any earlier release, so the resource can recognise a repeat).
+    updated = order.clone()
+    item = _item_of(updated, reservation_id)
+    item.reservation = ReservationState.RELEASED
+    release = release_request(updated, item, ReleaseReason.LATE_CONFIRMATION)
+    return Decision(order=updated, requests=[release], anomaly=Anomaly.LATE_CONFIRMATION)
 
 
 def fail_reservation(order: Order, reply: ReservationFailed, now: datetime) -> Decision:
     """A resource refused: the whole order fails, and capacity held or requested elsewhere is released."""
-    order = order.clone()
     item = order.item_by_reservation(reply.reservation_id)
     if item is None:
-        return Decision(anomaly="UNKNOWN_RESERVATION")
+        return Decision(anomaly=Anomaly.UNKNOWN_RESERVATION)
     if item.reservation is ReservationState.WITHDRAWN:
-        item.reservation = ReservationState.FAILED
-        return Decision(order=order, anomaly="LATE_FAILURE")
+        updated = order.clone()
+        _item_of(updated, reply.reservation_id).reservation = ReservationState.FAILED
+        return Decision(order=updated, anomaly=Anomaly.LATE_FAILURE)
     if item.reservation is not ReservationState.REQUESTED or order.status is not OrderStatus.PENDING:
-        return Decision(anomaly=f"REPLY_FOR_{item.reservation}_RESERVATION")
-    item.reservation = ReservationState.FAILED
-    return fail_order(order, reply.reason_code, now)
+        return Decision(anomaly=Anomaly.reply_for(item.reservation))
+    updated = order.clone()
+    _item_of(updated, reply.reservation_id).reservation = ReservationState.FAILED
+    return _fail_in_place(updated, reply.reason_code, now)
 
 
 def expire_confirmation(order: Order, now: datetime) -> Decision:
     """The confirmation deadline passed: a still Pending order fails; any other order is left alone."""
     if order.status is not OrderStatus.PENDING:
-        return Decision()
-    return fail_order(order.clone(), CONFIRMATION_TIMEOUT, now)
+        return Decision.nothing()
+    return _fail_in_place(order.clone(), Reason.CONFIRMATION_TIMEOUT, now)
 
 
-def fail_order(order: Order, reason: str, now: datetime) -> Decision:
-    """Fail a Pending order (mutating `order`): every live item is withdrawn in one transaction."""
-    at_sequence = order.sequence + 1
+def _fail_in_place(updated: Order, reason: str, now: datetime) -> Decision:
+    """Fail the Pending order `updated`, the handler's clone: every live item is withdrawn at once."""
+    at_sequence = updated.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []
-    for item in order.items:
+    for item in updated.items:
         if item.cancelled_at_sequence is None:
-            releases += withdraw(order, item, at_sequence, "ORDER_FAILED")
-    event = change_status(order, OrderStatus.FAILED, reason, now)
-    return Decision(order=order, events=[event], requests=releases)
+            releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_FAILED)
+    event = change_status(updated, OrderStatus.FAILED, reason, now)
+    return Decision(order=updated, events=[event], requests=releases)
+
+
+def _item_of(updated: Order, reservation_id: str) -> OrderItem:
+    """The clone's item for a reservation the guards already found on the original."""
+    item = updated.item_by_reservation(reservation_id)
+    assert item is not None
+    return item
 
 
 def all_live_items_confirmed(order: Order) -> bool:

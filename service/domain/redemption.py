@@ -3,16 +3,16 @@
 from datetime import datetime
 
 from contracts.commands import RedeemOrder
-from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode
-from service.domain.decisions import Decision, change_status, reject
-from service.domain.order import Order
-
-SERVICES_REDEEMED = "SERVICES_REDEEMED"
+from contracts.statuses import DeliveryStatus, OrderStatus, RejectionCode
+from service.domain.order import Order, OrderItem, Service
+from service.domain.outcome import Decision, change_status, reject
+from service.domain.reasons import Reason
+from service.domain.transitions import can_become
 
 
 def redeem(order: Order, command: RedeemOrder, now: datetime) -> Decision:
     """Confirmed → Used (2): the named services (all by default) are DELIVERED; the rest keep their value."""
-    if order.order_type is OrderType.WALK_IN or order.status not in (OrderStatus.CONFIRMED, OrderStatus.USED):
+    if not can_become(order, OrderStatus.USED):  # a walk-in is Used from the start: nothing to redeem
         return reject(
             command, command.type, RejectionCode.INVALID_STATE, f"order is {order.status.label}", now
         )
@@ -25,16 +25,21 @@ def redeem(order: Order, command: RedeemOrder, now: datetime) -> Decision:
         )
     if command.service_ids and any(services[s][0].cancelled_at_sequence is not None for s in wanted):
         return reject(command, command.type, RejectionCode.INVALID_STATE, "services of cancelled items", now)
-    order = order.clone()
-    redeemed = 0
-    for item in order.items:
-        if item.cancelled_at_sequence is not None:
-            continue
-        for service in item.services:
-            if service.service_id in wanted and service.delivery_status is not DeliveryStatus.DELIVERED:
-                service.delivery_status = DeliveryStatus.DELIVERED
-                redeemed += 1
-    if not redeemed:
+    if not any(_delivers(item, service, wanted) for item in order.items for service in item.services):
         return reject(command, command.type, RejectionCode.INVALID_STATE, "already redeemed", now)
-    reason = SERVICES_REDEEMED if order.status is OrderStatus.USED else None
-    return Decision(order=order, events=[change_status(order, OrderStatus.USED, reason, now)])
+    updated = order.clone()
+    for item in updated.items:
+        for service in item.services:
+            if _delivers(item, service, wanted):
+                service.delivery_status = DeliveryStatus.DELIVERED
+    reason = Reason.SERVICES_REDEEMED if order.status is OrderStatus.USED else None
+    return Decision(order=updated, events=[change_status(updated, OrderStatus.USED, reason, now)])
+
+
+def _delivers(item: OrderItem, service: Service, wanted: set[str]) -> bool:
+    """Whether redeeming `wanted` delivers this service: named, of a live item, not delivered yet."""
+    return (
+        item.cancelled_at_sequence is None
+        and service.service_id in wanted
+        and service.delivery_status is not DeliveryStatus.DELIVERED
+    )

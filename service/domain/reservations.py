@@ -4,6 +4,7 @@ from contracts.base import Passenger
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import DeliveryStatus, ServiceStatus
 from service.domain.order import Order, OrderItem, ReservationState
+from service.domain.reasons import ReleaseReason
 
 
 def reserve_request(order: Order, item: OrderItem) -> ReserveRequest:
@@ -20,7 +21,7 @@ def reserve_request(order: Order, item: OrderItem) -> ReserveRequest:
     )
 
 
-def release_request(order: Order, item: OrderItem, reason: str) -> ReleaseRequest:
+def release_request(order: Order, item: OrderItem, reason: ReleaseReason) -> ReleaseRequest:
     """Give the item's capacity back."""
     assert item.reservation_id is not None
     return ReleaseRequest(
@@ -33,7 +34,7 @@ def release_request(order: Order, item: OrderItem, reason: str) -> ReleaseReques
     )
 
 
-def withdraw(order: Order, item: OrderItem, at_sequence: int, reason: str) -> list[ReleaseRequest]:
+def withdraw(order: Order, item: OrderItem, at_sequence: int, reason: ReleaseReason) -> list[ReleaseRequest]:
     """Cancel an item's services (their value removed) and release whatever the resource holds or may hold.
 
     A reservation still awaiting its reply is released too (WITHDRAWN): the resource reads `release` after

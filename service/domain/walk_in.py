@@ -4,10 +4,12 @@ from datetime import datetime
 
 from contracts.commands import CancelOrder, RecordWalkIn
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
-from service.domain.decisions import Decision, change_status, reject
-from service.domain.effects import Effect, EntitlementCheck, RefundEntitlement
+from service.domain.local_effects import Effect, EntitlementCheck, RefundEntitlement
 from service.domain.order import Order, OrderItem, ReservationState, services_for
+from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
+from service.domain.reasons import Reason
+from service.domain.transitions import can_become
 
 WALK_IN_ITEM = "ITEM-1"
 
@@ -76,7 +78,7 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
     if command.initiated_by != "RESOURCE_STAFF":
         message = "a walk-in usage is cancelled by the resource's staff (initiated_by RESOURCE_STAFF)"
         return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
-    if order.status is not OrderStatus.USED:
+    if not can_become(order, OrderStatus.CANCELLED):
         return reject(
             command, command.type, RejectionCode.INVALID_STATE, f"order is {order.status.label}", now
         )
@@ -84,13 +86,14 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
     if now - order.created_at > window:
         message = f"usages at {order.items[0].resource_id} can be cancelled for {window} after use"
         return reject(command, command.type, RejectionCode.CANCELLATION_WINDOW_CLOSED, message, now)
-    order = order.clone()
-    for item in order.items:
+    updated = order.clone()
+    for item in updated.items:
         item.cancelled_at_sequence = order.sequence + 1
         for service in item.services:
             service.status = ServiceStatus.CANCELLED
             service.delivery_status = DeliveryStatus.REMOVED
-    event = change_status(order, OrderStatus.CANCELLED, command.reason or "CANCELLED_BY_RESOURCE_STAFF", now)
+    reason = command.reason or Reason.CANCELLED_BY_RESOURCE_STAFF
+    event = change_status(updated, OrderStatus.CANCELLED, reason, now)
     assert order.credential is not None
     assert order.entitlement_consumption_id is not None
     refund = RefundEntitlement(
@@ -98,4 +101,4 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
         credential=order.credential,
         consumption_id=order.entitlement_consumption_id,
     )
-    return Decision(order=order, events=[event], effects=[refund])
+    return Decision(order=updated, events=[event], effects=[refund])

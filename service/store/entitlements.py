@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from service.domain.effects import EntitlementCheck, RefundEntitlement
+from service.domain.local_effects import EntitlementCheck, RefundEntitlement
 from service.store.keys import entitlement_key
 from service.store.scripts import LuaScript
 

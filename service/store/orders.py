@@ -6,7 +6,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from service.domain.effects import IndexOrder
+from service.domain.local_effects import IndexOrder
 from service.domain.order import Order
 from service.store.keys import ANOMALIES, client_orders_key, inputs_key, order_key, order_keys, outbox_key
 from service.store.outbox import OutboxEntry, PendingEntry

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from service.domain.effects import ScheduleConfirmationTimeout
+from service.domain.local_effects import ScheduleConfirmationTimeout
 from service.store.keys import CONFIRMATION_TIMERS
 from service.store.scripts import LuaScript
 

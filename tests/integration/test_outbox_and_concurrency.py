@@ -17,7 +17,7 @@ from service.consumers.inbound import command_input, reply_input
 from service.consumers.processor import OrderProcessor
 from service.domain.decide import decide
 from service.domain.policy import Policy
-from service.store.effects import LocalEffects
+from service.store.effect_runner import LocalEffects
 from service.store.entitlements import EntitlementStore
 from service.store.keys import outbox_key
 from service.store.orders import OrderStore, Transition

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from contracts.commands import CancelOrder
 from contracts.resources import ReservationFailed
 from service.consumers.inbound import command_input, reply_input
-from service.domain.effects import IndexOrder
+from service.domain.local_effects import IndexOrder
 from service.domain.policy import DEFAULT_ORDER_RETENTION
 from service.store.keys import client_orders_key, inputs_key, order_key
 from service.store.orders import OrderStore

@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from contracts.commands import CancelOrder, RedeemOrder
 from contracts.resources import ReleaseRequest, ReservationConfirmed
 from contracts.statuses import (
@@ -13,8 +15,7 @@ from contracts.statuses import (
     RejectionCode,
 )
 from service.domain.decide import ConfirmationDeadline, Context, decide
-from service.domain.decisions import Decision
-from service.domain.effects import (
+from service.domain.local_effects import (
     CancelConfirmationTimeout,
     EntitlementCheck,
     IndexOrder,
@@ -22,7 +23,9 @@ from service.domain.effects import (
     ScheduleConfirmationTimeout,
 )
 from service.domain.order import Order, ReservationState
+from service.domain.outcome import Decision, change_status
 from service.domain.policy import Policy
+from service.domain.transitions import IllegalTransition
 from tests.factories import prebooking, walk_in
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -182,7 +185,8 @@ def test_deadline_fails_a_pending_order_and_releases_its_reservations() -> None:
 def test_deadline_leaves_an_order_that_left_pending_alone() -> None:
     order = confirmed_order("A")
 
-    assert decide(order, ConfirmationDeadline("ORD-1"), at(NOW)) == Decision()
+    assert decide(order, ConfirmationDeadline("ORD-1"), at(NOW)).is_no_change
+    assert decide(None, ConfirmationDeadline("ORD-1"), at(NOW)).is_no_change, "a forgotten order too"
 
 
 def test_leaving_pending_cancels_the_deadline() -> None:
@@ -311,14 +315,31 @@ def test_redemption_refusals_say_why() -> None:
     pending = stored(decide(None, prebooking(order_id="ORD-1"), at(NOW)))
     order = confirmed_order("A")
     used = stored(decide(order, redeem(order), at(NOW)))
+    usage = stored(decide(None, walk_in(), at(NOW, input_id="w", entitlement=EntitlementCheck.CONSUMED)))
 
     cases = {
         RejectionCode.INVALID_STATE: [
             decide(pending, redeem(pending), at(NOW)),
             decide(used, redeem(used), at(NOW)),
+            decide(usage, redeem(usage), at(NOW)),
         ],
         RejectionCode.UNKNOWN_SERVICE: [decide(order, redeem(order, service_ids=["nope"]), at(NOW))],
     }
     for code, decisions in cases.items():
         for decision in decisions:
             assert decision.rejection is not None and decision.rejection.code is code
+
+
+# The transition table
+
+
+def test_a_status_change_the_table_does_not_list_is_refused() -> None:
+    """An illegal transition is a bug: change_status raises instead of emitting the event."""
+    usage = stored(decide(None, walk_in(), at(NOW, input_id="w", entitlement=EntitlementCheck.CONSUMED)))
+    order = confirmed_order("A")
+
+    with pytest.raises(IllegalTransition, match="Used -> Pending"):
+        change_status(usage, OrderStatus.PENDING, None, NOW)
+    with pytest.raises(IllegalTransition, match="Confirmed -> Failed"):
+        change_status(order, OrderStatus.FAILED, None, NOW)
+    assert (usage.sequence, order.status) == (1, OrderStatus.CONFIRMED), "nothing changed"

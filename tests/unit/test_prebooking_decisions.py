@@ -114,7 +114,25 @@ def test_a_second_reply_for_a_settled_reservation_changes_nothing() -> None:
 
     again = decide(confirmed, refuse(order, "ITEM-1"), CONTEXT)
 
-    assert again.order is None and not again.events and again.anomaly is not None
+    assert again.order is None and not again.events
+    assert again.anomaly == "REPLY_FOR_CONFIRMED_RESERVATION"
+
+
+def test_replies_for_answered_reservations_are_named_after_the_reservation_state() -> None:
+    """The documented REPLY_FOR_<STATE>_RESERVATION values, one per state a reply can meet."""
+    order = created("A", "B")
+    failed = decide(order, refuse(order, "ITEM-1"), CONTEXT).order
+    half = decide(order, confirm(order, "ITEM-1"), CONTEXT).order
+    assert failed is not None and half is not None
+    confirmed = decide(half, confirm(order, "ITEM-2"), CONTEXT).order
+    assert confirmed is not None
+    cancel = CancelOrder(command_id="c", client_id=order.client_id, order_id=order.order_id)
+    cancelled = decide(confirmed, cancel, CONTEXT).order
+    assert cancelled is not None
+
+    refused_again = refuse(order, "ITEM-1").model_copy(update={"reply_id": "f-again"})
+    assert decide(failed, refused_again, CONTEXT).anomaly == "REPLY_FOR_FAILED_RESERVATION"
+    assert decide(cancelled, refuse(order, "ITEM-2"), CONTEXT).anomaly == "REPLY_FOR_RELEASED_RESERVATION"
 
 
 def test_commands_for_another_clients_order_look_like_missing_orders() -> None:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from pydantic import TypeAdapter
 
-from service.domain.effects import (
+from service.domain.local_effects import (
     CancelConfirmationTimeout,
     Effect,
     IndexOrder,

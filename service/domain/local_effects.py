@@ -1,6 +1,8 @@
 """Effects on state outside the order that a decision asks for; they ride in the order's outbox.
 
-Each is idempotent, so that carrying it out again after a crash changes nothing more.
+Each is idempotent, so that carrying it out again after a crash changes nothing more. The store carries
+them out (`service.store.effect_runner`). `EntitlementCheck` is the one input the other way: what consuming
+a walk-in's units said, before the walk-in is decided.
 """
 
 from datetime import datetime

@@ -1,4 +1,5 @@
-"""What one command or reply decides: the new order state and the messages that must follow from it."""
+"""What one input decides (`Decision`), and the two builders of its messages: `change_status` for a status
+event, checked against the transition table, and `reject` for a refusal."""
 
 import uuid
 from dataclasses import dataclass, field
@@ -8,9 +9,11 @@ from contracts.commands import Command
 from contracts.events import CommandRejected, OrderStatusChanged
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
-from service.domain.effects import Effect
+from service.domain.local_effects import Effect
 from service.domain.one_order import order_view
 from service.domain.order import Order
+from service.domain.reasons import Anomaly
+from service.domain.transitions import require_legal
 
 # Event ids are derived, not random, so that a re-published event keeps its id even if it is rebuilt.
 _EVENT_NAMESPACE = uuid.UUID("0f1c6a2e-8e39-4c55-9a43-6a3b0f3b7d11")
@@ -18,7 +21,8 @@ _EVENT_NAMESPACE = uuid.UUID("0f1c6a2e-8e39-4c55-9a43-6a3b0f3b7d11")
 
 @dataclass
 class Decision:
-    """The outcome of one input; empty when it changes nothing."""
+    """The outcome of one input: a new order state with the messages and effects it implies, a rejection,
+    an anomaly, or nothing at all (`Decision.nothing()`)."""
 
     order: Order | None = None
     """The order state to store, or None when the stored state stays as it is."""
@@ -26,13 +30,30 @@ class Decision:
     requests: list[ReserveRequest | ReleaseRequest] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     rejection: CommandRejected | None = None
-    anomaly: str | None = None
-    """A reply that changed nothing for a reason worth counting (stray, late, contradictory)."""
+    anomaly: Anomaly | None = None
+    """Why a reply changed no status, when that is worth counting (stray, late, contradictory)."""
+
+    @classmethod
+    def nothing(cls) -> "Decision":
+        """The input changes nothing and is not even recorded (a deadline for an order that left Pending)."""
+        return cls()
+
+    @property
+    def is_no_change(self) -> bool:
+        """Whether this is `nothing()`: no state, message, effect, rejection or anomaly to store."""
+        return (
+            self.order is None
+            and self.rejection is None
+            and self.anomaly is None
+            and not (self.events or self.requests or self.effects)
+        )
 
 
 def change_status(order: Order, status: OrderStatus, reason: str | None, now: datetime) -> OrderStatusChanged:
-    """Move `order` (in place) to `status` and return the event that says so."""
+    """Move `order` (in place) to `status` and return the event that says so; IllegalTransition if the
+    table in `service.domain.transitions` does not list the change."""
     previous = order.status if order.sequence else None
+    require_legal(order.order_type, previous, status)
     order.status = status
     order.sequence += 1
     order.updated_at = now

@@ -1,0 +1,95 @@
+"""The operator-status state machine: every legal status change per order type, and the rules that follow
+from a change whatever input caused it.
+
+Every status event is built by `outcome.change_status`, which refuses a change this table does not list;
+the command handlers ask `can_become` which statuses accept them; `decide` applies `follow_up_effects`
+to every decision. docs/contract.md describes the same machine for clients.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from contracts.statuses import OrderStatus, OrderType
+from service.domain.local_effects import CancelConfirmationTimeout, Effect, IndexOrder
+from service.domain.order import Order
+
+S = OrderStatus
+
+StatusChange = tuple[OrderStatus | None, OrderStatus]
+"""(from, to); from is None for the event that creates the order."""
+
+TRANSITIONS: Final[Mapping[OrderType, Mapping[StatusChange, str]]] = {
+    OrderType.PREBOOKING: {
+        (None, S.PENDING): "CreatePrebooking: a reserve request per item, the confirmation deadline set",
+        (
+            S.PENDING,
+            S.PENDING,
+        ): "CancelOrder of some items while others await a reply (ITEMS_CANCELLED)",
+        (S.PENDING, S.CONFIRMED): (
+            "ReservationConfirmed for the last live item awaiting one, "
+            "or CancelOrder of the only items still awaiting one"
+        ),
+        (S.PENDING, S.FAILED): (
+            "ReservationFailed for any item (the resource's reason_code), "
+            "or the confirmation deadline (CONFIRMATION_TIMEOUT)"
+        ),
+        (S.PENDING, S.CANCELLED): "CancelOrder of every live item (CANCELLED_BY_* or the command's reason)",
+        (S.CONFIRMED, S.CONFIRMED): "CancelOrder of some items (ITEMS_CANCELLED)",
+        (S.CONFIRMED, S.USED): "RedeemOrder: the first services delivered",
+        (S.CONFIRMED, S.CANCELLED): "CancelOrder of every live item (CANCELLED_BY_* or the command's reason)",
+        (S.USED, S.USED): "RedeemOrder of more services (SERVICES_REDEEMED)",
+    },
+    OrderType.WALK_IN: {
+        (None, S.USED): "RecordWalkIn, once the credential's entitlement units were consumed",
+        (S.USED, S.CANCELLED): (
+            "CancelOrder by RESOURCE_STAFF within the resource's window (CANCELLED_BY_RESOURCE_STAFF "
+            "or the command's reason); the entitlement is refunded"
+        ),
+    },
+}
+"""Per order type, each legal (from, to) status change and the input that causes it."""
+
+
+class IllegalTransition(Exception):
+    """A handler asked for a status change the table does not list: a bug in the domain, never input."""
+
+
+def require_legal(order_type: OrderType, previous: OrderStatus | None, status: OrderStatus) -> None:
+    """Raise IllegalTransition unless the table lists `previous` → `status` for `order_type`."""
+    if (previous, status) not in TRANSITIONS[order_type]:
+        source = previous.label if previous is not None else "(created)"
+        raise IllegalTransition(f"{order_type}: {source} -> {status.label} is not a legal transition")
+
+
+def can_become(order: Order, status: OrderStatus) -> bool:
+    """Whether the table lets the stored `order` move from its status to `status`."""
+    return (order.status, status) in TRANSITIONS[order.order_type]
+
+
+# The rules below hold for every decision, whichever handler made it: `decide` applies them, so that no
+# handler has to remember them. Each takes the order before and after the input (None: none stored / no
+# change) and returns the local effects it adds.
+
+FollowUpRule = Callable[[Order | None, Order | None], list[Effect]]
+
+
+def index_created_order(before: Order | None, after: Order | None) -> list[Effect]:
+    """A new order, of either type, is listed among its client's orders (the Order Details API pages them)."""
+    if before is not None or after is None:
+        return []
+    return [IndexOrder(client_id=after.client_id, order_id=after.order_id, created_at=after.created_at)]
+
+
+def cancel_deadline_on_leaving_pending(before: Order | None, after: Order | None) -> list[Effect]:
+    """An order that leaves Pending, by whatever input, no longer needs its confirmation deadline."""
+    if before is None or after is None or before.status is not S.PENDING or after.status is S.PENDING:
+        return []
+    return [CancelConfirmationTimeout(order_id=before.order_id)]
+
+
+FOLLOW_UP_RULES: Final[tuple[FollowUpRule, ...]] = (index_created_order, cancel_deadline_on_leaving_pending)
+
+
+def follow_up_effects(before: Order | None, after: Order | None) -> list[Effect]:
+    """The local effects every rule in FOLLOW_UP_RULES adds for this change, in the rules' order."""
+    return [effect for rule in FOLLOW_UP_RULES for effect in rule(before, after)]
