@@ -15,8 +15,7 @@ from service.consumers.deadlines import DeadlineWatcher
 from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
 from service.consumers.routes import register_order_consumers
-from service.kafka_security import broker_security, client_options
-from service.kafka_topics import ensure_topics
+from service.kafka import build_broker, ensure_service_topics
 from service.store.client import connect_with
 from service.store.effects import LocalEffects
 from service.store.entitlements import EntitlementStore
@@ -25,44 +24,7 @@ from service.store.timers import TimerStore
 
 log = logging.getLogger(__name__)
 
-
-def service_topics(settings: Settings) -> list[str]:
-    """Every topic the service reads or writes."""
-    return [
-        settings.topic_commands,
-        settings.topic_resource_requests,
-        settings.topic_resource_replies,
-        settings.topic_status_changed,
-        settings.topic_command_rejected,
-        settings.topic_dead_letter,
-    ]
-
-
-def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Topic configuration the service creates its topics with: retention per topic."""
-    configs = {
-        topic: {"retention.ms": str(settings.topic_retention_ms)} for topic in service_topics(settings)
-    }
-    configs[settings.topic_dead_letter] = {"retention.ms": str(settings.topic_dead_letter_retention_ms)}
-    return configs
-
-
-def build_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
-    """A broker whose handlers receive raw records (see `service.consumers.spec`)."""
-    return KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        client_id=client_id,
-        acks="all",
-        enable_idempotence=settings.kafka_enable_idempotence,
-        security=broker_security(settings),
-        graceful_timeout=settings.shutdown_grace_seconds,
-        apply_types=False,
-        # FastStream's lines go through our JSON handler; one per batch at DEBUG, since the service logs its
-        # own line per significant event.
-        logger=logging.getLogger(f"{client_id}.broker"),
-        log_level=logging.DEBUG,
-        description="Order service: commands and resource replies in, status events and requests out.",
-    )
+BROKER_DESCRIPTION = "Order service: commands and resource replies in, status events and requests out."
 
 
 @dataclass
@@ -81,14 +43,7 @@ class OrderService:
 
     async def prepare(self) -> None:
         """Create missing topics and load the Lua scripts; runs before the consumers start."""
-        await ensure_topics(
-            self.settings.kafka_bootstrap_servers,
-            service_topics(self.settings),
-            self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
-            client_options(self.settings),
-            topic_configs(self.settings),
-        )
+        await ensure_service_topics(self.settings)
         await self.store.load_scripts()
         await self.entitlements.load_scripts()
         await self.timers.load_scripts()
@@ -115,7 +70,7 @@ class OrderService:
 
 def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -> OrderService:
     """Wire broker, store, processor and consumers from `settings`; connects nothing yet."""
-    broker = build_broker(settings, client_id="orders-service")
+    broker = build_broker(settings, client_id="orders-service", description=BROKER_DESCRIPTION)
     redis = connect_with(settings, reply_timeout=None)  # each batch is time-limited as a whole
     store = OrderStore(redis, settings.client_index_retention_seconds)
     entitlements, timers = EntitlementStore(redis), TimerStore(redis)

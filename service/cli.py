@@ -102,9 +102,11 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _export_contracts(_: argparse.Namespace) -> int:
     from contracts.export import write_json_schemas  # noqa: PLC0415
-    from service.asyncapi import write_asyncapi, write_openapi  # noqa: PLC0415
+    from service.app import build_service  # noqa: PLC0415
+    from service.asyncapi import document_settings, write_asyncapi, write_openapi  # noqa: PLC0415
 
-    for path in [*write_json_schemas(), write_asyncapi(), write_openapi()]:
+    broker = build_service(document_settings()).broker
+    for path in [*write_json_schemas(), write_asyncapi(broker), write_openapi()]:
         print(f"wrote {path}")
     return 0
 

@@ -8,17 +8,14 @@ from datetime import datetime
 from aiokafka import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from contracts.events import OrderStatusChanged
 from service import metrics
-from service.app import build_broker
 from service.clock import utc_now
 from service.config import RelaySettings
-from service.consumers.routes import BATCH_POLL_MS, raw_records
-from service.consumers.spec import documented_payload
+from service.kafka import build_broker, subscribe_batches
 from service.relay.deliveries import DeliveryStore, QueuedEvent
 from service.relay.endpoints import EndpointState, EndpointStore
 from service.relay.sender import HttpClient, http_client
@@ -100,22 +97,16 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
     endpoints, deliveries = EndpointStore(redis), DeliveryStore(redis)
     client = http_client()
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)
-    subscriber = broker.subscriber(
-        settings.topic_status_changed,
-        batch=True,
-        max_records=settings.max_batch,
-        group_id=settings.relay_group,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        batch_timeout_ms=BATCH_POLL_MS,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        decoder=raw_records,
+    subscribe_batches(
+        broker,
+        settings,
+        topic=settings.topic_status_changed,
+        group=settings.relay_group,
         title="relay_status_changed",
         description="The relay queues every status event for the endpoints its client registered.",
+        payload=OrderStatusChanged,
+        handler=EventQueuer(endpoints, deliveries, clock, worker.wake),
     )
-    subscriber(documented_payload(OrderStatusChanged)(EventQueuer(endpoints, deliveries, clock, worker.wake)))
     app = FastStream(broker, logger=logging.getLogger("orders-relay.app"))
     relay = Relay(broker, redis, endpoints, deliveries, worker, client, app)
     app.after_startup(worker.start)
