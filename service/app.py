@@ -5,7 +5,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
@@ -15,7 +14,7 @@ from service.consumers.deadlines import DeadlineWatcher
 from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
 from service.consumers.routes import register_order_consumers
-from service.kafka import build_broker, ensure_service_topics
+from service.kafka import ConsumingProcess, build_app, build_broker, ensure_service_topics
 from service.store.client import connect_with
 from service.store.effects import LocalEffects
 from service.store.entitlements import EntitlementStore
@@ -24,12 +23,14 @@ from service.store.timers import TimerStore
 
 log = logging.getLogger(__name__)
 
+CLIENT_ID = "orders-service"
 BROKER_DESCRIPTION = "Order service: commands and resource replies in, status events and requests out."
 
 
 @dataclass
-class OrderService:
-    """The wired service: its broker, Redis client and stores, and the FastStream app that runs them."""
+class OrderService(ConsumingProcess):
+    """The wired service: its broker, Redis client and stores, and the FastStream app that runs them (`start`
+    and `stop` for embedding, `app.run()` for the CLI: the same sequence)."""
 
     settings: Settings
     broker: KafkaBroker
@@ -39,7 +40,11 @@ class OrderService:
     timers: TimerStore
     deadlines: DeadlineWatcher
     publisher: OutboxPublisher
-    app: FastStream
+
+    def __post_init__(self) -> None:
+        self.app = build_app(
+            self.broker, client_id=CLIENT_ID, prepare=self.prepare, loops=[self.deadlines], close=self.close
+        )
 
     async def prepare(self) -> None:
         """Create missing topics and load the Lua scripts; runs before the consumers start."""
@@ -50,18 +55,6 @@ class OrderService:
         await self.publisher.start()
         log.info("service.starting", extra={"bootstrap_servers": self.settings.kafka_bootstrap_servers})
 
-    async def start(self) -> None:
-        """Prepare and start consuming (for embedding, e.g. in tests; `app.run()` does both for the CLI)."""
-        await self.prepare()
-        await self.broker.start()
-        await self.deadlines.start()
-
-    async def stop(self) -> None:
-        """Drain in-flight batches, stop the consumers and the deadline watcher, close Redis."""
-        await self.deadlines.stop()
-        await self.broker.stop()
-        await self.close()
-
     async def close(self) -> None:
         """Flush the producer and release the Redis connections (after the consumers drained)."""
         await self.publisher.stop()
@@ -70,7 +63,7 @@ class OrderService:
 
 def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -> OrderService:
     """Wire broker, store, processor and consumers from `settings`; connects nothing yet."""
-    broker = build_broker(settings, client_id="orders-service", description=BROKER_DESCRIPTION)
+    broker = build_broker(settings, client_id=CLIENT_ID, description=BROKER_DESCRIPTION)
     redis = connect_with(settings, reply_timeout=None)  # each batch is time-limited as a whole
     store = OrderStore(redis, settings.client_index_retention_seconds)
     entitlements, timers = EntitlementStore(redis), TimerStore(redis)
@@ -95,10 +88,4 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
         settings.timer_lease_seconds,
         settings.max_batch,
     )
-    app = FastStream(broker, logger=logging.getLogger("orders-service.app"))
-    service = OrderService(settings, broker, redis, store, entitlements, timers, deadlines, publisher, app)
-    app.on_startup(service.prepare)
-    app.after_startup(deadlines.start)
-    app.on_shutdown(deadlines.stop)
-    app.after_shutdown(service.close)
-    return service
+    return OrderService(settings, broker, redis, store, entitlements, timers, deadlines, publisher)

@@ -23,9 +23,11 @@ from contracts.resources import (
     resource_request_adapter,
 )
 from service.config import ResourceSimSettings
-from service.kafka import JSON_HEADERS, build_broker, subscribe_batches
+from service.kafka import JSON_HEADERS, build_app, build_broker, subscribe_batches
 
 log = logging.getLogger(__name__)
+
+CLIENT_ID = "resource-sim"
 
 
 class ResourceSimulator:
@@ -68,7 +70,7 @@ def _resource_set(csv: str) -> set[str]:
 
 def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
     """The simulator as a FastStream app."""
-    broker = build_broker(settings, client_id="resource-sim")
+    broker = build_broker(settings, client_id=CLIENT_ID)
     simulator = ResourceSimulator(settings)
     replies = broker.publisher(
         settings.topic_resource_replies, title="resource_replies", schema=ResourceReplyMessage
@@ -110,4 +112,4 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
         payload=ResourceRequestMessage,
         handler=on_requests,
     )
-    return FastStream(broker, logger=logging.getLogger("resource-sim.app"))
+    return build_app(broker, client_id=CLIENT_ID)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import ConsumerRecord
-from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -15,7 +14,7 @@ from contracts.events import OrderStatusChanged
 from service import metrics
 from service.clock import utc_now
 from service.config import RelaySettings
-from service.kafka import build_broker, subscribe_batches
+from service.kafka import ConsumingProcess, build_app, build_broker, subscribe_batches
 from service.relay.deliveries import DeliveryStore, QueuedEvent
 from service.relay.endpoints import EndpointState, EndpointStore
 from service.relay.sender import HttpClient, http_client
@@ -24,10 +23,12 @@ from service.store.client import connect_with
 
 log = logging.getLogger(__name__)
 
+CLIENT_ID = "orders-relay"
+
 
 @dataclass
-class Relay:
-    """The wired relay."""
+class Relay(ConsumingProcess):
+    """The wired relay (`start` and `stop` for embedding, `app.run()` for the CLI: the same sequence)."""
 
     broker: KafkaBroker
     redis: "Redis"
@@ -35,18 +36,9 @@ class Relay:
     deliveries: DeliveryStore
     worker: DeliveryWorker
     client: HttpClient
-    app: FastStream
 
-    async def start(self) -> None:
-        """Consume and deliver (for embedding in tests; `app.run()` does this for the CLI)."""
-        await self.broker.start()
-        await self.worker.start()
-
-    async def stop(self) -> None:
-        """Stop consuming, let attempts in flight finish, close connections."""
-        await self.worker.stop()
-        await self.broker.stop()
-        await self.close()
+    def __post_init__(self) -> None:
+        self.app = build_app(self.broker, client_id=CLIENT_ID, loops=[self.worker], close=self.close)
 
     async def close(self) -> None:
         """Release the HTTP and Redis connections."""
@@ -92,7 +84,7 @@ class EventQueuer:
 
 def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now) -> Relay:
     """Wire the relay from settings; connects nothing yet."""
-    broker = build_broker(settings, client_id="orders-relay")
+    broker = build_broker(settings, client_id=CLIENT_ID)
     redis = connect_with(settings)
     endpoints, deliveries = EndpointStore(redis), DeliveryStore(redis)
     client = http_client()
@@ -107,9 +99,4 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
         payload=OrderStatusChanged,
         handler=EventQueuer(endpoints, deliveries, clock, worker.wake),
     )
-    app = FastStream(broker, logger=logging.getLogger("orders-relay.app"))
-    relay = Relay(broker, redis, endpoints, deliveries, worker, client, app)
-    app.after_startup(worker.start)
-    app.on_shutdown(worker.stop)
-    app.after_shutdown(relay.close)
-    return relay
+    return Relay(broker, redis, endpoints, deliveries, worker, client)
