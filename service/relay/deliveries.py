@@ -8,13 +8,9 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 
+from service.clock import to_epoch_ms as ms
 from service.store.keys import webhook_key
 from service.store.scripts import Call, Coalesced, LuaScript
-
-
-def ms(moment: datetime) -> int:
-    """Epoch milliseconds."""
-    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
