@@ -70,22 +70,22 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     publisher = OutboxPublisher(broker, settings)
     effects = LocalEffects(entitlements, timers, store)
     processor = OrderProcessor(
-        store,
-        entitlements,
-        effects,
-        publisher,
-        clock,
-        policy_from(settings),
-        settings.idempotency_retention_seconds,
-        settings.batch_timeout_seconds,
+        store=store,
+        entitlements=entitlements,
+        effects=effects,
+        publisher=publisher,
+        clock=clock,
+        policy=policy_from(settings),
+        claim_seconds=settings.idempotency_retention_seconds,
+        timeout_seconds=settings.batch_timeout_seconds,
     )
     register_order_consumers(broker, settings, processor, publisher, clock)
     deadlines = DeadlineWatcher(
-        timers,
-        processor,
-        clock,
-        settings.timer_poll_seconds,
-        settings.timer_lease_seconds,
-        settings.max_batch,
+        timers=timers,
+        processor=processor,
+        clock=clock,
+        poll_seconds=settings.timer_poll_seconds,
+        lease_seconds=settings.timer_lease_seconds,
+        batch=settings.max_batch,
     )
     return OrderService(settings, broker, redis, store, entitlements, timers, deadlines, publisher)

@@ -66,6 +66,7 @@ class OrderProcessor:
 
     def __init__(
         self,
+        *,
         store: OrderStore,
         entitlements: EntitlementStore,
         effects: LocalEffects,
@@ -205,13 +206,13 @@ class OrderProcessor:
                 # one is a duplicate): those keys are kept as long as a finished order's.
                 expires_at_ms = to_epoch_ms(now + self._policy.order_retention)
             transition = Transition(
-                inbound.order_id,
-                inbound.input_id,
-                inbound.fingerprint,
-                version,
-                new_state,
-                _entries(inbound.order_id, decision, inbound.input_id),
-                expires_at_ms,
+                order_id=inbound.order_id,
+                input_id=inbound.input_id,
+                fingerprint=inbound.fingerprint,
+                expected_version=version,
+                new_state=new_state,
+                entries=_entries(inbound.order_id, decision, inbound.input_id),
+                expires_at_ms=expires_at_ms,
             )
             transitions.append((inbound, decision, transition))
         return transitions

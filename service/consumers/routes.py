@@ -29,6 +29,7 @@ class BatchHandler:
 
     def __init__(
         self,
+        *,
         decoder: InboundDecoder,
         processor: OrderProcessor,
         publisher: OutboxPublisher,
@@ -111,7 +112,13 @@ def register_order_consumers(
         ),
     ]
     for topic, name, payload, decoder, description in consumers:
-        handler = BatchHandler(decoder, processor, publisher, clock, settings.retry_backoff_seconds)
+        handler = BatchHandler(
+            decoder=decoder,
+            processor=processor,
+            publisher=publisher,
+            clock=clock,
+            backoff_seconds=settings.retry_backoff_seconds,
+        )
         subscribe_batches(
             broker,
             settings,

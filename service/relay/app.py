@@ -51,6 +51,7 @@ class EventQueuer:
 
     def __init__(
         self,
+        *,
         endpoints: EndpointStore,
         deliveries: DeliveryStore,
         clock: Callable[[], datetime],
@@ -71,7 +72,13 @@ class EventQueuer:
                 log.warning("relay.bad_event", extra={"partition": record.partition, "offset": record.offset})
         by_client = await self._endpoints.for_clients(sorted({event.client_id for event, _ in events}))
         queued = [
-            QueuedEvent(endpoint.endpoint_id, event.order_id, event.event_id, event.sequence, body)
+            QueuedEvent(
+                endpoint_id=endpoint.endpoint_id,
+                order_id=event.order_id,
+                event_id=event.event_id,
+                sequence=event.sequence,
+                body=body,
+            )
             for event, body in events
             for endpoint in by_client[event.client_id]
             if endpoint.state is not EndpointState.DISABLED and endpoint.wants(event.status)
@@ -97,6 +104,6 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
         title="relay_status_changed",
         description="The relay queues every status event for the endpoints its client registered.",
         payload=OrderStatusChanged,
-        handler=EventQueuer(endpoints, deliveries, clock, worker.wake),
+        handler=EventQueuer(endpoints=endpoints, deliveries=deliveries, clock=clock, on_queued=worker.wake),
     )
     return Relay(broker, redis, endpoints, deliveries, worker, client)

@@ -13,7 +13,7 @@ from service.store.keys import webhook_key
 from service.store.scripts import Call, Coalesced, LuaScript
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QueuedEvent:
     """A status event to deliver to one endpoint."""
 
@@ -115,7 +115,11 @@ class DeliveryStore:
                 continue
             event_id, sequence, body, tries = reply
             event = QueuedEvent(
-                claim.endpoint_id, claim.order_id, event_id.decode(), int(sequence), body or b"{}"
+                endpoint_id=claim.endpoint_id,
+                order_id=claim.order_id,
+                event_id=event_id.decode(),
+                sequence=int(sequence),
+                body=body or b"{}",
             )
             found.append(Head(event, json.loads(tries) if tries else []))
         return found

@@ -25,7 +25,7 @@ class OrderSnapshot:
     outbox: list[PendingEntry]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Transition:
     """One input's effect on one order, ready for `commit_transition.lua`."""
 
