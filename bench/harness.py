@@ -27,10 +27,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service.app import service_topics
 from service.config import RelaySettings, ResourceSimSettings, Settings
 from service.devstack import EmbeddedStack, Endpoints
-from service.kafka_topics import ensure_topics
+from service.kafka import ensure_topics, service_topics
 
 RESULTS_DIR = Path(__file__).parent / "results"
 console = Console(stderr=True)

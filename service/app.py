@@ -5,7 +5,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
@@ -15,8 +14,7 @@ from service.consumers.deadlines import DeadlineWatcher
 from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
 from service.consumers.routes import register_order_consumers
-from service.kafka_security import broker_security, client_options
-from service.kafka_topics import ensure_topics
+from service.kafka import ConsumingProcess, build_app, build_broker, ensure_service_topics
 from service.store.client import connect_with
 from service.store.effect_runner import LocalEffects
 from service.store.entitlements import EntitlementStore
@@ -25,49 +23,14 @@ from service.store.timers import TimerStore
 
 log = logging.getLogger(__name__)
 
-
-def service_topics(settings: Settings) -> list[str]:
-    """Every topic the service reads or writes."""
-    return [
-        settings.topic_commands,
-        settings.topic_resource_requests,
-        settings.topic_resource_replies,
-        settings.topic_status_changed,
-        settings.topic_command_rejected,
-        settings.topic_dead_letter,
-    ]
-
-
-def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Topic configuration the service creates its topics with: retention per topic."""
-    configs = {
-        topic: {"retention.ms": str(settings.topic_retention_ms)} for topic in service_topics(settings)
-    }
-    configs[settings.topic_dead_letter] = {"retention.ms": str(settings.topic_dead_letter_retention_ms)}
-    return configs
-
-
-def build_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
-    """A broker whose handlers receive raw records (see `service.consumers.spec`)."""
-    return KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        client_id=client_id,
-        acks="all",
-        enable_idempotence=settings.kafka_enable_idempotence,
-        security=broker_security(settings),
-        graceful_timeout=settings.shutdown_grace_seconds,
-        apply_types=False,
-        # FastStream's lines go through our JSON handler; one per batch at DEBUG, since the service logs its
-        # own line per significant event.
-        logger=logging.getLogger(f"{client_id}.broker"),
-        log_level=logging.DEBUG,
-        description="Order service: commands and resource replies in, status events and requests out.",
-    )
+CLIENT_ID = "orders-service"
+BROKER_DESCRIPTION = "Order service: commands and resource replies in, status events and requests out."
 
 
 @dataclass
-class OrderService:
-    """The wired service: its broker, Redis client and stores, and the FastStream app that runs them."""
+class OrderService(ConsumingProcess):
+    """The wired service: its broker, Redis client and stores, and the FastStream app that runs them (`start`
+    and `stop` for embedding, `app.run()` for the CLI: the same sequence)."""
 
     settings: Settings
     broker: KafkaBroker
@@ -77,35 +40,20 @@ class OrderService:
     timers: TimerStore
     deadlines: DeadlineWatcher
     publisher: OutboxPublisher
-    app: FastStream
+
+    def __post_init__(self) -> None:
+        self.app = build_app(
+            self.broker, client_id=CLIENT_ID, prepare=self.prepare, loops=[self.deadlines], close=self.close
+        )
 
     async def prepare(self) -> None:
         """Create missing topics and load the Lua scripts; runs before the consumers start."""
-        await ensure_topics(
-            self.settings.kafka_bootstrap_servers,
-            service_topics(self.settings),
-            self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
-            client_options(self.settings),
-            topic_configs(self.settings),
-        )
+        await ensure_service_topics(self.settings)
         await self.store.load_scripts()
         await self.entitlements.load_scripts()
         await self.timers.load_scripts()
         await self.publisher.start()
         log.info("service.starting", extra={"bootstrap_servers": self.settings.kafka_bootstrap_servers})
-
-    async def start(self) -> None:
-        """Prepare and start consuming (for embedding, e.g. in tests; `app.run()` does both for the CLI)."""
-        await self.prepare()
-        await self.broker.start()
-        await self.deadlines.start()
-
-    async def stop(self) -> None:
-        """Drain in-flight batches, stop the consumers and the deadline watcher, close Redis."""
-        await self.deadlines.stop()
-        await self.broker.stop()
-        await self.close()
 
     async def close(self) -> None:
         """Flush the producer and release the Redis connections (after the consumers drained)."""
@@ -115,35 +63,29 @@ class OrderService:
 
 def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -> OrderService:
     """Wire broker, store, processor and consumers from `settings`; connects nothing yet."""
-    broker = build_broker(settings, client_id="orders-service")
+    broker = build_broker(settings, client_id=CLIENT_ID, description=BROKER_DESCRIPTION)
     redis = connect_with(settings, reply_timeout=None)  # each batch is time-limited as a whole
     store = OrderStore(redis, settings.client_index_retention_seconds)
     entitlements, timers = EntitlementStore(redis), TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)
     effects = LocalEffects(entitlements, timers, store)
     processor = OrderProcessor(
-        store,
-        entitlements,
-        effects,
-        publisher,
-        clock,
-        policy_from(settings),
-        settings.idempotency_retention_seconds,
-        settings.batch_timeout_seconds,
+        store=store,
+        entitlements=entitlements,
+        effects=effects,
+        publisher=publisher,
+        clock=clock,
+        policy=policy_from(settings),
+        claim_seconds=settings.idempotency_retention_seconds,
+        timeout_seconds=settings.batch_timeout_seconds,
     )
     register_order_consumers(broker, settings, processor, publisher, clock)
     deadlines = DeadlineWatcher(
-        timers,
-        processor,
-        clock,
-        settings.timer_poll_seconds,
-        settings.timer_lease_seconds,
-        settings.max_batch,
+        timers=timers,
+        processor=processor,
+        clock=clock,
+        poll_seconds=settings.timer_poll_seconds,
+        lease_seconds=settings.timer_lease_seconds,
+        batch=settings.max_batch,
     )
-    app = FastStream(broker, logger=logging.getLogger("orders-service.app"))
-    service = OrderService(settings, broker, redis, store, entitlements, timers, deadlines, publisher, app)
-    app.on_startup(service.prepare)
-    app.after_startup(deadlines.start)
-    app.on_shutdown(deadlines.stop)
-    app.after_shutdown(service.close)
-    return service
+    return OrderService(settings, broker, redis, store, entitlements, timers, deadlines, publisher)

@@ -1,22 +1,30 @@
-"""AsyncAPI and OpenAPI documents, generated from the service's own apps and committed under contracts/."""
+"""AsyncAPI and OpenAPI documents, generated from the service's own apps and committed under contracts/.
+
+The order service's broker comes in from its composition root (`orders contracts export` builds it with
+`document_settings()`): only the CLI imports that root.
+"""
 
 import json
 from pathlib import Path
 
+from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from service.app import build_service
 from service.config import RelaySettings, Settings
 
 ASYNCAPI_PATH = Path(__file__).resolve().parent.parent / "contracts" / "asyncapi.json"
 OPENAPI_PATH = ASYNCAPI_PATH.with_name("openapi.json")
 
 
-def asyncapi_document() -> str:
-    """The document for the default topic names, as pretty-printed JSON."""
-    service = build_service(Settings(kafka_bootstrap_servers="kafka:9092", redis_url="redis://redis:6379/0"))
+def document_settings() -> Settings:
+    """The settings the committed documents describe: the default topic names, Compose's hosts."""
+    return Settings(kafka_bootstrap_servers="kafka:9092", redis_url="redis://redis:6379/0")
+
+
+def asyncapi_document(broker: KafkaBroker) -> str:
+    """The document of the order service's `broker` (built from `document_settings()`), as JSON."""
     spec = AsyncAPI(
-        service.broker,
+        broker,
         title="Order service",
         version="1.0.0",
         description=(
@@ -28,9 +36,9 @@ def asyncapi_document() -> str:
     return json.dumps(spec.to_specification().to_jsonable(), indent=2, sort_keys=True) + "\n"
 
 
-def write_asyncapi(path: Path = ASYNCAPI_PATH) -> Path:
-    """Write the document to `path`."""
-    path.write_text(asyncapi_document(), encoding="utf-8")
+def write_asyncapi(broker: KafkaBroker, path: Path = ASYNCAPI_PATH) -> Path:
+    """Write the document of `broker` to `path`."""
+    path.write_text(asyncapi_document(broker), encoding="utf-8")
     return path
 
 

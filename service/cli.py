@@ -3,10 +3,17 @@
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from service.admin import add_admin_commands
 from service.logs import configure_logging
 from service.relay.admin import add_webhook_commands
+
+if TYPE_CHECKING:
+    from faststream import FastStream
+
+    from service.config import Settings
 
 
 def _serve_metrics(port: int) -> None:
@@ -42,15 +49,23 @@ def _healthcheck(_: argparse.Namespace) -> int:
     return 1
 
 
+def _run_consumer(
+    settings: "Settings", build: Callable[[], "FastStream"], *, serve_metrics: bool = True
+) -> int:
+    """Run a consuming process until SIGTERM or SIGINT; FastStream drains in-flight batches before exiting."""
+    configure_logging(settings.log_level)
+    if serve_metrics:
+        _serve_metrics(settings.metrics_port)
+    asyncio.run(build().run())
+    return 0
+
+
 def _run_service(_: argparse.Namespace) -> int:
     from service.app import build_service  # noqa: PLC0415 - keep `orders --help` fast
     from service.config import load_settings  # noqa: PLC0415
 
     settings = load_settings()
-    configure_logging(settings.log_level)
-    _serve_metrics(settings.metrics_port)
-    asyncio.run(build_service(settings).app.run())
-    return 0
+    return _run_consumer(settings, lambda: build_service(settings).app)
 
 
 def _run_resource_sim(_: argparse.Namespace) -> int:
@@ -58,9 +73,7 @@ def _run_resource_sim(_: argparse.Namespace) -> int:
     from service.resource_sim import build_resource_sim  # noqa: PLC0415
 
     settings = ResourceSimSettings()
-    configure_logging(settings.log_level)
-    asyncio.run(build_resource_sim(settings).run())
-    return 0
+    return _run_consumer(settings, lambda: build_resource_sim(settings), serve_metrics=False)
 
 
 def _run_relay(_: argparse.Namespace) -> int:
@@ -68,10 +81,7 @@ def _run_relay(_: argparse.Namespace) -> int:
     from service.relay.app import build_relay  # noqa: PLC0415
 
     settings = RelaySettings()
-    configure_logging(settings.log_level)
-    _serve_metrics(settings.metrics_port)
-    asyncio.run(build_relay(settings).app.run())
-    return 0
+    return _run_consumer(settings, lambda: build_relay(settings).app)
 
 
 def _run_api(_: argparse.Namespace) -> int:
@@ -102,9 +112,11 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _export_contracts(_: argparse.Namespace) -> int:
     from contracts.export import write_json_schemas  # noqa: PLC0415
-    from service.asyncapi import write_asyncapi, write_openapi  # noqa: PLC0415
+    from service.app import build_service  # noqa: PLC0415
+    from service.asyncapi import document_settings, write_asyncapi, write_openapi  # noqa: PLC0415
 
-    for path in [*write_json_schemas(), write_asyncapi(), write_openapi()]:
+    broker = build_service(document_settings()).broker
+    for path in [*write_json_schemas(), write_asyncapi(broker), write_openapi()]:
         print(f"wrote {path}")
     return 0
 

@@ -1,9 +1,18 @@
 """Settings of every process, read from the environment (pydantic-settings); build with `load_settings()`."""
 
+import ipaddress
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topics
@@ -143,14 +152,28 @@ class ResourceSimSettings(Settings):
     sim_group: str = "resource-sim"
 
 
+def _network(value: object) -> object:
+    # ipaddress says what is wrong ("has host bits set"), where pydantic's own type only says "not valid".
+    if not isinstance(value, str):
+        return value
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError as error:
+        raise ValueError(f"not a network in CIDR notation: {error}") from None
+
+
+_Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
+
+
 class RelaySettings(Settings):
     """The webhook relay (`ORDERS_RELAY_*`): retries, limits and target safety."""
 
     relay_group: str = "orders-relay"
     relay_require_https: bool = True
     """Endpoints must be https (turn off only for local development and tests)."""
-    relay_allowed_networks: list[str] = []
-    """CIDRs callable although private, loopback or link-local (a JSON list; the tests allow 127.0.0.0/8)."""
+    relay_allowed_networks: list[_Network] = []
+    """CIDRs callable although private, loopback or link-local (a JSON list; the tests allow 127.0.0.0/8),
+    parsed here so that a malformed one stops the process at start."""
     relay_timeout_seconds: PositiveFloat = 5.0
     """An attempt that has not answered within this is a failure."""
     relay_retry_schedule_seconds: list[PositiveFloat] = [5, 30, 120, 600, 1800, 3600, 7200, 14400]

@@ -16,10 +16,9 @@ from contracts.base import Passenger
 from contracts.commands import CreatePrebooking, PrebookingItem
 from contracts.events import OrderStatusChanged
 from contracts.statuses import OrderStatus, ProductType
-from service.app import service_topics
 from service.config import Settings
 from service.devstack import EmbeddedStack, Endpoints, exit_on_sigterm, spawn, stop_process
-from service.kafka_topics import ensure_topics
+from service.kafka import ensure_topics, service_topics
 
 FAILING_RESOURCE = "LHR-T3-FASTTRACK-FULL"
 DEMO_TIMEOUT_SECONDS = 60.0

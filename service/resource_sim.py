@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from aiokafka import ConsumerRecord
 from faststream import FastStream
-from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 
 from contracts.resources import (
@@ -23,13 +22,12 @@ from contracts.resources import (
     ResourceRequestMessage,
     resource_request_adapter,
 )
-from service.app import build_broker
 from service.config import ResourceSimSettings
-from service.consumers.publishing import JSON_HEADERS
-from service.consumers.routes import BATCH_POLL_MS, raw_records
-from service.consumers.spec import documented_payload
+from service.kafka import JSON_HEADERS, build_app, build_broker, subscribe_batches
 
 log = logging.getLogger(__name__)
+
+CLIENT_ID = "resource-sim"
 
 
 class ResourceSimulator:
@@ -72,7 +70,7 @@ def _resource_set(csv: str) -> set[str]:
 
 def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
     """The simulator as a FastStream app."""
-    broker = build_broker(settings, client_id="resource-sim")
+    broker = build_broker(settings, client_id=CLIENT_ID)
     simulator = ResourceSimulator(settings)
     replies = broker.publisher(
         settings.topic_resource_replies, title="resource_replies", schema=ResourceReplyMessage
@@ -105,17 +103,13 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
         ]
         await asyncio.gather(*pending)
 
-    subscriber = broker.subscriber(
-        settings.topic_resource_requests,
-        batch=True,
-        max_records=settings.max_batch,
-        group_id=settings.sim_group,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        batch_timeout_ms=BATCH_POLL_MS,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=raw_records,
+    subscribe_batches(
+        broker,
+        settings,
+        topic=settings.topic_resource_requests,
+        group=settings.sim_group,
         title="resource_requests",
+        payload=ResourceRequestMessage,
+        handler=on_requests,
     )
-    subscriber(documented_payload(ResourceRequestMessage)(on_requests))
-    return FastStream(broker, logger=logging.getLogger("resource-sim.app"))
+    return build_app(broker, client_id=CLIENT_ID)

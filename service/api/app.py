@@ -10,8 +10,8 @@ from service.api.keys import ApiKeyStore
 from service.api.problems import install_problem_handlers, problem
 from service.api.routes import operations, orders
 from service.api.webhooks import webhooks
-from service.app import build_broker
 from service.config import RelaySettings
+from service.kafka import build_broker
 from service.relay.deliveries import DeliveryStore
 from service.relay.endpoints import EndpointStore
 from service.store.client import connect_with

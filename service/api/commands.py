@@ -18,6 +18,7 @@ from contracts.commands import (
 )
 from contracts.statuses import ProductType
 from service.api.routes import Client
+from service.kafka import JSON_HEADERS
 
 commands = APIRouter(prefix="/v1", tags=["commands"])
 
@@ -77,7 +78,7 @@ async def _publish(request: Request, command: Command) -> Accepted:
         command.model_dump_json().encode(),
         topic=settings.topic_commands,
         key=command.order_id.encode(),
-        headers={"content-type": "application/json"},
+        headers=JSON_HEADERS,
     )
     return Accepted(order_id=command.order_id, command_id=command.command_id)
 

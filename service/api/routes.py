@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 import contracts
 from contracts.statuses import OrderStatus, OrderType
 from service.api.models import Health, OrderDetails, OrderPage
+from service.clock import to_epoch_ms
 from service.domain.one_order import order_view
 from service.domain.order import Order
 
@@ -50,8 +51,8 @@ async def list_orders(
     """The caller's orders, newest first, filtered; follow `next_cursor` for the next page."""
     store = request.app.state.store
     before = _decode_cursor(cursor) if cursor else None
-    since = int(created_from.timestamp() * 1000) if created_from else None
-    until = int(created_until.timestamp() * 1000) if created_until else None
+    since = to_epoch_ms(created_from) if created_from else None
+    until = to_epoch_ms(created_until) if created_until else None
     found: list[OrderDetails] = []
     position = before
     while True:

@@ -1,6 +1,5 @@
 """Webhook endpoint management over HTTP: the same store the relay and `orders webhooks` use."""
 
-import ipaddress
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -88,9 +87,10 @@ async def _owned(request: Request, client_id: str, endpoint_id: str) -> Endpoint
 
 async def _safe(request: Request, url: str) -> None:
     settings = request.app.state.settings
-    allowed = [ipaddress.ip_network(n) for n in settings.relay_allowed_networks]
     try:
-        await check_target(url, require_https=settings.relay_require_https, allowed=allowed)
+        await check_target(
+            url, require_https=settings.relay_require_https, allowed=settings.relay_allowed_networks
+        )
     except (UnsafeTarget, UnresolvableTarget) as error:
         raise HTTPException(422, f"refused webhook URL: {error}") from None
 

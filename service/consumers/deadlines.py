@@ -18,6 +18,7 @@ class DeadlineWatcher:
 
     def __init__(
         self,
+        *,
         timers: TimerStore,
         processor: OrderProcessor,
         clock: Callable[[], datetime],

@@ -16,7 +16,7 @@ from contracts.resources import ResourceReplyMessage, resource_reply_adapter
 from service.domain.decide import ConfirmationDeadline, Input
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Inbound:
     """A valid command or reply, with the identity that makes applying it idempotent."""
 
@@ -46,18 +46,33 @@ def _fingerprint(model: OrderCommand | ResourceReplyMessage) -> str:
 def command_input(command: OrderCommand, record: ConsumerRecord | None = None) -> Inbound:
     """A command's idempotency key is scoped to its client: `cmd/<client_id>/<command_id>`."""
     input_id = f"cmd/{command.client_id}/{command.command_id}"
-    return Inbound(command.order_id, input_id, _fingerprint(command), command, record)
+    return Inbound(
+        order_id=command.order_id,
+        input_id=input_id,
+        fingerprint=_fingerprint(command),
+        message=command,
+        record=record,
+    )
 
 
 def reply_input(reply: ResourceReplyMessage, record: ConsumerRecord | None = None) -> Inbound:
     """A reply's idempotency key is the operator's `reply_id`."""
-    return Inbound(reply.order_id, f"reply/{reply.reply_id}", _fingerprint(reply), reply, record)
+    return Inbound(
+        order_id=reply.order_id,
+        input_id=f"reply/{reply.reply_id}",
+        fingerprint=_fingerprint(reply),
+        message=reply,
+        record=record,
+    )
 
 
 def deadline_input(order_id: str) -> Inbound:
     """The clock's input for an order whose confirmation deadline passed; one per order, ever."""
     return Inbound(
-        order_id, f"timer/confirmation/{order_id}", "confirmation-deadline", ConfirmationDeadline(order_id)
+        order_id=order_id,
+        input_id=f"timer/confirmation/{order_id}",
+        fingerprint="confirmation-deadline",
+        message=ConfirmationDeadline(order_id),
     )
 
 

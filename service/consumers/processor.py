@@ -26,6 +26,7 @@ from contracts.commands import RecordWalkIn
 from contracts.resources import ReservationConfirmed, ReservationFailed
 from contracts.statuses import RejectionCode
 from service import metrics
+from service.clock import to_epoch_ms
 from service.consumers.inbound import Inbound, dead_letter
 from service.domain.decide import Command, ConfirmationDeadline, Context, decide
 from service.domain.local_effects import EntitlementCheck, RecordAnomaly
@@ -66,6 +67,7 @@ class OrderProcessor:
 
     def __init__(
         self,
+        *,
         store: OrderStore,
         entitlements: EntitlementStore,
         effects: LocalEffects,
@@ -199,19 +201,19 @@ class OrderProcessor:
                 new_state = decision.order.model_dump_json().encode()
                 working[inbound.order_id] = (decision.order, inbound.input_id)
                 expiry = expires_at(decision.order, self._policy.order_retention)
-                expires_at_ms = _epoch_ms(expiry) if expiry is not None else 0  # 0: kept
+                expires_at_ms = to_epoch_ms(expiry) if expiry is not None else 0  # 0: kept
             elif order is None:
                 # A rejected command for an order that does not exist still records its input (a re-sent
                 # one is a duplicate): those keys are kept as long as a finished order's.
-                expires_at_ms = _epoch_ms(now + self._policy.order_retention)
+                expires_at_ms = to_epoch_ms(now + self._policy.order_retention)
             transition = Transition(
-                inbound.order_id,
-                inbound.input_id,
-                inbound.fingerprint,
-                version,
-                new_state,
-                _entries(inbound.order_id, decision, inbound.input_id),
-                expires_at_ms,
+                order_id=inbound.order_id,
+                input_id=inbound.input_id,
+                fingerprint=inbound.fingerprint,
+                expected_version=version,
+                new_state=new_state,
+                entries=_entries(inbound.order_id, decision, inbound.input_id),
+                expires_at_ms=expires_at_ms,
             )
             transitions.append((inbound, decision, transition))
         return transitions
@@ -287,10 +289,6 @@ class OrderProcessor:
                         "status": event.status_name,
                     },
                 )
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def _processing_dead_letter(inbound: Inbound, error: Exception, now: datetime) -> list[OutboxEntry]:

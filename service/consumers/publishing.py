@@ -9,11 +9,8 @@ from faststream.kafka import KafkaBroker
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.resources import ResourceRequestMessage
 from service.config import Settings
-from service.kafka_security import client_options
+from service.kafka import JSON_RECORD_HEADERS, build_producer
 from service.store.outbox import Destination, OutboxEntry
-
-JSON_HEADERS = {"content-type": "application/json"}
-_HEADERS = [(name, value.encode()) for name, value in JSON_HEADERS.items()]
 
 
 class OutboxPublisher:
@@ -48,13 +45,7 @@ class OutboxPublisher:
 
     async def start(self) -> None:
         """Connect the producer (before the consumers start: their first batch may publish)."""
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
-            client_id="orders-service",
-            acks="all",
-            enable_idempotence=self._settings.kafka_enable_idempotence,
-            **client_options(self._settings),
-        )
+        self._producer = build_producer(self._settings, client_id="orders-service")
         await self._producer.start()
 
     async def stop(self) -> None:
@@ -72,7 +63,10 @@ class OutboxPublisher:
             raise RuntimeError("the outbox publisher is not started")
         pending = [
             await producer.send(
-                self._topics[entry.destination], entry.value, key=entry.key.encode() or None, headers=_HEADERS
+                self._topics[entry.destination],
+                entry.value,
+                key=entry.key.encode() or None,
+                headers=JSON_RECORD_HEADERS,
             )
             for entry in entries
         ]

@@ -7,8 +7,7 @@ from datetime import datetime
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.middlewares import AckPolicy
+from faststream.kafka import KafkaBroker
 from redis.exceptions import RedisError
 
 from contracts.commands import OrderCommand
@@ -19,21 +18,10 @@ from service.config import Settings
 from service.consumers.inbound import Inbound, InboundDecoder, command_decoder, reply_decoder
 from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
-from service.consumers.spec import documented_payload
+from service.kafka import subscribe_batches
 from service.store.outbox import Destination, OutboxEntry
 
 log = logging.getLogger(__name__)
-
-
-BATCH_POLL_MS = 10
-"""How long a batch subscriber waits for records, and how long FastStream then sleeps if none came: its
-default of 200 ms put up to 400 ms between a quiet partition and its next record, at every hop."""
-
-
-async def raw_records(message: KafkaMessage) -> tuple[ConsumerRecord, ...]:
-    """FastStream decoder that hands a batch handler its records untouched."""
-    raw = message.raw_message
-    return raw if isinstance(raw, tuple) else (raw,)
 
 
 class BatchHandler:
@@ -41,6 +29,7 @@ class BatchHandler:
 
     def __init__(
         self,
+        *,
         decoder: InboundDecoder,
         processor: OrderProcessor,
         publisher: OutboxPublisher,
@@ -123,20 +112,20 @@ def register_order_consumers(
         ),
     ]
     for topic, name, payload, decoder, description in consumers:
-        handler = BatchHandler(decoder, processor, publisher, clock, settings.retry_backoff_seconds)
-        subscriber = broker.subscriber(
-            topic,
-            batch=True,
-            max_records=settings.max_batch,
-            group_id=f"{settings.consumer_group}.{name}",
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            batch_timeout_ms=BATCH_POLL_MS,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-            decoder=raw_records,
+        handler = BatchHandler(
+            decoder=decoder,
+            processor=processor,
+            publisher=publisher,
+            clock=clock,
+            backoff_seconds=settings.retry_backoff_seconds,
+        )
+        subscribe_batches(
+            broker,
+            settings,
+            topic=topic,
+            group=f"{settings.consumer_group}.{name}",
             title=name,
             description=description,
+            payload=payload,
+            handler=handler,
         )
-        subscriber(documented_payload(payload)(handler))

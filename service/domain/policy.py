@@ -9,7 +9,7 @@ DEFAULT_CONFIRMATION_TIMEOUT = timedelta(minutes=2)
 DEFAULT_ORDER_RETENTION = timedelta(days=30)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Policy:
     """Per-deployment rules; per-resource cancellation windows override the default."""
 

@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -82,9 +81,10 @@ async def _endpoint(store: EndpointStore, endpoint_id: str) -> Endpoint:
 async def _add(
     args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, settings: RelaySettings
 ) -> int:
-    allowed = [ipaddress.ip_network(n) for n in settings.relay_allowed_networks]
     try:
-        await check_target(args.url, require_https=settings.relay_require_https, allowed=allowed)
+        await check_target(
+            args.url, require_https=settings.relay_require_https, allowed=settings.relay_allowed_networks
+        )
     except UnsafeTarget as error:
         raise SystemExit(f"refused: {error}") from None
     endpoint = await store.create(args.client, args.url, utc_now(), args.description, args.status)

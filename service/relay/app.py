@@ -6,19 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import ConsumerRecord
-from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from contracts.events import OrderStatusChanged
 from service import metrics
-from service.app import build_broker
 from service.clock import utc_now
 from service.config import RelaySettings
-from service.consumers.routes import BATCH_POLL_MS, raw_records
-from service.consumers.spec import documented_payload
+from service.kafka import ConsumingProcess, build_app, build_broker, subscribe_batches
 from service.relay.deliveries import DeliveryStore, QueuedEvent
 from service.relay.endpoints import EndpointState, EndpointStore
 from service.relay.sender import HttpClient, http_client
@@ -27,10 +23,12 @@ from service.store.client import connect_with
 
 log = logging.getLogger(__name__)
 
+CLIENT_ID = "orders-relay"
+
 
 @dataclass
-class Relay:
-    """The wired relay."""
+class Relay(ConsumingProcess):
+    """The wired relay (`start` and `stop` for embedding, `app.run()` for the CLI: the same sequence)."""
 
     broker: KafkaBroker
     redis: "Redis"
@@ -38,18 +36,9 @@ class Relay:
     deliveries: DeliveryStore
     worker: DeliveryWorker
     client: HttpClient
-    app: FastStream
 
-    async def start(self) -> None:
-        """Consume and deliver (for embedding in tests; `app.run()` does this for the CLI)."""
-        await self.broker.start()
-        await self.worker.start()
-
-    async def stop(self) -> None:
-        """Stop consuming, let attempts in flight finish, close connections."""
-        await self.worker.stop()
-        await self.broker.stop()
-        await self.close()
+    def __post_init__(self) -> None:
+        self.app = build_app(self.broker, client_id=CLIENT_ID, loops=[self.worker], close=self.close)
 
     async def close(self) -> None:
         """Release the HTTP and Redis connections."""
@@ -62,6 +51,7 @@ class EventQueuer:
 
     def __init__(
         self,
+        *,
         endpoints: EndpointStore,
         deliveries: DeliveryStore,
         clock: Callable[[], datetime],
@@ -82,7 +72,13 @@ class EventQueuer:
                 log.warning("relay.bad_event", extra={"partition": record.partition, "offset": record.offset})
         by_client = await self._endpoints.for_clients(sorted({event.client_id for event, _ in events}))
         queued = [
-            QueuedEvent(endpoint.endpoint_id, event.order_id, event.event_id, event.sequence, body)
+            QueuedEvent(
+                endpoint_id=endpoint.endpoint_id,
+                order_id=event.order_id,
+                event_id=event.event_id,
+                sequence=event.sequence,
+                body=body,
+            )
             for event, body in events
             for endpoint in by_client[event.client_id]
             if endpoint.state is not EndpointState.DISABLED and endpoint.wants(event.status)
@@ -95,30 +91,19 @@ class EventQueuer:
 
 def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now) -> Relay:
     """Wire the relay from settings; connects nothing yet."""
-    broker = build_broker(settings, client_id="orders-relay")
+    broker = build_broker(settings, client_id=CLIENT_ID)
     redis = connect_with(settings)
     endpoints, deliveries = EndpointStore(redis), DeliveryStore(redis)
     client = http_client()
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)
-    subscriber = broker.subscriber(
-        settings.topic_status_changed,
-        batch=True,
-        max_records=settings.max_batch,
-        group_id=settings.relay_group,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        batch_timeout_ms=BATCH_POLL_MS,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        decoder=raw_records,
+    subscribe_batches(
+        broker,
+        settings,
+        topic=settings.topic_status_changed,
+        group=settings.relay_group,
         title="relay_status_changed",
         description="The relay queues every status event for the endpoints its client registered.",
+        payload=OrderStatusChanged,
+        handler=EventQueuer(endpoints=endpoints, deliveries=deliveries, clock=clock, on_queued=worker.wake),
     )
-    subscriber(documented_payload(OrderStatusChanged)(EventQueuer(endpoints, deliveries, clock, worker.wake)))
-    app = FastStream(broker, logger=logging.getLogger("orders-relay.app"))
-    relay = Relay(broker, redis, endpoints, deliveries, worker, client, app)
-    app.after_startup(worker.start)
-    app.on_shutdown(worker.stop)
-    app.after_shutdown(relay.close)
-    return relay
+    return Relay(broker, redis, endpoints, deliveries, worker, client)

@@ -8,16 +8,12 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 
+from service.clock import to_epoch_ms as ms
 from service.store.keys import webhook_key
 from service.store.scripts import Call, Coalesced, LuaScript
 
 
-def ms(moment: datetime) -> int:
-    """Epoch milliseconds."""
-    return int(moment.timestamp() * 1000)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QueuedEvent:
     """A status event to deliver to one endpoint."""
 
@@ -119,7 +115,11 @@ class DeliveryStore:
                 continue
             event_id, sequence, body, tries = reply
             event = QueuedEvent(
-                claim.endpoint_id, claim.order_id, event_id.decode(), int(sequence), body or b"{}"
+                endpoint_id=claim.endpoint_id,
+                order_id=claim.order_id,
+                event_id=event_id.decode(),
+                sequence=int(sequence),
+                body=body or b"{}",
             )
             found.append(Head(event, json.loads(tries) if tries else []))
         return found

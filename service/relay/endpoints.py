@@ -4,13 +4,14 @@ import base64
 import secrets
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from service.clock import from_epoch_ms
 from service.store.keys import WEBHOOK_ENDPOINTS, client_webhooks_key, webhook_key
 
 _BREAKER_FIELDS = {"consecutive_failures", "failing_since", "paused_until"}
@@ -129,8 +130,8 @@ class EndpointStore:
                 continue
             endpoint = self._parse(config).model_copy()
             endpoint.consecutive_failures = int(failures or 0)
-            endpoint.failing_since = _moment(failing_since)
-            endpoint.paused_until = _moment(paused_until)
+            endpoint.failing_since = from_epoch_ms(failing_since) if failing_since else None
+            endpoint.paused_until = from_epoch_ms(paused_until) if paused_until else None
             endpoints.append(endpoint)
         return endpoints
 
@@ -251,7 +252,3 @@ class EndpointStore:
 
 def _ids(members: set[bytes]) -> list[str]:
     return sorted(m.decode() for m in members)
-
-
-def _moment(epoch_ms: bytes | None) -> datetime | None:
-    return datetime.fromtimestamp(int(epoch_ms) / 1000, UTC) if epoch_ms else None

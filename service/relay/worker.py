@@ -1,7 +1,6 @@
 """The delivery loop: claim due orders per endpoint, attempt their next event, settle the outcome."""
 
 import asyncio
-import ipaddress
 import json
 import logging
 import random
@@ -37,7 +36,7 @@ class DeliveryWorker:
         self._settings = settings
         self._clock = clock
         self._random = rng or random.Random()
-        self._allowed = [ipaddress.ip_network(n) for n in settings.relay_allowed_networks]
+        self._allowed = settings.relay_allowed_networks
         self._lease_seconds = settings.relay_timeout_seconds * 2 + 5
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._stopping = asyncio.Event()

@@ -6,6 +6,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from service.clock import to_epoch_ms
 from service.domain.local_effects import IndexOrder
 from service.domain.order import Order
 from service.store.keys import ANOMALIES, client_orders_key, inputs_key, order_key, order_keys, outbox_key
@@ -24,7 +25,7 @@ class OrderSnapshot:
     outbox: list[PendingEntry]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Transition:
     """One input's effect on one order, ready for `commit_transition.lua`."""
 
@@ -155,7 +156,7 @@ class OrderStore:
         newest: dict[str, int] = {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for e in entries:
-                created_ms = int(e.created_at.timestamp() * 1000)
+                created_ms = to_epoch_ms(e.created_at)
                 pipe.zadd(client_orders_key(e.client_id), {e.order_id: created_ms})
                 newest[e.client_id] = max(newest.get(e.client_id, 0), created_ms)
             for client_id, created_ms in newest.items():

@@ -5,13 +5,10 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
+from service.clock import to_epoch_ms
 from service.domain.local_effects import ScheduleConfirmationTimeout
 from service.store.keys import CONFIRMATION_TIMERS
 from service.store.scripts import LuaScript
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 class TimerStore:
@@ -29,13 +26,13 @@ class TimerStore:
         """Set deadlines that are not set yet (NX: a replayed schedule never postpones a claimed timer)."""
         if timers:
             await self._redis.zadd(
-                CONFIRMATION_TIMERS, {t.order_id: _ms(t.deadline) for t in timers}, nx=True
+                CONFIRMATION_TIMERS, {t.order_id: to_epoch_ms(t.deadline) for t in timers}, nx=True
             )
 
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[str]:
         """Order ids whose deadline passed, leased to the caller for `lease_seconds`."""
         claimed = await self._claim.run(
-            self._redis, [CONFIRMATION_TIMERS], [_ms(now), int(lease_seconds * 1000), limit]
+            self._redis, [CONFIRMATION_TIMERS], [to_epoch_ms(now), int(lease_seconds * 1000), limit]
         )
         return [member.decode() for member in claimed]
 

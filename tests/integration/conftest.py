@@ -12,10 +12,10 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from service.api.app import build_api
-from service.app import OrderService, build_service, service_topics
+from service.app import OrderService, build_service
 from service.config import RelaySettings, ResourceSimSettings, Settings
 from service.devstack import EmbeddedRedisCluster, Endpoints, free_port
-from service.kafka_topics import ensure_topics
+from service.kafka import ensure_topics, service_topics
 from service.resource_sim import build_resource_sim
 from service.store.client import connect
 from tests.kafka_tap import TopicTap

@@ -65,7 +65,14 @@ def processor(
     """A processor on the real Redis whose publisher is a recording stand-in for the broker."""
     orders, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
     effects = LocalEffects(entitlements, timers, orders)
-    return OrderProcessor(orders, entitlements, effects, publisher, clock, Policy())
+    return OrderProcessor(
+        store=orders,
+        entitlements=entitlements,
+        effects=effects,
+        publisher=publisher,
+        clock=clock,
+        policy=Policy(),
+    )
 
 
 async def test_events_stored_before_a_failed_publish_are_published_on_redelivery(redis: Redis) -> None:
@@ -127,7 +134,13 @@ async def test_a_batch_that_hangs_fails_within_its_time_limit_and_keeps_its_outb
     orders, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
     effects = LocalEffects(entitlements, timers, orders)
     hanging = OrderProcessor(
-        orders, entitlements, effects, HangingPublisher(), lambda: NOW, Policy(), timeout_seconds=0.3
+        store=orders,
+        entitlements=entitlements,
+        effects=effects,
+        publisher=HangingPublisher(),
+        clock=lambda: NOW,
+        policy=Policy(),
+        timeout_seconds=0.3,
     )
 
     with pytest.raises(TimeoutError):
@@ -146,7 +159,9 @@ async def test_stale_version_is_refused_by_the_commit_script(redis: Redis) -> No
     create = command_input(prebooking())
     await processor(redis, RecordingPublisher()).process([create])
 
-    stale = Transition(create.order_id, "reply/late", "f", expected_version="", new_state=b"{}")
+    stale = Transition(
+        order_id=create.order_id, input_id="reply/late", fingerprint="f", expected_version="", new_state=b"{}"
+    )
     [result] = await store.commit([stale])
 
     assert result.outcome == "conflict"
@@ -188,7 +203,12 @@ async def test_deadlines_survive_restarts_and_fire_once_across_instances(redis: 
     publishers = [RecordingPublisher(), RecordingPublisher()]
     watchers = [
         DeadlineWatcher(
-            TimerStore(redis), processor(redis, p, clock=lambda: later), lambda: later, 0.05, 30, 7
+            timers=TimerStore(redis),
+            processor=processor(redis, p, clock=lambda: later),
+            clock=lambda: later,
+            poll_seconds=0.05,
+            lease_seconds=30,
+            batch=7,
         )
         for p in publishers
     ]
@@ -242,7 +262,12 @@ async def test_anomaly_record_survives_a_crash_before_publication(redis: Redis) 
     await processor(redis, RecordingPublisher()).process([create])
     failed = processor(redis, RecordingPublisher(), clock=lambda: NOW + timedelta(minutes=5))
     await DeadlineWatcher(
-        TimerStore(redis), failed, lambda: NOW + timedelta(minutes=5), 0.05, 30, 100
+        timers=TimerStore(redis),
+        processor=failed,
+        clock=lambda: NOW + timedelta(minutes=5),
+        poll_seconds=0.05,
+        lease_seconds=30,
+        batch=100,
     ).fire_due()
     late = reply_input(
         ReservationConfirmed(

@@ -43,7 +43,10 @@ async def test_the_relay_stores_work_on_the_cluster(cluster: Redis) -> None:
     endpoint = await endpoints.create("client-a", "https://hooks.example.com/orders", now)
     disabled = await endpoints.set_state(endpoint.endpoint_id, EndpointState.DISABLED, "test")
     _, secret = await endpoints.rotate_secret(endpoint.endpoint_id, now, timedelta(hours=1))
-    await deliveries.enqueue([QueuedEvent(endpoint.endpoint_id, "ORD-1", "ev-1", 1, b"{}")], now)
+    event = QueuedEvent(
+        endpoint_id=endpoint.endpoint_id, order_id="ORD-1", event_id="ev-1", sequence=1, body=b"{}"
+    )
+    await deliveries.enqueue([event], now)
     claims = await deliveries.claim({endpoint.endpoint_id: 5}, now, 10)
     [head] = await deliveries.heads(claims)
 

@@ -12,7 +12,7 @@ from contracts.events import OrderStatusChanged, OrderView
 from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
 from service.config import RelaySettings
 from service.devstack import Endpoints
-from service.kafka_topics import ensure_topics
+from service.kafka import ensure_topics
 from service.relay.app import Relay, build_relay
 from service.relay.endpoints import Endpoint, EndpointStore
 from tests.integration.conftest import until_assigned

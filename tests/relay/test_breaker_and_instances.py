@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from service.devstack import Endpoints
-from service.kafka_topics import ensure_topics
+from service.kafka import ensure_topics
 from service.relay.app import build_relay
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
 from tests.integration.conftest import until_assigned

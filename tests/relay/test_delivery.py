@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from service.config import RelaySettings
 from service.devstack import Endpoints, free_port
-from service.kafka_topics import ensure_topics
+from service.kafka import ensure_topics
 from service.relay.app import Relay, build_relay
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
 from tests.integration.conftest import until_assigned

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from service.config import RelaySettings
 from service.devstack import Endpoints
-from service.kafka_topics import ensure_topics
+from service.kafka import ensure_topics
 from service.relay.app import build_relay
 from service.store.scripts import Coalesced, LuaScript
 from tests.integration.conftest import until_assigned

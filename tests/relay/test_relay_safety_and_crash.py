@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from service.config import RelaySettings
 from service.devstack import Endpoints
-from service.kafka_topics import ensure_topics
+from service.kafka import ensure_topics
 from service.relay.app import build_relay
 from service.relay.deliveries import DeliveryStore
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore

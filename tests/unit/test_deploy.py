@@ -30,9 +30,9 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from service.api.routes import operations
-from service.app import topic_configs
 from service.cli import build_parser
 from service.config import RelaySettings, ResourceSimSettings, Settings
+from service.kafka import topic_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -7,7 +7,7 @@ from faststream.kafka.security import parse_security
 from pydantic import ValidationError
 
 from service.config import Settings
-from service.kafka_security import broker_security, client_options
+from service.kafka import broker_security, client_options
 
 PASSWORD = "s3cret-sasl-password"
 

@@ -6,12 +6,12 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.statuses import OrderStatus
-from service.app import service_topics, topic_configs
 from service.config import Settings
 from service.domain.decide import Context, decide
 from service.domain.order import Order
 from service.domain.policy import Policy
 from service.domain.retention import expires_at
+from service.kafka import service_topics, topic_configs
 from tests.factories import prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -3,7 +3,9 @@
 import ipaddress
 
 import pytest
+from pydantic import ValidationError
 
+from service.config import RelaySettings
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target, check_url_form
 
 LOOPBACK_ALLOWED = [ipaddress.ip_network("127.0.0.0/8")]
@@ -53,3 +55,19 @@ async def test_a_host_that_does_not_resolve_is_a_failure_to_retry_not_a_verdict(
     """DNS trouble may pass: it must not disable the endpoint the way an unsafe address does."""
     with pytest.raises(UnresolvableTarget):
         await check_target("https://no-such-host.invalid/hook", require_https=True, allowed=[])
+
+
+def test_allowed_networks_are_parsed_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ORDERS_RELAY_ALLOWED_NETWORKS stays a JSON list of CIDRs; the settings hold the parsed networks."""
+    monkeypatch.setenv("ORDERS_RELAY_ALLOWED_NETWORKS", '["127.0.0.0/8", "fd00::/8"]')
+    assert RelaySettings().relay_allowed_networks == [
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("fd00::/8"),
+    ]
+
+
+@pytest.mark.parametrize(("network", "reason"), [("10.0.0.1/8", "host bits set"), ("intranet", "does not")])
+def test_a_malformed_allowed_network_fails_the_settings(network: str, reason: str) -> None:
+    """A typo in the allowed networks stops the process at start, saying what is wrong, not at first use."""
+    with pytest.raises(ValidationError, match=f"relay_allowed_networks.0\n.*not a network in CIDR.*{reason}"):
+        RelaySettings(relay_allowed_networks=[network])

@@ -7,9 +7,45 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from service.config import Settings
+from service.kafka._security import client_options as security_options
+
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+def service_topics(settings: Settings) -> list[str]:
+    """Every topic the service reads or writes."""
+    return [
+        settings.topic_commands,
+        settings.topic_resource_requests,
+        settings.topic_resource_replies,
+        settings.topic_status_changed,
+        settings.topic_command_rejected,
+        settings.topic_dead_letter,
+    ]
+
+
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Topic configuration the service creates its topics with: retention per topic."""
+    configs = {
+        topic: {"retention.ms": str(settings.topic_retention_ms)} for topic in service_topics(settings)
+    }
+    configs[settings.topic_dead_letter] = {"retention.ms": str(settings.topic_dead_letter_retention_ms)}
+    return configs
+
+
+async def ensure_service_topics(settings: Settings) -> None:
+    """Create the service's missing topics as `settings` configure them."""
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        service_topics(settings),
+        settings.topic_partitions,
+        settings.topic_replication_factor,
+        security_options(settings),
+        topic_configs(settings),
+    )
 
 
 async def ensure_topics(
@@ -21,8 +57,8 @@ async def ensure_topics(
     configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Create every topic in `names` that does not exist yet, with its `configs` (e.g. `retention.ms`) if
-    given (`client_options`: TLS and SASL, see `service.kafka_security`). Existing topics are left as they
-    are: their settings belong to whoever runs the cluster."""
+    given (`client_options`: TLS and SASL, see `service.kafka.client_options`). Existing topics are left as
+    they are: their settings belong to whoever runs the cluster."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(client_options or {}))
     await admin.start()
     try:

@@ -1,0 +1,30 @@
+"""What every process shares about Kafka: clients, batch subscribers, headers, security, topics and
+the app that runs a broker between a process's start and stop steps.
+
+Imports only `contracts`, `service.config` and third-party libraries, so that the order service, the relay,
+the API and the simulator all depend on it and it on none of them.
+"""
+
+from service.kafka._apps import BackgroundLoop, ConsumingProcess, build_app
+from service.kafka._clients import JSON_HEADERS, JSON_RECORD_HEADERS, build_broker, build_producer
+from service.kafka._security import broker_security, client_options
+from service.kafka._subscribers import RecordsHandler, subscribe_batches
+from service.kafka._topics import ensure_service_topics, ensure_topics, service_topics, topic_configs
+
+__all__ = [
+    "JSON_HEADERS",
+    "JSON_RECORD_HEADERS",
+    "BackgroundLoop",
+    "ConsumingProcess",
+    "RecordsHandler",
+    "broker_security",
+    "build_app",
+    "build_broker",
+    "build_producer",
+    "client_options",
+    "ensure_service_topics",
+    "ensure_topics",
+    "service_topics",
+    "subscribe_batches",
+    "topic_configs",
+]
