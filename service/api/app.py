@@ -6,16 +6,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from service.api.commands import commands
-from service.api.keys import ApiKeyStore
 from service.api.problems import install_problem_handlers, problem
 from service.api.routes import operations, orders
 from service.api.webhooks import webhooks
 from service.app import build_broker
 from service.config import RelaySettings
-from service.relay.deliveries import DeliveryStore
-from service.relay.endpoints import EndpointStore
+from service.store.authentication import ApiKeyStore
 from service.store.client import connect_with
 from service.store.orders import OrderStore
+from service.store.webhook_deliveries import DeliveryStore
+from service.store.webhook_endpoints import EndpointStore
 
 MAX_BODY_BYTES = 64 * 1024
 

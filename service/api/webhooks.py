@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException
 
 from service.api.routes import Client
 from service.clock import utc_now
-from service.relay.endpoints import Endpoint, EndpointState
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
+from service.store.webhook_endpoints import Endpoint, EndpointState
 
 webhooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
 

@@ -19,11 +19,11 @@ from service.clock import utc_now
 from service.config import RelaySettings
 from service.consumers.routes import BATCH_POLL_MS, raw_records
 from service.consumers.spec import documented_payload
-from service.relay.deliveries import DeliveryStore, QueuedEvent
-from service.relay.endpoints import EndpointState, EndpointStore
 from service.relay.sender import HttpClient, http_client
 from service.relay.worker import DeliveryWorker
 from service.store.client import connect_with
+from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
+from service.store.webhook_endpoints import EndpointState, EndpointStore
 
 log = logging.getLogger(__name__)
 

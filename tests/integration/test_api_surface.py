@@ -7,9 +7,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.api.keys import ApiKeyStore
 from service.config import Settings
 from service.relay.app import build_relay
+from service.store.authentication import ApiKeyStore
 from tests.factories import unique
 from tests.integration.conftest import api_settings, until_assigned
 from tests.waiting import eventually

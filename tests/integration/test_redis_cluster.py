@@ -7,11 +7,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, ResponseError
 
-from service.relay.deliveries import DeliveryStore, QueuedEvent
-from service.relay.endpoints import EndpointState, EndpointStore
 from service.store.client import connect
 from service.store.keys import order_keys
 from service.store.scripts import LuaScript
+from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
+from service.store.webhook_endpoints import EndpointState, EndpointStore
 
 pytestmark = pytest.mark.integration
 
