@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from service.store.keys import WEBHOOK_ENDPOINTS, client_webhooks_key, webhook_key
+from service.store.keys import (
+    WEBHOOK_ENDPOINTS,
+    client_webhooks_key,
+    webhook_endpoint_key,
+    webhook_fixed_keys,
+    webhook_pending_key,
+)
 
 _BREAKER_FIELDS = {"consecutive_failures", "failing_since", "paused_until"}
 """Stored in their own hash fields (`failures`, `failing_since`, `paused_until`) by the settle script."""
@@ -110,7 +116,7 @@ class EndpointStore:
     async def save(self, endpoint: Endpoint) -> None:
         """Store the endpoint's configuration and state (the breaker's counters are the workers' to write)."""
         config = endpoint.model_dump_json(exclude=_BREAKER_FIELDS)
-        await self._redis.hset(webhook_key(endpoint.endpoint_id), "config", config)
+        await self._redis.hset(webhook_endpoint_key(endpoint.endpoint_id), "config", config)
 
     async def get(self, endpoint_id: str) -> Endpoint | None:
         """One endpoint, or None."""
@@ -121,7 +127,9 @@ class EndpointStore:
         """Several endpoints with their circuit-breaker state, in one round trip (missing ones left out)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for endpoint_id in endpoint_ids:
-                pipe.hmget(webhook_key(endpoint_id), ["config", "failures", "failing_since", "paused_until"])
+                pipe.hmget(
+                    webhook_endpoint_key(endpoint_id), ["config", "failures", "failing_since", "paused_until"]
+                )
             found = await pipe.execute()
         endpoints = []
         for config, failures, failing_since, paused_until in found:
@@ -171,7 +179,7 @@ class EndpointStore:
         Workers (a 410, an unsafe target) and operators (rotation, enable) change endpoints concurrently;
         a plain read-then-write could drop, for instance, a secret just handed to a client.
         """
-        key = webhook_key(endpoint_id)
+        key = webhook_endpoint_key(endpoint_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -237,12 +245,9 @@ class EndpointStore:
 
     async def delete(self, endpoint: Endpoint) -> None:
         """Forget the endpoint and everything queued for it."""
-        keys = [
-            webhook_key(endpoint.endpoint_id, part)
-            for part in ("", "bodies", "due", "done", "tries", "dead", "attempts")
-        ]
+        keys = webhook_fixed_keys(endpoint.endpoint_id)
         pending = [
-            k async for k in self._redis.scan_iter(match=webhook_key(endpoint.endpoint_id, "pending:*"))
+            k async for k in self._redis.scan_iter(match=webhook_pending_key(endpoint.endpoint_id, "*"))
         ]
         await self._redis.delete(*keys, *pending)
         await self._redis.srem(client_webhooks_key(endpoint.client_id), endpoint.endpoint_id)
