@@ -74,7 +74,12 @@ def webhook_bodies_key(endpoint_id: str) -> str:
 
 
 def webhook_due_key(endpoint_id: str) -> str:
-    """Sorted set: order id → when its next delivery is due, or until when it is leased (epoch ms)."""
+    """Sorted set: order id → when its next delivery is due, or until when it is leased (epoch ms).
+
+    It lists every order with a non-empty pending queue, so it indexes the endpoint's queues: whatever
+    queues an event (`enqueue_delivery.lua`, a replay's transaction) adds its order here in the same atomic
+    step, and only `settle_delivery.lua` removes an order, in the step that takes its last event.
+    """
     return f"webhook:{{{endpoint_id}}}:due"
 
 

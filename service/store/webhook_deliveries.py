@@ -189,7 +189,8 @@ class DeliveryStore:
         """Queue dead deliveries again (in their original sequence order per order); returns how many."""
         dead = await self.dead(endpoint_id)
         chosen = [(event_id, dead[event_id]["event"]) for event_id in event_ids if event_id in dead]
-        async with self._redis.pipeline(transaction=False) as pipe:
+        # One transaction: a queue is never left without its order in `due`, which indexes the queues.
+        async with self._redis.pipeline(transaction=True) as pipe:
             for event_id, event in chosen:
                 order_id = event["order_id"]
                 pipe.zadd(webhook_pending_key(endpoint_id, order_id), {event_id: event["sequence"]})

@@ -14,6 +14,7 @@ from redis.exceptions import WatchError
 from service.store.keys import (
     WEBHOOK_ENDPOINTS,
     client_webhooks_key,
+    webhook_due_key,
     webhook_endpoint_key,
     webhook_fixed_keys,
     webhook_pending_key,
@@ -244,14 +245,28 @@ class EndpointStore:
         return await self._change(endpoint_id, change), secret
 
     async def delete(self, endpoint: Endpoint) -> None:
-        """Forget the endpoint and everything queued for it."""
-        keys = webhook_fixed_keys(endpoint.endpoint_id)
-        pending = [
-            k async for k in self._redis.scan_iter(match=webhook_pending_key(endpoint.endpoint_id, "*"))
-        ]
-        await self._redis.delete(*keys, *pending)
-        await self._redis.srem(client_webhooks_key(endpoint.client_id), endpoint.endpoint_id)
-        await self._redis.srem(WEBHOOK_ENDPOINTS, endpoint.endpoint_id)
+        """Forget the endpoint and everything queued for it.
+
+        Its per-order queues are those of the orders in `due`, which holds every order with a queued event
+        (see `webhook_due_key`): no SCAN over the keyspace. An order queued while the deletion reads `due`
+        makes it read again (WATCH), so that no queue is left behind.
+        """
+        endpoint_id = endpoint.endpoint_id
+        due = webhook_due_key(endpoint_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(due)
+                    orders: list[bytes] = await pipe.zrange(due, 0, -1)  # type: ignore[assignment]
+                    pending = [webhook_pending_key(endpoint_id, order.decode()) for order in orders]
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    pipe.delete(*webhook_fixed_keys(endpoint_id), *pending)
+                    await pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        await self._redis.srem(client_webhooks_key(endpoint.client_id), endpoint_id)
+        await self._redis.srem(WEBHOOK_ENDPOINTS, endpoint_id)
 
 
 def _ids(members: set[bytes]) -> list[str]:
