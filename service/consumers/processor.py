@@ -35,8 +35,7 @@ from service.domain.policy import Policy
 from service.domain.retention import expires_at
 from service.store.effects import LocalEffects, encode_effect
 from service.store.entitlements import EntitlementStore
-from service.store.keys import command_claim_key
-from service.store.orders import OrderSnapshot, OrderStore, Transition
+from service.store.orders import CommandClaim, OrderSnapshot, OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry, PendingEntry
 
 log = logging.getLogger(__name__)
@@ -112,16 +111,16 @@ class OrderProcessor:
     async def _apply_round(self, pending: list[Inbound], output: _BatchOutput) -> list[Inbound]:
         """One read-decide-commit round; returns the inputs whose order changed under them."""
         now = self._clock()
-        claims: list[tuple[Inbound, str]] = []
+        claims: list[tuple[Inbound, CommandClaim]] = []
         for inbound in pending:
             if isinstance(inbound.message, Command):
-                claims.append(
-                    (inbound, command_claim_key(inbound.message.client_id, inbound.message.command_id))
-                )
+                command = inbound.message
+                claim = CommandClaim(command.client_id, command.command_id, inbound.fingerprint)
+                claims.append((inbound, claim))
         snapshots, applied, claimed = await self._store.load(
             (i.order_id for i in pending),
             [(i.order_id, i.input_id) for i in pending],
-            [(key, i.fingerprint) for i, key in claims],
+            [claim for _, claim in claims],
             self._claim_seconds,
         )
         conflicting = set()

@@ -2,13 +2,21 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from redis.asyncio import Redis
 
 from service.domain.effects import IndexOrder
 from service.domain.order import Order
-from service.store.keys import ANOMALIES, client_orders_key, inputs_key, order_key, order_keys, outbox_key
+from service.store.keys import (
+    ANOMALIES,
+    client_orders_key,
+    command_claim_key,
+    inputs_key,
+    order_key,
+    order_keys,
+    outbox_key,
+)
 from service.store.outbox import OutboxEntry, PendingEntry
 from service.store.scripts import Call, LuaScript
 
@@ -22,6 +30,14 @@ class OrderSnapshot:
     order: Order | None
     version: str
     outbox: list[PendingEntry]
+
+
+class CommandClaim(NamedTuple):
+    """A command's hold on its `command_id` among all its client's commands, by its payload's fingerprint."""
+
+    client_id: str
+    command_id: str
+    fingerprint: str
 
 
 @dataclass
@@ -64,11 +80,12 @@ class OrderStore:
         self,
         order_ids: Iterable[str],
         input_ids: Sequence[tuple[str, str]],
-        claims: Sequence[tuple[str, str]] = (),
+        claims: Sequence[CommandClaim] = (),
         claim_seconds: int = 7 * 24 * 3600,
     ) -> tuple[dict[str, OrderSnapshot], dict[str, bytes], list[bytes]]:
         """Snapshots of `order_ids`, the fingerprints of those `(order_id, input_id)` already applied, and
-        for each `(claim_key, fingerprint)` the fingerprint that holds the claim (set now if none did)."""
+        for each claim the fingerprint that holds its command_id (this one's, if none held it; a claim
+        lasts `claim_seconds`)."""
         orders = list(dict.fromkeys(order_ids))
         async with self._redis.pipeline(transaction=False) as pipe:
             for order_id in orders:
@@ -76,8 +93,9 @@ class OrderStore:
                 pipe.hgetall(outbox_key(order_id))
             for order_id, input_id in input_ids:
                 pipe.hget(inputs_key(order_id), input_id)
-            for key, fingerprint in claims:
-                pipe.set(key, fingerprint, nx=True, ex=claim_seconds)
+            for claim in claims:
+                key = command_claim_key(claim.client_id, claim.command_id)
+                pipe.set(key, claim.fingerprint, nx=True, ex=claim_seconds)
                 pipe.get(key)
             replies = await pipe.execute()
         claimed: list[bytes] = replies[2 * len(orders) + len(input_ids) :][1::2]
