@@ -143,12 +143,10 @@ class OrderProcessor:
         transitions = self._decide_all(pending, snapshots, applied, checks, now, output)
         results = await self._store.commit([t for _, _, t in transitions])
         retry: list[Inbound] = []
-        for (inbound, decision, transition), result in zip(transitions, results, strict=True):
+        for (inbound, decision, _), result in zip(transitions, results, strict=True):
             if result.outcome == "ok":
-                first = int(result.detail)
-                for n, entry in enumerate(transition.entries):
-                    number = b"%012d" % (first + n)
-                    output.stored[(inbound.order_id, number)] = PendingEntry(inbound.order_id, number, entry)
+                for stored in result.stored:
+                    output.stored[(stored.order_id, stored.number)] = stored
                 self._account(inbound, decision, output)
             elif result.outcome == "duplicate":
                 self._on_duplicate(inbound, result.detail, now, output)

@@ -61,7 +61,9 @@ class CommitResult:
 
     outcome: Literal["ok", "duplicate", "conflict"]
     detail: str
-    """ok: number of the first outbox entry; duplicate: the stored fingerprint; conflict: current version."""
+    """duplicate: the stored fingerprint; conflict: the current version; ok: ''."""
+    stored: list[PendingEntry] = field(default_factory=list)
+    """ok: the transition's outbox entries, under the numbers the script stored them at."""
 
 
 class OrderStore:
@@ -133,7 +135,7 @@ class OrderStore:
             args += [entry.encode() for entry in t.entries]
             calls.append((order_keys(t.order_id), args))
         replies = await self._commit.run_many(self._redis, calls)
-        return [CommitResult(outcome.decode(), detail.decode()) for outcome, detail in replies]
+        return [_commit_result(t, reply) for t, reply in zip(transitions, replies, strict=True)]
 
     async def acknowledge(self, published: Iterable[PendingEntry]) -> None:
         """Drop published entries from their outboxes."""
@@ -212,3 +214,12 @@ class OrderStore:
             for (_, score), state in zip(chosen, states, strict=True)
             if state
         ]
+
+
+def _commit_result(transition: Transition, reply: list[bytes]) -> CommitResult:
+    """`commit_transition.lua`'s reply: the outcome, then the entry numbers or the detail."""
+    outcome, *rest = reply
+    if outcome == b"ok":
+        numbers = zip(rest, transition.entries, strict=True)
+        return CommitResult("ok", "", [PendingEntry(transition.order_id, n, entry) for n, entry in numbers])
+    return CommitResult("duplicate" if outcome == b"duplicate" else "conflict", rest[0].decode())
