@@ -174,6 +174,16 @@ class RelaySettings(Settings):
     """Attempts kept per endpoint (the oldest are dropped first)."""
 
 
+class ApiSettings(Settings):
+    """The HTTP API (`orders api`): the connections, the commands topic and `ORDERS_API_HOST`/`_PORT` of
+    `Settings`, and the relay's rules for webhook URLs, which it checks when an endpoint is registered."""
+
+    relay_require_https: bool = True
+    """Webhook URLs must be https: the relay's rule, under the same variable."""
+    relay_allowed_networks: list[str] = []
+    """CIDRs a webhook URL may resolve to although private: the relay's rule, under the same variable."""
+
+
 def policy_from(settings: Settings) -> Policy:
     """The domain's rules as configured."""
     return Policy(

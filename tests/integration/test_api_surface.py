@@ -7,7 +7,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.config import Settings
+from service.config import RelaySettings, Settings
 from service.relay.app import build_relay
 from service.store.authentication import ApiKeyStore
 from tests.factories import unique
@@ -182,7 +182,7 @@ async def test_endpoint_created_over_the_api_receives_signed_deliveries(
     headers = await bearer(redis, client)
     receiver = WebhookReceiver()
     await receiver.start()
-    relay = build_relay(api_settings(settings).model_copy(update={"relay_group": unique("relay")}))
+    relay = build_relay(RelaySettings(**api_settings(settings).model_dump(), relay_group=unique("relay")))
     await relay.start()
     try:
         await until_assigned(relay.broker)
