@@ -34,9 +34,9 @@ from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.statuses import OrderStatus
 from service.config import Settings
 from service.domain.order import Order
-from service.relay.endpoints import EndpointStore
 from service.store.entitlements import EntitlementStore
 from service.store.keys import order_key, outbox_key
+from service.store.webhook_endpoints import EndpointStore
 from tests.factories import prebooking, unique, walk_in
 from tests.kafka_tap import TopicTap
 from tests.webhook_receiver import WebhookReceiver

@@ -52,8 +52,8 @@ from contracts.statuses import (
     ProductType,
     ServiceStatus,
 )
-from service.relay.endpoints import Endpoint, EndpointStore
 from service.relay.sender import http_client, post_event
+from service.store.webhook_endpoints import Endpoint, EndpointStore
 
 CLIENT_ID = "bench-relay"
 LIFECYCLE = (OrderStatus.PENDING, OrderStatus.CONFIRMED, OrderStatus.USED, OrderStatus.CANCELLED)

@@ -33,8 +33,8 @@ from bench.harness import OrdersProcess, Report, Run, console, parser, progress,
 from contracts.commands import CancelOrder, CreatePrebooking
 from contracts.events import OrderStatusChanged
 from contracts.statuses import OrderStatus
-from service.relay.deliveries import DeliveryStore
-from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
+from service.store.webhook_deliveries import DeliveryStore
+from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 from tests.factories import prebooking
 from tests.kafka_tap import TopicTap
 from tests.webhook_receiver import Received

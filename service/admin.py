@@ -4,9 +4,9 @@ import argparse
 import asyncio
 import json
 
-from service.api.keys import ApiKeyStore
 from service.clock import utc_now
 from service.config import load_settings
+from service.store.authentication import ApiKeyStore
 from service.store.client import connect_with
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore

@@ -10,7 +10,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from service.config import RelaySettings, Settings
+from service.config import ApiSettings, Settings
 
 ASYNCAPI_PATH = Path(__file__).resolve().parent.parent / "contracts" / "asyncapi.json"
 OPENAPI_PATH = ASYNCAPI_PATH.with_name("openapi.json")
@@ -46,7 +46,7 @@ def openapi_document() -> str:
     """The HTTP API's OpenAPI document, as pretty-printed JSON."""
     from service.api.app import build_api  # noqa: PLC0415 - FastAPI is needed only for this document
 
-    api = build_api(RelaySettings(kafka_bootstrap_servers="kafka:9092", redis_url="redis://redis:6379/0"))
+    api = build_api(ApiSettings(kafka_bootstrap_servers="kafka:9092", redis_url="redis://redis:6379/0"))
     return json.dumps(api.openapi(), indent=2, sort_keys=True) + "\n"
 
 

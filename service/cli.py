@@ -88,9 +88,9 @@ def _run_api(_: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
     from service.api.app import build_api  # noqa: PLC0415
-    from service.config import RelaySettings  # noqa: PLC0415
+    from service.config import ApiSettings  # noqa: PLC0415
 
-    settings = RelaySettings()
+    settings = ApiSettings()
     configure_logging(settings.log_level)
     uvicorn.run(build_api(settings), host=settings.api_host, port=settings.api_port, log_config=None)
     return 0

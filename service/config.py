@@ -165,15 +165,21 @@ def _network(value: object) -> object:
 _Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
 
 
-class RelaySettings(Settings):
-    """The webhook relay (`ORDERS_RELAY_*`): retries, limits and target safety."""
+class WebhookTargetSettings(Settings):
+    """The rules for webhook URLs: the relay applies them when it connects, the API and the CLI when an
+    endpoint is registered, so both read them from the same variables."""
 
-    relay_group: str = "orders-relay"
     relay_require_https: bool = True
     """Endpoints must be https (turn off only for local development and tests)."""
     relay_allowed_networks: list[_Network] = []
     """CIDRs callable although private, loopback or link-local (a JSON list; the tests allow 127.0.0.0/8),
     parsed here so that a malformed one stops the process at start."""
+
+
+class RelaySettings(WebhookTargetSettings):
+    """The webhook relay (`ORDERS_RELAY_*`): retries, limits and target safety."""
+
+    relay_group: str = "orders-relay"
     relay_timeout_seconds: PositiveFloat = 5.0
     """An attempt that has not answered within this is a failure."""
     relay_retry_schedule_seconds: list[PositiveFloat] = [5, 30, 120, 600, 1800, 3600, 7200, 14400]
@@ -195,6 +201,11 @@ class RelaySettings(Settings):
     """Response bytes kept in the attempt log (the rest is not read)."""
     relay_attempt_log_length: PositiveInt = 10_000
     """Attempts kept per endpoint (the oldest are dropped first)."""
+
+
+class ApiSettings(WebhookTargetSettings):
+    """The HTTP API (`orders api`): the connections, the commands topic and `ORDERS_API_HOST`/`_PORT` of
+    `Settings`, and the rules for webhook URLs, which it checks when an endpoint is registered."""
 
 
 def policy_from(settings: Settings) -> Policy:

@@ -6,21 +6,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from service.api.commands import commands
-from service.api.keys import ApiKeyStore
+from service.api.dependencies import ApiResources
 from service.api.problems import install_problem_handlers, problem
 from service.api.routes import operations, orders
 from service.api.webhooks import webhooks
-from service.config import RelaySettings
+from service.config import ApiSettings
 from service.kafka import build_broker
-from service.relay.deliveries import DeliveryStore
-from service.relay.endpoints import EndpointStore
+from service.store.authentication import ApiKeyStore
 from service.store.client import connect_with
 from service.store.orders import OrderStore
+from service.store.webhook_deliveries import DeliveryStore
+from service.store.webhook_endpoints import EndpointStore
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-def build_api(settings: RelaySettings) -> FastAPI:
+def build_api(settings: ApiSettings) -> FastAPI:
     """The ASGI app; connects to Redis and Kafka when it starts serving."""
 
     @asynccontextmanager
@@ -28,10 +29,15 @@ def build_api(settings: RelaySettings) -> FastAPI:
         redis = connect_with(settings)
         broker = build_broker(settings, client_id="orders-api")
         await broker.connect()
-        app.state.redis, app.state.broker = redis, broker
-        app.state.settings = settings
-        app.state.store, app.state.keys = OrderStore(redis), ApiKeyStore(redis)
-        app.state.endpoints, app.state.deliveries = EndpointStore(redis), DeliveryStore(redis)
+        app.state.resources = ApiResources(
+            settings=settings,
+            redis=redis,
+            broker=broker,
+            orders=OrderStore(redis),
+            api_keys=ApiKeyStore(redis),
+            endpoints=EndpointStore(redis),
+            deliveries=DeliveryStore(redis),
+        )
         try:
             yield
         finally:

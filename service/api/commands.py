@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Header, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
@@ -17,8 +17,8 @@ from contracts.commands import (
     RedeemOrder,
 )
 from contracts.statuses import ProductType
-from service.api.routes import Client
-from service.kafka import JSON_HEADERS
+from service.api.dependencies import ClientIdDep, CommandPublisher, CommandsDep, OrdersDep
+from service.store.orders import OrderStore
 
 commands = APIRouter(prefix="/v1", tags=["commands"])
 
@@ -72,14 +72,8 @@ class Accepted(BaseModel):
     command_id: str
 
 
-async def _publish(request: Request, command: Command) -> Accepted:
-    settings = request.app.state.settings
-    await request.app.state.broker.publish(
-        command.model_dump_json().encode(),
-        topic=settings.topic_commands,
-        key=command.order_id.encode(),
-        headers=JSON_HEADERS,
-    )
+async def _publish(publisher: CommandPublisher, command: Command) -> Accepted:
+    await publisher.publish(command)
     return Accepted(order_id=command.order_id, command_id=command.command_id)
 
 
@@ -97,55 +91,63 @@ def _command_id(key: str | None) -> str:
     return key or f"api-{uuid.uuid4()}"
 
 
-async def _own_order(request: Request, client_id: str, order_id: str) -> None:
-    order = await request.app.state.store.get(order_id)
+async def _own_order(store: OrderStore, client_id: str, order_id: str) -> None:
+    order = await store.get(order_id)
     if order is None or order.client_id != client_id:
         raise HTTPException(404, "no such order")
 
 
 @commands.post("/orders", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def create_prebooking(
-    body: CreatePrebookingBody, client_id: Client, request: Request, idempotency_key: IdempotencyKey = None
+    body: CreatePrebookingBody,
+    client_id: ClientIdDep,
+    publisher: CommandsDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
     """Create a prebooking (it starts Pending)."""
     command = _build(
         CreatePrebooking, command_id=_command_id(idempotency_key), client_id=client_id, **dict(body)
     )
-    return await _publish(request, command)
+    return await _publish(publisher, command)
 
 
 @commands.post("/walk-ins", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def record_walk_in(
-    body: RecordWalkInBody, client_id: Client, request: Request, idempotency_key: IdempotencyKey = None
+    body: RecordWalkInBody,
+    client_id: ClientIdDep,
+    publisher: CommandsDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
     """Record a walk-in usage (it is created Used)."""
     command = _build(RecordWalkIn, command_id=_command_id(idempotency_key), client_id=client_id, **dict(body))
-    return await _publish(request, command)
+    return await _publish(publisher, command)
 
 
 @commands.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def cancel_order(
     order_id: str,
     body: CancelBody,
-    client_id: Client,
-    request: Request,
+    client_id: ClientIdDep,
+    store: OrdersDep,
+    publisher: CommandsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
     """Cancel the order, or some of its items."""
-    await _own_order(request, client_id, order_id)
+    await _own_order(store, client_id, order_id)
     fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
-    return await _publish(request, _build(CancelOrder, **fields))
+    return await _publish(publisher, _build(CancelOrder, **fields))
 
 
 @commands.post("/orders/{order_id}/redeem", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def redeem_order(
     order_id: str,
     body: RedeemBody,
-    client_id: Client,
-    request: Request,
+    client_id: ClientIdDep,
+    store: OrdersDep,
+    publisher: CommandsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
     """Redeem the order, or some of its services."""
-    await _own_order(request, client_id, order_id)
+    await _own_order(store, client_id, order_id)
     fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
-    return await _publish(request, _build(RedeemOrder, **fields))
+    return await _publish(publisher, _build(RedeemOrder, **fields))

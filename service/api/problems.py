@@ -43,6 +43,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
+            # FastAPI answers 422 for a body that is not JSON, but 400 when decoding it fails otherwise (not
+            # UTF-8, nested too deep): all of them are a body that is not JSON, answered alike.
+            errors = [{"loc": ["body"], "msg": "the body is not JSON", "type": "json_invalid"}]
+            return problem(422, "the request does not match the contract", errors=errors)
         return problem(error.status_code, str(error.detail))
 
     @app.exception_handler(RequestValidationError)

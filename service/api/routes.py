@@ -5,13 +5,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Header, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 import contracts
 from contracts.statuses import OrderStatus, OrderType
+from service.api.dependencies import BrokerDep, ClientIdDep, OrdersDep, RedisDep
 from service.api.models import Health, OrderDetails, OrderPage
 from service.clock import to_epoch_ms
 from service.domain.one_order import order_view
@@ -19,28 +19,13 @@ from service.domain.order import Order
 
 ASYNCAPI = Path(contracts.__file__).with_name("asyncapi.json")
 
-bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ok_…`.")
-
-
-async def calling_client(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> str:
-    """The client whose key made the request; 401 for a missing, unknown or revoked key."""
-    client_id = await request.app.state.keys.client_of(credentials.credentials) if credentials else None
-    if client_id is None:
-        raise HTTPException(401, "a valid API key is required (Authorization: Bearer …)")
-    return str(client_id)
-
-
-Client = Annotated[str, Depends(calling_client)]
-
 orders = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 
 @orders.get("", response_model=OrderPage)
 async def list_orders(
-    client_id: Client,
-    request: Request,
+    client_id: ClientIdDep,
+    store: OrdersDep,
     status: OrderStatus | None = None,
     order_type: OrderType | None = None,
     created_from: datetime | None = None,
@@ -49,7 +34,6 @@ async def list_orders(
     cursor: str | None = None,
 ) -> OrderPage:
     """The caller's orders, newest first, filtered; follow `next_cursor` for the next page."""
-    store = request.app.state.store
     before = _decode_cursor(cursor) if cursor else None
     since = to_epoch_ms(created_from) if created_from else None
     until = to_epoch_ms(created_until) if created_until else None
@@ -103,13 +87,13 @@ def details(order: Order) -> OrderDetails:
 )
 async def get_order(
     order_id: str,
-    client_id: Client,
-    request: Request,
+    client_id: ClientIdDep,
+    store: OrdersDep,
     response: Response,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> OrderDetails | Response:
     """The order's status and ONE Order view; another client's order is answered like a missing one."""
-    order = await request.app.state.store.get(order_id)
+    order = await store.get(order_id)
     if order is None or order.client_id != client_id:
         raise HTTPException(404, "no such order")
     etag = f'"{order.sequence}"'
@@ -129,14 +113,14 @@ async def healthz() -> Health:
 
 
 @operations.get("/readyz", response_model=Health, responses={503: {"model": Health}})
-async def readyz(request: Request, response: Response) -> Health:
+async def readyz(redis: RedisDep, broker: BrokerDep, response: Response) -> Health:
     """Redis and Kafka are reachable."""
     checks = {"redis": "ok", "kafka": "ok"}
     try:
-        await request.app.state.redis.ping()
+        await redis.ping()
     except Exception as error:
         checks["redis"] = type(error).__name__
-    if not await request.app.state.broker.ping(timeout=2.0):
+    if not await broker.ping(timeout=2.0):
         checks["kafka"] = "unreachable"
     ready = all(v == "ok" for v in checks.values())
     response.status_code = 200 if ready else 503

@@ -3,14 +3,15 @@
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from service.api.routes import Client
+from service.api.dependencies import ClientIdDep, DeliveriesDep, EndpointsDep, SettingsDep
 from service.clock import utc_now
-from service.relay.endpoints import Endpoint, EndpointState
+from service.config import ApiSettings
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
+from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 
 webhooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
 
@@ -78,15 +79,14 @@ def _view(endpoint: Endpoint) -> EndpointView:
     return EndpointView.model_validate({**endpoint.public(), "state": endpoint.effective_state(utc_now())})
 
 
-async def _owned(request: Request, client_id: str, endpoint_id: str) -> Endpoint:
-    endpoint = await request.app.state.endpoints.get(endpoint_id)
+async def _owned(endpoints: EndpointStore, client_id: str, endpoint_id: str) -> Endpoint:
+    endpoint = await endpoints.get(endpoint_id)
     if endpoint is None or endpoint.client_id != client_id:
         raise HTTPException(404, "no such webhook endpoint")
-    return endpoint  # type: ignore[no-any-return]
+    return endpoint
 
 
-async def _safe(request: Request, url: str) -> None:
-    settings = request.app.state.settings
+async def _safe(settings: ApiSettings, url: str) -> None:
     try:
         await check_target(
             url, require_https=settings.relay_require_https, allowed=settings.relay_allowed_networks
@@ -96,95 +96,102 @@ async def _safe(request: Request, url: str) -> None:
 
 
 @webhooks.post("", status_code=status.HTTP_201_CREATED, response_model=CreatedEndpoint)
-async def create_endpoint(body: EndpointBody, client_id: Client, request: Request) -> CreatedEndpoint:
+async def create_endpoint(
+    body: EndpointBody, client_id: ClientIdDep, endpoints: EndpointsDep, settings: SettingsDep
+) -> CreatedEndpoint:
     """Register an endpoint; the response holds its signing secret, which is not shown again."""
-    await _safe(request, str(body.url))
-    endpoint = await request.app.state.endpoints.create(
+    await _safe(settings, str(body.url))
+    endpoint = await endpoints.create(
         client_id, str(body.url), utc_now(), body.description, body.status_filter
     )
     return CreatedEndpoint(**_view(endpoint).model_dump(), secret=endpoint.secrets[0].secret)
 
 
 @webhooks.get("", response_model=list[EndpointView])
-async def list_endpoints(client_id: Client, request: Request) -> list[EndpointView]:
+async def list_endpoints(client_id: ClientIdDep, endpoints: EndpointsDep) -> list[EndpointView]:
     """The caller's endpoints."""
-    return [_view(e) for e in await request.app.state.endpoints.for_client(client_id)]
+    return [_view(e) for e in await endpoints.for_client(client_id)]
 
 
 @webhooks.get("/{endpoint_id}", response_model=EndpointView)
-async def get_endpoint(endpoint_id: str, client_id: Client, request: Request) -> EndpointView:
+async def get_endpoint(endpoint_id: str, client_id: ClientIdDep, endpoints: EndpointsDep) -> EndpointView:
     """One endpoint."""
-    return _view(await _owned(request, client_id, endpoint_id))
+    return _view(await _owned(endpoints, client_id, endpoint_id))
 
 
 @webhooks.patch("/{endpoint_id}", response_model=EndpointView)
 async def update_endpoint(
-    endpoint_id: str, body: EndpointUpdate, client_id: Client, request: Request
+    endpoint_id: str,
+    body: EndpointUpdate,
+    client_id: ClientIdDep,
+    endpoints: EndpointsDep,
+    settings: SettingsDep,
 ) -> EndpointView:
     """Change an endpoint's URL, description or filter."""
-    await _owned(request, client_id, endpoint_id)
+    await _owned(endpoints, client_id, endpoint_id)
     if body.url is not None:
-        await _safe(request, str(body.url))
+        await _safe(settings, str(body.url))
     url = str(body.url) if body.url is not None else None
-    # `status_filter: null` sent explicitly clears the filter; left out, it stays.
+    # `status_filter: null` sent explicitly clears the filter (every status is delivered); left out, it stays.
     clear_filter = "status_filter" in body.model_fields_set and body.status_filter is None
-    changed = await request.app.state.endpoints.update(
+    changed = await endpoints.update(
         endpoint_id, url, body.description, body.status_filter, clear_filter=clear_filter
     )
     return _view(changed)
 
 
 @webhooks.post("/{endpoint_id}/disable", response_model=EndpointView)
-async def disable_endpoint(endpoint_id: str, client_id: Client, request: Request) -> EndpointView:
+async def disable_endpoint(endpoint_id: str, client_id: ClientIdDep, endpoints: EndpointsDep) -> EndpointView:
     """Stop deliveries (new events are not queued meanwhile)."""
-    await _owned(request, client_id, endpoint_id)
-    endpoints = request.app.state.endpoints
+    await _owned(endpoints, client_id, endpoint_id)
     return _view(await endpoints.set_state(endpoint_id, EndpointState.DISABLED, "disabled by the client"))
 
 
 @webhooks.post("/{endpoint_id}/enable", response_model=EndpointView)
-async def enable_endpoint(endpoint_id: str, client_id: Client, request: Request) -> EndpointView:
+async def enable_endpoint(endpoint_id: str, client_id: ClientIdDep, endpoints: EndpointsDep) -> EndpointView:
     """Resume deliveries, clearing the circuit breaker."""
-    await _owned(request, client_id, endpoint_id)
-    return _view(await request.app.state.endpoints.set_state(endpoint_id, EndpointState.ACTIVE, None))
+    await _owned(endpoints, client_id, endpoint_id)
+    return _view(await endpoints.set_state(endpoint_id, EndpointState.ACTIVE, None))
 
 
 @webhooks.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_endpoint(endpoint_id: str, client_id: Client, request: Request) -> Response:
+async def delete_endpoint(endpoint_id: str, client_id: ClientIdDep, endpoints: EndpointsDep) -> Response:
     """Remove the endpoint and everything queued for it."""
-    await request.app.state.endpoints.delete(await _owned(request, client_id, endpoint_id))
+    await endpoints.delete(await _owned(endpoints, client_id, endpoint_id))
     return Response(status_code=204)
 
 
 @webhooks.post("/{endpoint_id}/rotate-secret", response_model=dict[str, str])
 async def rotate_secret(
-    endpoint_id: str, body: Rotation, client_id: Client, request: Request
+    endpoint_id: str, body: Rotation, client_id: ClientIdDep, endpoints: EndpointsDep
 ) -> dict[str, str]:
     """A new secret signs from now on; the old one keeps signing for the grace period."""
-    await _owned(request, client_id, endpoint_id)
+    await _owned(endpoints, client_id, endpoint_id)
     grace = timedelta(seconds=body.grace_seconds)
-    _, secret = await request.app.state.endpoints.rotate_secret(endpoint_id, utc_now(), grace)
+    _, secret = await endpoints.rotate_secret(endpoint_id, utc_now(), grace)
     return {"endpoint_id": endpoint_id, "secret": secret}
 
 
 @webhooks.get("/{endpoint_id}/attempts", response_model=list[dict[str, Any]])
 async def list_attempts(
     endpoint_id: str,
-    client_id: Client,
-    request: Request,
+    client_id: ClientIdDep,
+    endpoints: EndpointsDep,
+    deliveries: DeliveriesDep,
     event_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, str]]:
     """The newest delivery attempts, optionally of one event."""
-    await _owned(request, client_id, endpoint_id)
-    return await request.app.state.deliveries.attempts(endpoint_id, limit, event_id)  # type: ignore[no-any-return]
+    await _owned(endpoints, client_id, endpoint_id)
+    return await deliveries.attempts(endpoint_id, limit, event_id)
 
 
 @webhooks.post("/{endpoint_id}/replay", response_model=dict[str, int])
-async def replay(endpoint_id: str, body: Replay, client_id: Client, request: Request) -> dict[str, int]:
+async def replay(
+    endpoint_id: str, body: Replay, client_id: ClientIdDep, endpoints: EndpointsDep, deliveries: DeliveriesDep
+) -> dict[str, int]:
     """Queue dead deliveries again: one event, or all that died since `since`."""
-    await _owned(request, client_id, endpoint_id)
-    deliveries = request.app.state.deliveries
+    await _owned(endpoints, client_id, endpoint_id)
     if body.event_id is not None:
         return {"replayed": await deliveries.replay(endpoint_id, [body.event_id], utc_now())}
     if body.since is None:

@@ -37,8 +37,7 @@ from service.domain.reasons import Anomaly
 from service.domain.retention import expires_at
 from service.store.effect_runner import LocalEffects, encode_effect
 from service.store.entitlements import EntitlementStore
-from service.store.keys import command_claim_key
-from service.store.orders import OrderSnapshot, OrderStore, Transition
+from service.store.orders import CommandClaim, OrderSnapshot, OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry, PendingEntry
 
 log = logging.getLogger(__name__)
@@ -115,16 +114,16 @@ class OrderProcessor:
     async def _apply_round(self, pending: list[Inbound], output: _BatchOutput) -> list[Inbound]:
         """One read-decide-commit round; returns the inputs whose order changed under them."""
         now = self._clock()
-        claims: list[tuple[Inbound, str]] = []
+        claims: list[tuple[Inbound, CommandClaim]] = []
         for inbound in pending:
             if isinstance(inbound.message, Command):
-                claims.append(
-                    (inbound, command_claim_key(inbound.message.client_id, inbound.message.command_id))
-                )
+                command = inbound.message
+                claim = CommandClaim(command.client_id, command.command_id, inbound.fingerprint)
+                claims.append((inbound, claim))
         snapshots, applied, claimed = await self._store.load(
             (i.order_id for i in pending),
             [(i.order_id, i.input_id) for i in pending],
-            [(key, i.fingerprint) for i, key in claims],
+            [claim for _, claim in claims],
             self._claim_seconds,
         )
         conflicting = set()
@@ -147,12 +146,10 @@ class OrderProcessor:
         transitions = self._decide_all(pending, snapshots, applied, checks, now, output)
         results = await self._store.commit([t for _, _, t in transitions])
         retry: list[Inbound] = []
-        for (inbound, decision, transition), result in zip(transitions, results, strict=True):
+        for (inbound, decision, _), result in zip(transitions, results, strict=True):
             if result.outcome == "ok":
-                first = int(result.detail)
-                for n, entry in enumerate(transition.entries):
-                    number = b"%012d" % (first + n)
-                    output.stored[(inbound.order_id, number)] = PendingEntry(inbound.order_id, number, entry)
+                for stored in result.stored:
+                    output.stored[(stored.order_id, stored.number)] = stored
                 self._account(inbound, decision, output)
             elif result.outcome == "duplicate":
                 self._on_duplicate(inbound, result.detail, now, output)

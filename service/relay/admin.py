@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from service.clock import utc_now
 from service.config import RelaySettings
-from service.relay.deliveries import DeliveryStore
-from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
 from service.relay.safety import UnsafeTarget, check_target
 from service.store.client import connect_with
+from service.store.webhook_deliveries import DeliveryStore
+from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 
 Action = Callable[[argparse.Namespace, EndpointStore, DeliveryStore, RelaySettings], Awaitable[int]]
 

@@ -15,11 +15,11 @@ from service import metrics
 from service.clock import utc_now
 from service.config import RelaySettings
 from service.kafka import ConsumingProcess, build_app, build_broker, subscribe_batches
-from service.relay.deliveries import DeliveryStore, QueuedEvent
-from service.relay.endpoints import EndpointState, EndpointStore
 from service.relay.sender import HttpClient, http_client
 from service.relay.worker import DeliveryWorker
 from service.store.client import connect_with
+from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
+from service.store.webhook_endpoints import EndpointState, EndpointStore
 
 log = logging.getLogger(__name__)
 

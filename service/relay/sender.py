@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
-from service.relay.endpoints import Endpoint
+from service.store.webhook_endpoints import Endpoint
 
 
 @dataclass(frozen=True)

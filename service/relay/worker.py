@@ -10,10 +10,10 @@ from typing import Any
 
 from service import metrics
 from service.config import RelaySettings
-from service.relay.deliveries import Claim, DeliveryStore, Head, Outcome
-from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
 from service.relay.sender import AttemptResult, HttpClient, post_event
+from service.store.webhook_deliveries import Claim, DeliveryStore, Head, Outcome
+from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 
 log = logging.getLogger(__name__)
 

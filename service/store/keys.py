@@ -57,12 +57,63 @@ def client_webhooks_key(client_id: str) -> str:
     return f"client:{{{client_id}}}:webhooks"
 
 
-def webhook_key(endpoint_id: str, part: str = "") -> str:
-    """The endpoint's keys: '' (hash: config and breaker), `pending:<order_id>` (zset: event ids by sequence),
-    `bodies` (hash: event id → event), `due` (zset: order ids by next attempt, ms), `done` (hash: order id →
-    last settled sequence), `tries` (hash: event id → attempts), `dead` (hash: event id → dead delivery),
-    `attempts` (stream: the attempt log)."""
-    return f"webhook:{{{endpoint_id}}}" + (f":{part}" if part else "")
+def webhook_endpoint_key(endpoint_id: str) -> str:
+    """Hash: `config` (the endpoint as JSON, with its signing secrets); the circuit breaker's `failures`,
+    `failing_since` and `paused_until` (epoch ms), written by the settle script."""
+    return f"webhook:{{{endpoint_id}}}"
+
+
+def webhook_pending_key(endpoint_id: str, order_id: str) -> str:
+    """Sorted set: the ids of an order's events still to deliver to the endpoint, scored by sequence."""
+    return f"webhook:{{{endpoint_id}}}:pending:{order_id}"
+
+
+def webhook_bodies_key(endpoint_id: str) -> str:
+    """Hash: event id → the event (JSON) of every queued delivery of the endpoint."""
+    return f"webhook:{{{endpoint_id}}}:bodies"
+
+
+def webhook_due_key(endpoint_id: str) -> str:
+    """Sorted set: order id → when its next delivery is due, or until when it is leased (epoch ms).
+
+    It lists every order with a non-empty pending queue, so it indexes the endpoint's queues: whatever
+    queues an event (`enqueue_delivery.lua`, a replay's transaction) adds its order here in the same atomic
+    step, and only `settle_delivery.lua` removes an order, in the step that takes its last event.
+    """
+    return f"webhook:{{{endpoint_id}}}:due"
+
+
+def webhook_done_key(endpoint_id: str) -> str:
+    """Hash: order id → the last sequence delivered or given up (what makes queuing idempotent)."""
+    return f"webhook:{{{endpoint_id}}}:done"
+
+
+def webhook_tries_key(endpoint_id: str) -> str:
+    """Hash: event id → the attempts made so far on a queued delivery (JSON list)."""
+    return f"webhook:{{{endpoint_id}}}:tries"
+
+
+def webhook_dead_key(endpoint_id: str) -> str:
+    """Hash: event id → a delivery given up on: `{"event", "attempts"}` (JSON), until replayed."""
+    return f"webhook:{{{endpoint_id}}}:dead"
+
+
+def webhook_attempts_key(endpoint_id: str) -> str:
+    """Stream: the endpoint's attempt log, one entry per attempt (capped)."""
+    return f"webhook:{{{endpoint_id}}}:attempts"
+
+
+def webhook_fixed_keys(endpoint_id: str) -> list[str]:
+    """Every key of an endpoint but its per-order pending queues."""
+    return [
+        webhook_endpoint_key(endpoint_id),
+        webhook_bodies_key(endpoint_id),
+        webhook_due_key(endpoint_id),
+        webhook_done_key(endpoint_id),
+        webhook_tries_key(endpoint_id),
+        webhook_dead_key(endpoint_id),
+        webhook_attempts_key(endpoint_id),
+    ]
 
 
 def api_key_key(key_id: str) -> str:

@@ -2,14 +2,22 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from redis.asyncio import Redis
 
 from service.clock import to_epoch_ms
 from service.domain.local_effects import IndexOrder
 from service.domain.order import Order
-from service.store.keys import ANOMALIES, client_orders_key, inputs_key, order_key, order_keys, outbox_key
+from service.store.keys import (
+    ANOMALIES,
+    client_orders_key,
+    command_claim_key,
+    inputs_key,
+    order_key,
+    order_keys,
+    outbox_key,
+)
 from service.store.outbox import OutboxEntry, PendingEntry
 from service.store.scripts import Call, LuaScript
 
@@ -23,6 +31,14 @@ class OrderSnapshot:
     order: Order | None
     version: str
     outbox: list[PendingEntry]
+
+
+class CommandClaim(NamedTuple):
+    """A command's hold on its `command_id` among all its client's commands, by its payload's fingerprint."""
+
+    client_id: str
+    command_id: str
+    fingerprint: str
 
 
 @dataclass(kw_only=True)
@@ -46,7 +62,9 @@ class CommitResult:
 
     outcome: Literal["ok", "duplicate", "conflict"]
     detail: str
-    """ok: number of the first outbox entry; duplicate: the stored fingerprint; conflict: current version."""
+    """duplicate: the stored fingerprint; conflict: the current version; ok: ''."""
+    stored: list[PendingEntry] = field(default_factory=list)
+    """ok: the transition's outbox entries, under the numbers the script stored them at."""
 
 
 class OrderStore:
@@ -65,11 +83,12 @@ class OrderStore:
         self,
         order_ids: Iterable[str],
         input_ids: Sequence[tuple[str, str]],
-        claims: Sequence[tuple[str, str]] = (),
+        claims: Sequence[CommandClaim] = (),
         claim_seconds: int = 7 * 24 * 3600,
     ) -> tuple[dict[str, OrderSnapshot], dict[str, bytes], list[bytes]]:
         """Snapshots of `order_ids`, the fingerprints of those `(order_id, input_id)` already applied, and
-        for each `(claim_key, fingerprint)` the fingerprint that holds the claim (set now if none did)."""
+        for each claim the fingerprint that holds its command_id (this one's, if none held it; a claim
+        lasts `claim_seconds`)."""
         orders = list(dict.fromkeys(order_ids))
         async with self._redis.pipeline(transaction=False) as pipe:
             for order_id in orders:
@@ -77,8 +96,9 @@ class OrderStore:
                 pipe.hgetall(outbox_key(order_id))
             for order_id, input_id in input_ids:
                 pipe.hget(inputs_key(order_id), input_id)
-            for key, fingerprint in claims:
-                pipe.set(key, fingerprint, nx=True, ex=claim_seconds)
+            for claim in claims:
+                key = command_claim_key(claim.client_id, claim.command_id)
+                pipe.set(key, claim.fingerprint, nx=True, ex=claim_seconds)
                 pipe.get(key)
             replies = await pipe.execute()
         claimed: list[bytes] = replies[2 * len(orders) + len(input_ids) :][1::2]
@@ -116,7 +136,7 @@ class OrderStore:
             args += [entry.encode() for entry in t.entries]
             calls.append((order_keys(t.order_id), args))
         replies = await self._commit.run_many(self._redis, calls)
-        return [CommitResult(outcome.decode(), detail.decode()) for outcome, detail in replies]
+        return [_commit_result(t, reply) for t, reply in zip(transitions, replies, strict=True)]
 
     async def acknowledge(self, published: Iterable[PendingEntry]) -> None:
         """Drop published entries from their outboxes."""
@@ -195,3 +215,12 @@ class OrderStore:
             for (_, score), state in zip(chosen, states, strict=True)
             if state
         ]
+
+
+def _commit_result(transition: Transition, reply: list[bytes]) -> CommitResult:
+    """`commit_transition.lua`'s reply: the outcome, then the entry numbers or the detail."""
+    outcome, *rest = reply
+    if outcome == b"ok":
+        numbers = zip(rest, transition.entries, strict=True)
+        return CommitResult("ok", "", [PendingEntry(transition.order_id, n, entry) for n, entry in numbers])
+    return CommitResult("duplicate" if outcome == b"duplicate" else "conflict", rest[0].decode())

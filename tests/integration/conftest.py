@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from service.api.app import build_api
 from service.app import OrderService, build_service
-from service.config import RelaySettings, ResourceSimSettings, Settings
+from service.config import ApiSettings, ResourceSimSettings, Settings
 from service.devstack import EmbeddedRedisCluster, Endpoints, free_port
 from service.kafka import ensure_topics, service_topics
 from service.resource_sim import build_resource_sim
@@ -150,9 +150,9 @@ async def store_redis(request: pytest.FixtureRequest, stack: Endpoints) -> Async
     await client.aclose()
 
 
-def api_settings(settings: Settings) -> RelaySettings:
+def api_settings(settings: Settings) -> ApiSettings:
     """The service's test settings, with loopback webhook targets allowed (the receivers run there)."""
-    return RelaySettings(
+    return ApiSettings(
         **settings.model_dump(), relay_require_https=False, relay_allowed_networks=["127.0.0.0/8"]
     )
 

@@ -8,8 +8,8 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from contracts.commands import CancelOrder
-from service.api.keys import ApiKeyStore
 from service.config import Settings
+from service.store.authentication import ApiKeyStore
 from tests.factories import prebooking, unique
 from tests.kafka_tap import produce
 from tests.waiting import eventually

@@ -1,15 +1,16 @@
 """Every API route: authentication, tenancy, malformed input, commands end to end, paging, webhooks."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.api.keys import ApiKeyStore
-from service.config import Settings
+from service.config import RelaySettings, Settings
 from service.relay.app import build_relay
+from service.store.authentication import ApiKeyStore
+from service.store.keys import webhook_endpoint_key
 from tests.factories import unique
 from tests.integration.conftest import api_settings, until_assigned
 from tests.waiting import eventually
@@ -130,16 +131,18 @@ async def _is(api: httpx.AsyncClient, order_id: str, headers: dict[str, str], st
         ({"order_id": "X", "items": [ITEM], "surprise": 1}, 422),  # unknown field
         ({"order_id": "X", "items": []}, 422),  # no items
         ({"order_id": "X{1}", "items": [ITEM]}, 422),  # not an identifier
-        ("not json", 422),
+        (b"not json", 422),
+        (b'{"order_id": "caf\xe9"}', 422),  # Latin-1, not UTF-8
+        (b"[" * 60_000, 422),  # too deep for Python's JSON parser
         ({"order_id": "X", "items": [ITEM] * 20, "pad": "x" * 70_000}, 413),
     ],
-    ids=["unknown-field", "no-items", "bad-id", "not-json", "too-large"],
+    ids=["unknown-field", "no-items", "bad-id", "not-json", "not-utf8", "too-deep", "too-large"],
 )
 async def test_malformed_bodies_are_refused_with_problem_details(
     api: httpx.AsyncClient, redis: Redis, body: object, status: int
 ) -> None:
     headers = await bearer(redis, "client-a")
-    if isinstance(body, str):
+    if isinstance(body, bytes):
         response = await api.post(
             "/v1/orders", content=body, headers={**headers, "content-type": "application/json"}
         )
@@ -147,6 +150,7 @@ async def test_malformed_bodies_are_refused_with_problem_details(
         response = await api.post("/v1/orders", json=body, headers=headers)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == {422: "INVALID_REQUEST", 413: "PAYLOAD_TOO_LARGE"}[status]
     assert "Traceback" not in response.text
 
 
@@ -182,7 +186,7 @@ async def test_endpoint_created_over_the_api_receives_signed_deliveries(
     headers = await bearer(redis, client)
     receiver = WebhookReceiver()
     await receiver.start()
-    relay = build_relay(api_settings(settings).model_copy(update={"relay_group": unique("relay")}))
+    relay = build_relay(RelaySettings(**api_settings(settings).model_dump(), relay_group=unique("relay")))
     await relay.start()
     try:
         await until_assigned(relay.broker)
@@ -203,7 +207,7 @@ async def test_endpoint_created_over_the_api_receives_signed_deliveries(
 
 
 async def test_endpoint_filter_can_be_set_and_cleared(api: httpx.AsyncClient, redis: Redis) -> None:
-    """PATCH changes only the fields sent; an explicit null clears the status filter."""
+    """PATCH changes only the fields sent; an explicit null clears the status filter (docs/api.md)."""
     headers = await bearer(redis, unique("patcher"))
     created = await api.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"}, headers=headers)
     path = f"/v1/webhook-endpoints/{created.json()['endpoint_id']}"
@@ -215,6 +219,26 @@ async def test_endpoint_filter_can_be_set_and_cleared(api: httpx.AsyncClient, re
     assert filtered.json()["status_filter"] == [1, 10]
     assert (described.json()["status_filter"], described.json()["description"]) == ([1, 10], "ops")
     assert cleared.json()["status_filter"] is None
+    stored = (await api.get(path, headers=headers)).json()
+    assert stored["status_filter"] is None, "cleared in the store too: every status is delivered"
+
+
+async def test_endpoint_held_back_by_the_breaker_is_shown_paused(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    """An endpoint whose circuit breaker is open is shown as PAUSED until `paused_until` (docs/api.md)."""
+    headers = await bearer(redis, unique("paused"))
+    created = await api.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"}, headers=headers)
+    endpoint_id = created.json()["endpoint_id"]
+    until = datetime.now(UTC) + timedelta(minutes=1)
+    # What settle_delivery.lua writes when the breaker opens.
+    await redis.hset(webhook_endpoint_key(endpoint_id), "paused_until", int(until.timestamp() * 1000))
+
+    shown = (await api.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=headers)).json()
+    [listed] = (await api.get("/v1/webhook-endpoints", headers=headers)).json()
+
+    assert (shown["state"], listed["state"]) == ("PAUSED", "PAUSED")
+    assert datetime.fromisoformat(shown["paused_until"]) > datetime.now(UTC)
 
 
 async def test_chunked_bodies_must_declare_their_length(api: httpx.AsyncClient, redis: Redis) -> None:

@@ -168,6 +168,36 @@ async def test_stale_version_is_refused_by_the_commit_script(redis: Redis) -> No
     assert result.detail == create.input_id
 
 
+async def test_a_commit_answers_the_numbers_its_entries_are_stored_under(redis: Redis) -> None:
+    """The store hands back each entry under the number the script stored it at, in publication order."""
+    store = OrderStore(redis)
+    order_id = unique("ORD-NUMBERED")
+    entries = [OutboxEntry(Destination.STATUS_CHANGED, order_id, f"{n}".encode()) for n in range(12)]
+    first = Transition(
+        order_id=order_id,
+        input_id="in-1",
+        fingerprint="f",
+        expected_version="",
+        new_state=b"{}",
+        entries=entries[:2],
+    )
+    second = Transition(
+        order_id=order_id,
+        input_id="in-2",
+        fingerprint="f",
+        expected_version="in-1",
+        new_state=b"{}",
+        entries=entries[2:],
+    )
+
+    results = await store.commit([first, second])
+
+    stored = [p for r in results for p in r.stored]
+    assert [p.entry for p in stored] == entries
+    assert sorted(p.number for p in stored) == [p.number for p in stored], "numbers sort in order"
+    assert await redis.hgetall(outbox_key(order_id)) == {p.number: p.entry.encode() for p in stored}
+
+
 async def test_concurrent_processors_apply_each_input_exactly_once(redis: Redis) -> None:
     """Two processors racing over the same inputs (a rebalance, a second instance) yield one effect each."""
     store = OrderStore(redis)

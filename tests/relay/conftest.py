@@ -14,7 +14,7 @@ from service.config import RelaySettings
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
 from service.relay.app import Relay, build_relay
-from service.relay.endpoints import Endpoint, EndpointStore
+from service.store.webhook_endpoints import Endpoint, EndpointStore
 from tests.integration.conftest import until_assigned
 from tests.webhook_receiver import WebhookReceiver
 

@@ -11,7 +11,7 @@ from service.config import RelaySettings
 from service.devstack import Endpoints, free_port
 from service.kafka import ensure_topics
 from service.relay.app import Relay, build_relay
-from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
+from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 from tests.integration.conftest import until_assigned
 from tests.relay.conftest import publish, register, relay_settings, status_event
 from tests.waiting import eventually

@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings
 
 from service.api.routes import operations
 from service.cli import build_parser
-from service.config import RelaySettings, ResourceSimSettings, Settings
+from service.config import ApiSettings, RelaySettings, ResourceSimSettings, Settings
 from service.kafka import topic_configs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,11 +53,11 @@ DEAD_LETTER_OVERHEAD_BYTES = 8 * 1024
 SETTINGS_OF_COMMAND: dict[str, type[Settings]] = {
     "resource-sim": ResourceSimSettings,
     "relay": RelaySettings,
-    "api": RelaySettings,
+    "api": ApiSettings,
 }
 """The settings class each subcommand reads (service/cli.py); every other one reads `Settings`."""
 
-ALL_MODELS: tuple[type[Settings], ...] = (Settings, ResourceSimSettings, RelaySettings)
+ALL_MODELS: tuple[type[Settings], ...] = (Settings, ResourceSimSettings, RelaySettings, ApiSettings)
 
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.latest_version())
 """The oldest Kubernetes the manifests promise to work on, and the newest the library has schemas for."""
@@ -641,7 +641,7 @@ def test_compose_relay_and_api_keep_the_endpoint_safety_on() -> None:
     """https-only endpoints and no allowed private networks, for whoever registers or calls endpoints."""
     for name in ("orders-relay", "orders-api"):
         settings = compose_settings(orders_containers()[name])
-        assert isinstance(settings, RelaySettings)
+        assert isinstance(settings, RelaySettings | ApiSettings)
         assert settings.relay_require_https and not settings.relay_allowed_networks, name
 
 
@@ -715,19 +715,24 @@ def test_manifests_are_namespace_agnostic_and_hold_no_secret() -> None:
 
 
 def test_pod_settings_are_real_and_load() -> None:
-    """Every ConfigMap it reads and every variable it sets is a setting of the pod's subcommand, and the
-    settings load (strings, valid types)."""
+    """Every variable a pod sets is a setting of its subcommand, every key of a ConfigMap is a setting of a
+    subcommand that reads it (the API reads the relay's for its URL rules only), and the settings load
+    (strings, valid types)."""
+    readers: dict[str, set[str]] = {}
+    """ConfigMap → the settings of the subcommands that read it."""
     for name, deployment in deployments().items():
         model = deployment_model(deployment)
         environment = pod_environment(deployment)
         assert all(isinstance(value, str) for value in environment.values()), name
-        unknown = set(environment) - env_names(model)
+        unknown = {v["name"] for v in the_container(deployment).get("env", [])} - env_names(model)
         assert not unknown, f"{name}: {sorted(unknown)} are no settings of {model.__name__}"
+        for source in the_container(deployment)["envFrom"]:
+            readers.setdefault(source["configMapRef"]["name"], set()).update(env_names(model))
         deployment_settings(deployment)
     for name, data in configmaps().items():
-        assert set(data) <= env_names(RelaySettings), name
-    used = {s["configMapRef"]["name"] for d in deployments().values() for s in the_container(d)["envFrom"]}
-    assert used == set(configmaps())
+        unknown = set(data) - readers.get(name, set())
+        assert not unknown, f"{name}: {sorted(unknown)} are no settings of the subcommands reading it"
+    assert set(readers) == set(configmaps())
 
 
 def test_configmap_sets_every_production_decision() -> None:
@@ -769,7 +774,7 @@ def test_relay_and_api_keep_the_endpoint_safety_on() -> None:
     """https-only endpoints and no allowed private networks in production."""
     for command in ("relay", "api"):
         settings = deployment_settings(deployment_of(command))
-        assert isinstance(settings, RelaySettings)
+        assert isinstance(settings, RelaySettings | ApiSettings)
         assert settings.relay_require_https and not settings.relay_allowed_networks, command
 
 

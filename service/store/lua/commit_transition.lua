@@ -13,7 +13,8 @@
 --
 -- Returns {'duplicate', fingerprint} when the input was applied before,
 --         {'conflict', current version} when the order changed since it was read,
---         {'ok', number of the first outbox entry} otherwise.
+--         {'ok', the number of each outbox entry stored, in order} otherwise. Entry numbers are formatted
+--         here only: zero-padded, so that they sort in publication order.
 
 local seen = redis.call('HGET', KEYS[2], ARGV[1])
 if seen then
@@ -31,11 +32,12 @@ end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 
 local entries = #ARGV - 6
-local first = 0
+local numbers = {}
 if entries > 0 then
-  first = redis.call('HINCRBY', KEYS[1], 'outbox_seq', entries) - entries + 1
+  local first = redis.call('HINCRBY', KEYS[1], 'outbox_seq', entries) - entries + 1
   for i = 1, entries do
-    redis.call('HSET', KEYS[3], string.format('%012d', first + i - 1), ARGV[6 + i])
+    numbers[i] = string.format('%012d', first + i - 1)
+    redis.call('HSET', KEYS[3], numbers[i], ARGV[6 + i])
   end
 end
 
@@ -53,4 +55,4 @@ if ARGV[6] ~= '' then
     end
   end
 end
-return {'ok', tostring(first)}
+return {'ok', unpack(numbers)}

@@ -54,6 +54,8 @@ local done = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
 if tonumber(ARGV[3]) > done then
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 end
+-- `due` indexes the endpoint's queues (deleting the endpoint relies on it): an order leaves it with its
+-- last queued event, never before.
 if redis.call('ZCARD', KEYS[1]) > 0 then
   redis.call('ZADD', KEYS[3], 'XX', ARGV[9], ARGV[1])
 else

@@ -9,7 +9,16 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 
 from service.clock import to_epoch_ms as ms
-from service.store.keys import webhook_key
+from service.store.keys import (
+    webhook_attempts_key,
+    webhook_bodies_key,
+    webhook_dead_key,
+    webhook_done_key,
+    webhook_due_key,
+    webhook_endpoint_key,
+    webhook_pending_key,
+    webhook_tries_key,
+)
 from service.store.scripts import Call, Coalesced, LuaScript
 
 
@@ -44,16 +53,24 @@ class Head:
 Outcome = Literal["delivered", "retry", "dead", "hold"]
 
 
-def _keys(endpoint_id: str, order_id: str) -> list[str]:
+def _enqueue_keys(endpoint_id: str, order_id: str) -> list[str]:
+    """KEYS of `enqueue_delivery.lua`."""
     return [
-        webhook_key(endpoint_id, f"pending:{order_id}"),
-        webhook_key(endpoint_id, "bodies"),
-        webhook_key(endpoint_id, "due"),
-        webhook_key(endpoint_id, "done"),
-        webhook_key(endpoint_id, "tries"),
-        webhook_key(endpoint_id, "dead"),
-        webhook_key(endpoint_id),
-        webhook_key(endpoint_id, "attempts"),
+        webhook_pending_key(endpoint_id, order_id),
+        webhook_bodies_key(endpoint_id),
+        webhook_due_key(endpoint_id),
+        webhook_done_key(endpoint_id),
+    ]
+
+
+def _settle_keys(endpoint_id: str, order_id: str) -> list[str]:
+    """KEYS of `settle_delivery.lua`."""
+    return [
+        *_enqueue_keys(endpoint_id, order_id),
+        webhook_tries_key(endpoint_id),
+        webhook_dead_key(endpoint_id),
+        webhook_endpoint_key(endpoint_id),
+        webhook_attempts_key(endpoint_id),
     ]
 
 
@@ -71,7 +88,7 @@ class DeliveryStore:
     async def enqueue(self, events: Sequence[QueuedEvent], now: datetime) -> None:
         """Queue events (ignoring those settled before); one round trip."""
         calls: list[Call] = [
-            (_keys(e.endpoint_id, e.order_id)[:4], [e.event_id, e.sequence, e.body, e.order_id, ms(now)])
+            (_enqueue_keys(e.endpoint_id, e.order_id), [e.event_id, e.sequence, e.body, e.order_id, ms(now)])
             for e in events
         ]
         await self._enqueue.run_many(self._redis, calls)
@@ -80,8 +97,7 @@ class DeliveryStore:
         """Due orders of each endpoint, at most its limit, leased to the caller; one round trip."""
         lease_ms = ms(now) + int(lease_seconds * 1000)
         calls: list[Call] = [
-            ([webhook_key(e, "due")], [ms(now), int(lease_seconds * 1000), limit])
-            for e, limit in limits.items()
+            ([webhook_due_key(e)], [ms(now), int(lease_seconds * 1000), limit]) for e, limit in limits.items()
         ]
         replies = await self._claim.run_many(self._redis, calls)
         return [
@@ -100,9 +116,9 @@ class DeliveryStore:
         calls: list[Call] = [
             (
                 [
-                    webhook_key(c.endpoint_id, f"pending:{c.order_id}"),
-                    webhook_key(c.endpoint_id, "bodies"),
-                    webhook_key(c.endpoint_id, "tries"),
+                    webhook_pending_key(c.endpoint_id, c.order_id),
+                    webhook_bodies_key(c.endpoint_id),
+                    webhook_tries_key(c.endpoint_id),
                 ],
                 [],
             )
@@ -161,25 +177,26 @@ class DeliveryStore:
             log_length,
             *fields,
         ]
-        result = await self._settle.run(_keys(claim.endpoint_id, claim.order_id), args)
+        result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.order_id), args)
         return None if result == b"lost" else int(result)
 
     async def dead(self, endpoint_id: str) -> dict[str, dict[str, Any]]:
         """Deliveries given up on: event id → the event and every attempt."""
-        raw: dict[bytes, bytes] = await self._redis.hgetall(webhook_key(endpoint_id, "dead"))  # type: ignore[assignment]
+        raw: dict[bytes, bytes] = await self._redis.hgetall(webhook_dead_key(endpoint_id))  # type: ignore[assignment]
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     async def replay(self, endpoint_id: str, event_ids: Sequence[str], now: datetime) -> int:
         """Queue dead deliveries again (in their original sequence order per order); returns how many."""
         dead = await self.dead(endpoint_id)
         chosen = [(event_id, dead[event_id]["event"]) for event_id in event_ids if event_id in dead]
-        async with self._redis.pipeline(transaction=False) as pipe:
+        # One transaction: a queue is never left without its order in `due`, which indexes the queues.
+        async with self._redis.pipeline(transaction=True) as pipe:
             for event_id, event in chosen:
                 order_id = event["order_id"]
-                pipe.zadd(webhook_key(endpoint_id, f"pending:{order_id}"), {event_id: event["sequence"]})
-                pipe.hset(webhook_key(endpoint_id, "bodies"), event_id, json.dumps(event))
-                pipe.zadd(webhook_key(endpoint_id, "due"), {order_id: ms(now)}, nx=True)
-                pipe.hdel(webhook_key(endpoint_id, "dead"), event_id)
+                pipe.zadd(webhook_pending_key(endpoint_id, order_id), {event_id: event["sequence"]})
+                pipe.hset(webhook_bodies_key(endpoint_id), event_id, json.dumps(event))
+                pipe.zadd(webhook_due_key(endpoint_id), {order_id: ms(now)}, nx=True)
+                pipe.hdel(webhook_dead_key(endpoint_id), event_id)
             await pipe.execute()
         return len(chosen)
 
@@ -193,7 +210,7 @@ class DeliveryStore:
         self, endpoint_id: str, count: int = 100, event_id: str | None = None
     ) -> list[dict[str, str]]:
         """The newest attempts at an endpoint, newest first; only those of `event_id` if given."""
-        stream = webhook_key(endpoint_id, "attempts")
+        stream = webhook_attempts_key(endpoint_id)
         entries: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrevrange(  # type: ignore[assignment]
             stream, count=None if event_id else count
         )
@@ -206,6 +223,6 @@ class DeliveryStore:
         """Orders with deliveries waiting, per endpoint; one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for endpoint_id in endpoint_ids:
-                pipe.zcard(webhook_key(endpoint_id, "due"))
+                pipe.zcard(webhook_due_key(endpoint_id))
             counts = await pipe.execute()
         return {endpoint_id: int(n) for endpoint_id, n in zip(endpoint_ids, counts, strict=True)}

@@ -12,7 +12,14 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from service.clock import from_epoch_ms
-from service.store.keys import WEBHOOK_ENDPOINTS, client_webhooks_key, webhook_key
+from service.store.keys import (
+    WEBHOOK_ENDPOINTS,
+    client_webhooks_key,
+    webhook_due_key,
+    webhook_endpoint_key,
+    webhook_fixed_keys,
+    webhook_pending_key,
+)
 
 _BREAKER_FIELDS = {"consecutive_failures", "failing_since", "paused_until"}
 """Stored in their own hash fields (`failures`, `failing_since`, `paused_until`) by the settle script."""
@@ -111,7 +118,7 @@ class EndpointStore:
     async def save(self, endpoint: Endpoint) -> None:
         """Store the endpoint's configuration and state (the breaker's counters are the workers' to write)."""
         config = endpoint.model_dump_json(exclude=_BREAKER_FIELDS)
-        await self._redis.hset(webhook_key(endpoint.endpoint_id), "config", config)
+        await self._redis.hset(webhook_endpoint_key(endpoint.endpoint_id), "config", config)
 
     async def get(self, endpoint_id: str) -> Endpoint | None:
         """One endpoint, or None."""
@@ -122,7 +129,9 @@ class EndpointStore:
         """Several endpoints with their circuit-breaker state, in one round trip (missing ones left out)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for endpoint_id in endpoint_ids:
-                pipe.hmget(webhook_key(endpoint_id), ["config", "failures", "failing_since", "paused_until"])
+                pipe.hmget(
+                    webhook_endpoint_key(endpoint_id), ["config", "failures", "failing_since", "paused_until"]
+                )
             found = await pipe.execute()
         endpoints = []
         for config, failures, failing_since, paused_until in found:
@@ -172,7 +181,7 @@ class EndpointStore:
         Workers (a 410, an unsafe target) and operators (rotation, enable) change endpoints concurrently;
         a plain read-then-write could drop, for instance, a secret just handed to a client.
         """
-        key = webhook_key(endpoint_id)
+        key = webhook_endpoint_key(endpoint_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -237,17 +246,28 @@ class EndpointStore:
         return await self._change(endpoint_id, change), secret
 
     async def delete(self, endpoint: Endpoint) -> None:
-        """Forget the endpoint and everything queued for it."""
-        keys = [
-            webhook_key(endpoint.endpoint_id, part)
-            for part in ("", "bodies", "due", "done", "tries", "dead", "attempts")
-        ]
-        pending = [
-            k async for k in self._redis.scan_iter(match=webhook_key(endpoint.endpoint_id, "pending:*"))
-        ]
-        await self._redis.delete(*keys, *pending)
-        await self._redis.srem(client_webhooks_key(endpoint.client_id), endpoint.endpoint_id)
-        await self._redis.srem(WEBHOOK_ENDPOINTS, endpoint.endpoint_id)
+        """Forget the endpoint and everything queued for it.
+
+        Its per-order queues are those of the orders in `due`, which holds every order with a queued event
+        (see `webhook_due_key`): no SCAN over the keyspace. An order queued while the deletion reads `due`
+        makes it read again (WATCH), so that no queue is left behind.
+        """
+        endpoint_id = endpoint.endpoint_id
+        due = webhook_due_key(endpoint_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(due)
+                    orders: list[bytes] = await pipe.zrange(due, 0, -1)  # type: ignore[assignment]
+                    pending = [webhook_pending_key(endpoint_id, order.decode()) for order in orders]
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    pipe.delete(*webhook_fixed_keys(endpoint_id), *pending)
+                    await pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        await self._redis.srem(client_webhooks_key(endpoint.client_id), endpoint_id)
+        await self._redis.srem(WEBHOOK_ENDPOINTS, endpoint_id)
 
 
 def _ids(members: set[bytes]) -> list[str]:

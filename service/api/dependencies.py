@@ -1,0 +1,121 @@
+"""What the routes depend on, as typed `Annotated` aliases: the stores, the broker, the settings, the caller.
+
+`build_api` puts one `ApiResources` on the app when it starts serving; only this module reads it.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from faststream.kafka import KafkaBroker
+from redis.asyncio import Redis
+from starlette.exceptions import HTTPException
+
+from contracts.commands import Command
+from service.config import ApiSettings
+from service.store.authentication import ApiKeyStore
+from service.store.orders import OrderStore
+from service.store.webhook_deliveries import DeliveryStore
+from service.store.webhook_endpoints import EndpointStore
+
+
+@dataclass(frozen=True)
+class ApiResources:
+    """Everything the routes use, built once per app from its settings."""
+
+    settings: ApiSettings
+    redis: Redis
+    broker: KafkaBroker
+    orders: OrderStore
+    api_keys: ApiKeyStore
+    endpoints: EndpointStore
+    deliveries: DeliveryStore
+
+
+def _resources(request: Request) -> ApiResources:
+    return cast(ApiResources, request.app.state.resources)
+
+
+def api_settings(request: Request) -> ApiSettings:
+    """The API's settings."""
+    return _resources(request).settings
+
+
+def redis_client(request: Request) -> Redis:
+    """The API's Redis connection (for the readiness check; the routes use the stores)."""
+    return _resources(request).redis
+
+
+def kafka_broker(request: Request) -> KafkaBroker:
+    """The broker commands are published through."""
+    return _resources(request).broker
+
+
+def order_store(request: Request) -> OrderStore:
+    """Orders as stored by the service."""
+    return _resources(request).orders
+
+
+def api_key_store(request: Request) -> ApiKeyStore:
+    """The clients' API keys."""
+    return _resources(request).api_keys
+
+
+def endpoint_store(request: Request) -> EndpointStore:
+    """The clients' webhook endpoints."""
+    return _resources(request).endpoints
+
+
+def delivery_store(request: Request) -> DeliveryStore:
+    """The relay's delivery queues, attempt logs and dead deliveries."""
+    return _resources(request).deliveries
+
+
+@dataclass(frozen=True)
+class CommandPublisher:
+    """Publishes commands to the commands topic, keyed by order id like every producer of it."""
+
+    broker: KafkaBroker
+    topic: str
+
+    async def publish(self, command: Command) -> None:
+        """Publish and wait for the broker's acknowledgement."""
+        await self.broker.publish(
+            command.model_dump_json().encode(),
+            topic=self.topic,
+            key=command.order_id.encode(),
+            headers={"content-type": "application/json"},
+        )
+
+
+def command_publisher(request: Request) -> CommandPublisher:
+    """Where the command routes publish to."""
+    resources = _resources(request)
+    return CommandPublisher(resources.broker, resources.settings.topic_commands)
+
+
+SettingsDep = Annotated[ApiSettings, Depends(api_settings)]
+RedisDep = Annotated[Redis, Depends(redis_client)]
+BrokerDep = Annotated[KafkaBroker, Depends(kafka_broker)]
+CommandsDep = Annotated[CommandPublisher, Depends(command_publisher)]
+OrdersDep = Annotated[OrderStore, Depends(order_store)]
+ApiKeysDep = Annotated[ApiKeyStore, Depends(api_key_store)]
+EndpointsDep = Annotated[EndpointStore, Depends(endpoint_store)]
+DeliveriesDep = Annotated[DeliveryStore, Depends(delivery_store)]
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ok_…`.")
+
+
+async def calling_client(
+    keys: ApiKeysDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    """The client whose key made the request; 401 for a missing, unknown or revoked key."""
+    client_id = await keys.client_of(credentials.credentials) if credentials else None
+    if client_id is None:
+        raise HTTPException(401, "a valid API key is required (Authorization: Bearer …)")
+    return client_id
+
+
+ClientIdDep = Annotated[str, Depends(calling_client)]
+"""The id of the client whose API key made the request."""
