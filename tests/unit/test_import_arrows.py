@@ -1,11 +1,13 @@
-"""The arrows between the processes' modules point one way: the Kafka module depends on none of them, and
-only the CLI depends on the order service's composition root."""
+"""The arrows between the layers point one way: the domain and the Kafka module depend on none of the
+layers above them, and only the CLI depends on the order service's composition root."""
 
 import ast
+import sys
 from pathlib import Path
 
 SERVICE = Path(__file__).resolve().parents[2] / "service"
 KAFKA_MAY_IMPORT = {"service.config", "service.metrics", "service.logs"}
+_STDLIB = frozenset(sys.stdlib_module_names)
 
 
 def _imports(path: Path) -> set[str]:
@@ -33,3 +35,15 @@ def test_the_kafka_module_imports_only_contracts_settings_and_libraries() -> Non
         ours = {name for name in _imports(path) if name.split(".")[0] == "service"}
         above = {name for name in ours if not name.startswith("service.kafka")} - KAFKA_MAY_IMPORT
         assert not above, f"{path.name} imports {sorted(above)}"
+
+
+def test_the_domain_imports_only_the_standard_library_pydantic_and_contracts() -> None:
+    """`service.domain` is pure: no Redis, no Kafka, no HTTP, nothing of the layers that call it."""
+    allowed_roots = {"pydantic", "contracts", "service"}
+    for path in (SERVICE / "domain").glob("*.py"):
+        for name in _imports(path):
+            root = name.split(".")[0]
+            if root == "service":
+                assert name.startswith("service.domain"), f"{path.name} imports {name}"
+            else:
+                assert root in allowed_roots or root in _STDLIB, f"{path.name} imports {name}"
