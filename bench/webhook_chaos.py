@@ -35,9 +35,9 @@ from contracts.events import OrderStatusChanged
 from contracts.statuses import OrderStatus
 from service.relay.deliveries import DeliveryStore
 from service.relay.endpoints import Endpoint, EndpointState, EndpointStore
-from tests.factories import prebooking
-from tests.kafka_tap import TopicTap
-from tests.webhook_receiver import Received
+from testkit.factories import prebooking
+from testkit.kafka_tap import TopicTap
+from testkit.webhook_receiver import Received
 
 CLIENT = "acme-air"
 FULL_RESOURCE = "RES-FULL"

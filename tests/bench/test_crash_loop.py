@@ -10,8 +10,6 @@ import pytest
 
 from tests.bench.running import run_benchmark
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.timeout(240)
 def test_crash_loop_smoke_passes_every_verdict(tmp_path: Path) -> None:

@@ -8,8 +8,6 @@ import pytest
 from bench.fuzz import Fuzzer
 from tests.bench.running import run_benchmark
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.timeout(240)
 def test_hostile_input_smoke(tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ import pytest
 
 from tests.bench.running import figure, run_benchmark
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.timeout(300)
 def test_pipeline_benchmark_runs_and_measures_both_pipes(tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ import pytest
 
 from tests.bench.running import run_benchmark
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.skipif(
     bool(os.environ.get("REDIS_URL")), reason="the outage needs the embedded Redis, which REDIS_URL replaces"

@@ -6,8 +6,6 @@ import pytest
 
 from tests.bench.running import figure, run_benchmark
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.timeout(300)
 def test_relay_benchmark_smoke(tmp_path: Path) -> None:

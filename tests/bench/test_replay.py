@@ -7,8 +7,6 @@ import pytest
 
 from tests.bench.running import run_benchmark
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.timeout(180)
 def test_replay_smoke_changes_nothing(tmp_path: Path) -> None:

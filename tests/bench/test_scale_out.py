@@ -8,8 +8,6 @@ import pytest
 
 from tests.bench.running import run_benchmark
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.timeout(240)
 def test_scale_out_smoke_shares_partitions_and_survives_a_lost_instance(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ import pytest
 from bench.chaos_receiver import Misbehaviour
 from tests.bench.running import run_benchmark
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.timeout(240)
 def test_webhook_chaos_smoke(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from redis.asyncio import Redis
 from service.api.keys import ApiKeyStore
 from service.config import Settings
 from service.relay.app import build_relay
-from tests.factories import unique
+from testkit.factories import unique
+from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import api_settings, until_assigned
 from tests.waiting import eventually
-from tests.webhook_receiver import WebhookReceiver
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service", "simulator")]
+pytestmark = pytest.mark.usefixtures("service", "simulator")
 
 ITEM = {
     "resource_id": "RES-OK",

@@ -13,8 +13,6 @@ from service.store.client import connect
 from service.store.keys import order_keys
 from service.store.scripts import LuaScript
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 async def cluster(redis_cluster_url: str) -> Redis:

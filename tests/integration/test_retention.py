@@ -14,10 +14,8 @@ from service.domain.policy import DEFAULT_ORDER_RETENTION
 from service.store.keys import client_orders_key, inputs_key, order_key
 from service.store.orders import OrderStore
 from service.store.outbox import Destination
-from tests.factories import prebooking, unique
+from testkit.factories import prebooking, unique
 from tests.integration.test_outbox_and_concurrency import NOW, RecordingPublisher, processor
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

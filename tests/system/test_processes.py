@@ -13,8 +13,6 @@ import pytest
 from service.devstack import Endpoints, free_port
 from tests.system.processes import ORDERS, children_of, is_alive, live_processes_in_session, read_until
 
-pytestmark = pytest.mark.integration
-
 WITHOUT_STACK_ENV = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
 
 

@@ -23,7 +23,7 @@ from service.domain.effects import (
 )
 from service.domain.order import Order, ReservationState
 from service.domain.policy import Policy
-from tests.factories import prebooking, walk_in
+from testkit.factories import prebooking, walk_in
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = Policy(

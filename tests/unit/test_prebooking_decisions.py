@@ -8,7 +8,7 @@ from contracts.statuses import DeliveryStatus, OneOrderStatus, OrderStatus, Reje
 from service.domain.decide import Context, decide
 from service.domain.order import Order, ReservationState
 from service.domain.policy import Policy
-from tests.factories import prebooking
+from testkit.factories import prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONTEXT = Context(NOW, Policy())

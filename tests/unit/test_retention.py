@@ -12,7 +12,7 @@ from service.domain.decide import Context, decide
 from service.domain.order import Order
 from service.domain.policy import Policy
 from service.domain.retention import expires_at
-from tests.factories import prebooking
+from testkit.factories import prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(days=30)
