@@ -138,6 +138,7 @@ async def _is(api: httpx.AsyncClient, order_id: str, headers: dict[str, str], st
 async def test_malformed_bodies_are_refused_with_problem_details(
     api: httpx.AsyncClient, redis: Redis, body: object, status: int
 ) -> None:
+    """Bodies with an unknown field, no items, a bad id, no JSON or too many bytes get a problem+json 4xx."""
     headers = await bearer(redis, "client-a")
     if isinstance(body, str):
         response = await api.post(
