@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit contracts clean
+.PHONY: demo test lint typecheck unit integration relay system bench-smoke contracts clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+# One test tier each (README, "Test tiers"): every test carries its directory's marker (tests/conftest.py).
+unit integration relay system: $(STAMP)
+	$(BIN)/python -m pytest -m $@
+
+# An explicit target, so the benchmarks' pattern rule below does not run it as `python -m bench.smoke`.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m pytest -m bench
 
 # Regenerate the committed JSON Schemas, AsyncAPI and OpenAPI documents after changing contracts/ or the apps.
 contracts: $(STAMP)

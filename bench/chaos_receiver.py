@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from aiohttp import web
 
-from tests.webhook_receiver import Received, Reply, WebhookReceiver
+from testkit.webhook_receiver import Received, Reply, WebhookReceiver
 
 DISCONNECTED = 0
 """The status recorded for a request the receiver dropped without answering."""

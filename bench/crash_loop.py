@@ -58,6 +58,12 @@ async def kill_at_random(
         await victim.start()
         done[victim.subcommand] += 1
         announce(f"SIGKILL {victim.subcommand} (pid {pid}) at {loop.time() - started:.1f} s; restarted")
+    for victim in victims:
+        # The run may end right after the last restart: SIGTERM before the signal handlers are installed
+        # would kill the process undrained (-15) instead of stopping it.
+        await victim.wait_ready()
+        async with asyncio.timeout(60):
+            await victim.started.wait()
     return done
 
 

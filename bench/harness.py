@@ -30,6 +30,7 @@ from rich.table import Table
 from service.config import RelaySettings, ResourceSimSettings, Settings
 from service.devstack import EmbeddedStack, Endpoints
 from service.kafka import ensure_topics, service_topics
+from testkit.isolation import isolated_names
 
 RESULTS_DIR = Path(__file__).parent / "results"
 console = Console(stderr=True)
@@ -71,15 +72,7 @@ def run_settings(endpoints: Endpoints, run_id: str, **overrides: Any) -> BenchSe
     """Settings with topic and consumer-group names of this run's own."""
     return BenchSettings(
         **endpoints.settings(),  # type: ignore[arg-type]
-        topic_commands=f"{run_id}.orders.commands",
-        topic_resource_requests=f"{run_id}.resources.requests",
-        topic_resource_replies=f"{run_id}.resources.replies",
-        topic_status_changed=f"{run_id}.orders.status-changed",
-        topic_command_rejected=f"{run_id}.orders.command-rejected",
-        topic_dead_letter=f"{run_id}.orders.dead-letter",
-        consumer_group=f"{run_id}.orders-service",
-        sim_group=f"{run_id}.resource-sim",
-        relay_group=f"{run_id}.relay",
+        **isolated_names(run_id, BenchSettings),
         **overrides,
     )
 

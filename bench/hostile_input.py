@@ -44,8 +44,8 @@ from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.statuses import OrderStatus
 from service.store.entitlements import EntitlementStore
 from service.store.orders import ANOMALY_LOG_LENGTH, OrderStore
-from tests.factories import prebooking, walk_in
-from tests.kafka_tap import TopicTap
+from testkit.factories import prebooking, walk_in
+from testkit.kafka_tap import TopicTap
 
 FULL_RESOURCE = "RES-FULL"
 """The simulator refuses every reservation at this resource."""

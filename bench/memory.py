@@ -26,7 +26,7 @@ from bench.harness import OrdersProcess, Report, Run, parser, progress, run
 from bench.pipeline import Observer, commands
 from contracts.statuses import OrderStatus
 from service.store.keys import command_claim_key, inputs_key, order_key
-from tests.factories import prebooking
+from testkit.factories import prebooking
 
 REFUSING_RESOURCE = "RES-FULL"
 RETENTION_SECONDS = 3

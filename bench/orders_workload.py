@@ -37,9 +37,9 @@ from service.domain.order import Order
 from service.store.entitlements import EntitlementStore
 from service.store.keys import order_key, outbox_key
 from service.store.webhook_endpoints import EndpointStore
-from tests.factories import prebooking, unique, walk_in
-from tests.kafka_tap import TopicTap
-from tests.webhook_receiver import WebhookReceiver
+from testkit.factories import prebooking, unique, walk_in
+from testkit.kafka_tap import TopicTap
+from testkit.webhook_receiver import WebhookReceiver
 
 Command = CreatePrebooking | RecordWalkIn | CancelOrder
 

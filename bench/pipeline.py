@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.consumer_offsets import partitions_of
 from bench.harness import OrdersProcess, Report, Run, cpu_seconds, parser, percentiles, progress, run
 from service.kafka import ensure_topics
-from tests.factories import prebooking
+from testkit.factories import prebooking
 
 CONFIRMED = 1
 WARM_UP_ORDERS = 300

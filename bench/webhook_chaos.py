@@ -35,9 +35,9 @@ from contracts.events import OrderStatusChanged
 from contracts.statuses import OrderStatus
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
-from tests.factories import prebooking
-from tests.kafka_tap import TopicTap
-from tests.webhook_receiver import Received
+from testkit.factories import prebooking
+from testkit.kafka_tap import TopicTap
+from testkit.webhook_receiver import Received
 
 CLIENT = "acme-air"
 FULL_RESOURCE = "RES-FULL"

@@ -18,7 +18,8 @@ from service.devstack import EmbeddedRedisCluster, Endpoints, free_port
 from service.kafka import ensure_topics, service_topics
 from service.resource_sim import build_resource_sim
 from service.store.client import connect
-from tests.kafka_tap import TopicTap
+from testkit.isolation import isolated_names
+from testkit.kafka_tap import TopicTap
 from tests.waiting import eventually
 
 FULL_RESOURCE = "RES-FULL"
@@ -29,20 +30,12 @@ SHORT_WINDOW_LOUNGE = "LOUNGE-SHORT-WINDOW"
 """Walk-ins at this resource may be cancelled for a millisecond only."""
 CONFIRMATION_TIMEOUT_SECONDS = 3.0
 
-pytestmark = pytest.mark.integration
-
 
 def isolated_settings(stack: Endpoints, run: str) -> Settings:
     """Settings with topic and group names of their own, so runs never see each other's messages."""
     return Settings(
         **stack.settings(),  # type: ignore[arg-type]
-        topic_commands=f"{run}.orders.commands",
-        topic_resource_requests=f"{run}.resources.requests",
-        topic_resource_replies=f"{run}.resources.replies",
-        topic_status_changed=f"{run}.orders.status-changed",
-        topic_command_rejected=f"{run}.orders.command-rejected",
-        topic_dead_letter=f"{run}.orders.dead-letter",
-        consumer_group=f"{run}.orders-service",
+        **isolated_names(run),
         retry_backoff_seconds=0.1,
         max_message_bytes=64 * 1024,
         confirmation_timeout_seconds=CONFIRMATION_TIMEOUT_SECONDS,

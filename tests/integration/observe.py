@@ -6,7 +6,7 @@ from contracts.events import CommandRejected, OrderStatusChanged
 from contracts.resources import ReleaseRequest, ReserveRequest, resource_request_adapter
 from contracts.statuses import OrderStatus
 from service.config import Settings
-from tests.kafka_tap import TopicTap
+from testkit.kafka_tap import TopicTap
 
 
 class Observer:

@@ -10,11 +10,11 @@ from redis.asyncio import Redis
 from contracts.commands import CancelOrder
 from service.config import Settings
 from service.store.authentication import ApiKeyStore
-from tests.factories import prebooking, unique
-from tests.kafka_tap import produce
+from testkit.factories import prebooking, unique
+from testkit.kafka_tap import produce
 from tests.waiting import eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service", "simulator")]
+pytestmark = pytest.mark.usefixtures("service", "simulator")
 
 
 async def key_for(redis: Redis, client_id: str) -> dict[str, str]:

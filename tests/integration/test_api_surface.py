@@ -11,12 +11,12 @@ from service.config import RelaySettings, Settings
 from service.relay.app import build_relay
 from service.store.authentication import ApiKeyStore
 from service.store.keys import webhook_endpoint_key
-from tests.factories import unique
+from testkit.factories import unique
+from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import api_settings, until_assigned
 from tests.waiting import eventually
-from tests.webhook_receiver import WebhookReceiver
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service", "simulator")]
+pytestmark = pytest.mark.usefixtures("service", "simulator")
 
 ITEM = {
     "resource_id": "RES-OK",
@@ -141,6 +141,7 @@ async def _is(api: httpx.AsyncClient, order_id: str, headers: dict[str, str], st
 async def test_malformed_bodies_are_refused_with_problem_details(
     api: httpx.AsyncClient, redis: Redis, body: object, status: int
 ) -> None:
+    """Bodies with an unknown field, no items, a bad id, no JSON or too many bytes get a problem+json 4xx."""
     headers = await bearer(redis, "client-a")
     if isinstance(body, bytes):
         response = await api.post(

@@ -11,11 +11,11 @@ from contracts.resources import ReservationConfirmed
 from contracts.statuses import OrderStatus, RejectionCode
 from service.app import OrderService
 from service.config import Settings
-from tests.factories import prebooking, unique
-from tests.kafka_tap import TopicTap, produce
+from testkit.factories import prebooking, unique
+from testkit.kafka_tap import TopicTap, produce
 from tests.waiting import counter, eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("simulator", "service")]
+pytestmark = pytest.mark.usefixtures("simulator", "service")
 
 
 def events_of(tap: TopicTap, settings: Settings, order_id: str) -> list[OrderStatusChanged]:

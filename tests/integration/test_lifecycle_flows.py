@@ -8,13 +8,13 @@ from contracts.resources import ReservationConfirmed, ReservationFailed
 from contracts.statuses import OneOrderStatus, OrderStatus, RejectionCode
 from service.app import OrderService
 from service.config import Settings
-from tests.factories import prebooking, unique, walk_in
+from testkit.factories import prebooking, unique, walk_in
+from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import SHORT_WINDOW_LOUNGE, SILENT_RESOURCE
 from tests.integration.observe import Observer
-from tests.kafka_tap import TopicTap, produce
 from tests.waiting import counter, eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("simulator")]
+pytestmark = pytest.mark.usefixtures("simulator")
 
 
 @pytest.fixture

@@ -23,9 +23,7 @@ from service.store.keys import outbox_key
 from service.store.orders import OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry
 from service.store.timers import TimerStore
-from tests.factories import prebooking, unique
-
-pytestmark = pytest.mark.integration
+from testkit.factories import prebooking, unique
 
 
 @pytest.fixture

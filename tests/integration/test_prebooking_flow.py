@@ -18,11 +18,11 @@ from service.app import OrderService
 from service.config import Settings
 from service.domain.order import ReservationState
 from service.store.keys import outbox_key
-from tests.factories import prebooking
+from testkit.factories import prebooking
+from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import FULL_RESOURCE
-from tests.kafka_tap import TopicTap, produce
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("simulator")]
+pytestmark = pytest.mark.usefixtures("simulator")
 
 
 def status_events(tap: TopicTap, settings: Settings, order_id: str) -> list[OrderStatusChanged]:

@@ -13,8 +13,6 @@ from service.store.scripts import LuaScript
 from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
 from service.store.webhook_endpoints import EndpointState, EndpointStore
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 async def cluster(redis_cluster_url: str) -> Redis:

@@ -14,10 +14,8 @@ from service.domain.policy import DEFAULT_ORDER_RETENTION
 from service.store.keys import client_orders_key, inputs_key, order_key
 from service.store.orders import OrderStore
 from service.store.outbox import Destination
-from tests.factories import prebooking, unique
+from testkit.factories import prebooking, unique
 from tests.integration.test_outbox_and_concurrency import NOW, RecordingPublisher, processor
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -27,6 +25,7 @@ def redis(store_redis: Redis) -> Redis:
 
 
 async def test_a_pending_order_is_kept_and_a_failed_one_expires_after_the_retention(redis: Redis) -> None:
+    """A Pending order's keys never expire; once it fails, they expire the retention after that change."""
     create = prebooking()
     orders = processor(redis, RecordingPublisher())
     await orders.process([command_input(create)])
@@ -61,6 +60,7 @@ async def test_a_rejected_command_for_an_unknown_order_leaves_no_key_for_ever(re
 
 
 async def test_the_client_listing_forgets_orders_older_than_its_retention(redis: Redis) -> None:
+    """Indexing an order drops the client's listing entries past the index retention, and keeps the rest."""
     store = OrderStore(redis, index_retention_seconds=int(timedelta(days=400).total_seconds()))
     client = unique("client")
     old = IndexOrder(client_id=client, order_id="ORD-OLD", created_at=NOW - timedelta(days=401))

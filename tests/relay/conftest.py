@@ -15,8 +15,8 @@ from service.devstack import Endpoints
 from service.kafka import ensure_topics
 from service.relay.app import Relay, build_relay
 from service.store.webhook_endpoints import Endpoint, EndpointStore
+from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import until_assigned
-from tests.webhook_receiver import WebhookReceiver
 
 
 def relay_settings(stack: Endpoints, **overrides: object) -> RelaySettings:

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
@@ -14,12 +13,10 @@ from service.devstack import Endpoints
 from service.kafka import ensure_topics
 from service.relay.app import build_relay
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
+from testkit.webhook_receiver import Reply, WebhookReceiver
 from tests.integration.conftest import until_assigned
 from tests.relay.conftest import publish, register, relay_settings, status_event
 from tests.waiting import eventually
-from tests.webhook_receiver import Reply, WebhookReceiver
-
-pytestmark = pytest.mark.integration
 
 
 async def test_repeated_failures_pause_the_endpoint(

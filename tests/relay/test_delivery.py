@@ -3,7 +3,6 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
@@ -12,12 +11,10 @@ from service.devstack import Endpoints, free_port
 from service.kafka import ensure_topics
 from service.relay.app import Relay, build_relay
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
+from testkit.webhook_receiver import Reply, WebhookReceiver
 from tests.integration.conftest import until_assigned
 from tests.relay.conftest import publish, register, relay_settings, status_event
 from tests.waiting import eventually
-from tests.webhook_receiver import Reply, WebhookReceiver
-
-pytestmark = pytest.mark.integration
 
 
 async def test_event_is_delivered_signed_once(

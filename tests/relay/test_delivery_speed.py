@@ -11,11 +11,9 @@ from service.devstack import Endpoints
 from service.kafka import ensure_topics
 from service.relay.app import build_relay
 from service.store.scripts import Coalesced, LuaScript
+from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import until_assigned
 from tests.relay.conftest import publish, register, relay_settings, status_event
-from tests.webhook_receiver import WebhookReceiver
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from service.store.keys import WEBHOOK_ENDPOINTS, client_webhooks_key
 from service.store.webhook_deliveries import DeliveryStore, Outcome, QueuedEvent
 from service.store.webhook_endpoints import EndpointStore
-from tests.factories import unique
+from testkit.factories import unique
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,10 @@ from service.kafka import ensure_topics
 from service.relay.app import build_relay
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
+from testkit.webhook_receiver import Reply, WebhookReceiver
 from tests.integration.conftest import until_assigned
 from tests.relay.conftest import publish, register, relay_settings, status_event
 from tests.waiting import eventually
-from tests.webhook_receiver import Reply, WebhookReceiver
-
-pytestmark = pytest.mark.integration
 
 
 async def test_endpoint_resolving_to_a_forbidden_address_is_never_called(

@@ -26,7 +26,7 @@ from service.domain.order import Order, ReservationState
 from service.domain.outcome import Decision, change_status
 from service.domain.policy import Policy
 from service.domain.transitions import IllegalTransition
-from tests.factories import prebooking, walk_in
+from testkit.factories import prebooking, walk_in
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = Policy(
@@ -83,6 +83,7 @@ def test_walk_in_is_created_used_and_closed() -> None:
 
 
 def test_walk_in_without_entitlement_is_rejected_with_the_reason() -> None:
+    """A walk-in with an unknown credential or no units left is rejected with that code and stores nothing."""
     unknown = decide(None, walk_in(), at(NOW, entitlement=EntitlementCheck.UNKNOWN_CREDENTIAL))
     exhausted = decide(None, walk_in(), at(NOW, entitlement=EntitlementCheck.EXHAUSTED))
 
@@ -107,6 +108,7 @@ def test_walk_in_for_a_used_order_id_gives_back_what_it_consumed() -> None:
 
 
 def test_staff_cancel_a_walk_in_within_the_window_and_refund_it() -> None:
+    """Staff cancelling a walk-in within its window cancel it, refund its units and remove its services."""
     order = stored(decide(None, walk_in(), at(NOW, input_id="i1", entitlement=EntitlementCheck.CONSUMED)))
 
     decision = decide(order, cancel(order, initiated_by="RESOURCE_STAFF"), at(NOW + timedelta(minutes=29)))
@@ -120,6 +122,7 @@ def test_staff_cancel_a_walk_in_within_the_window_and_refund_it() -> None:
 
 
 def test_walk_in_cancellation_follows_the_resource_window_and_initiator() -> None:
+    """Staff may cancel a walk-in within its resource's window only; a client may not cancel one at all."""
     default = stored(decide(None, walk_in(), at(NOW, input_id="i1", entitlement=EntitlementCheck.CONSUMED)))
     strict = stored(
         decide(None, walk_in("STRICT-LOUNGE"), at(NOW, input_id="i2", entitlement=EntitlementCheck.CONSUMED))
@@ -153,6 +156,7 @@ def test_a_cancelled_walk_in_cannot_be_cancelled_again() -> None:
 
 
 def test_create_schedules_the_confirmation_deadline() -> None:
+    """A prebooking schedules its confirmation deadline (the policy's timeout) and indexes the order."""
     decision = decide(None, prebooking(order_id="ORD-1"), at(NOW))
 
     assert decision.effects == [
@@ -162,6 +166,7 @@ def test_create_schedules_the_confirmation_deadline() -> None:
 
 
 def test_deadline_fails_a_pending_order_and_releases_its_reservations() -> None:
+    """At its deadline a Pending order fails: its confirmed items are released, its pending ones withdrawn."""
     order = stored(decide(None, prebooking("A", "B", order_id="ORD-1"), at(NOW)))
     half = stored(
         decide(
@@ -183,6 +188,7 @@ def test_deadline_fails_a_pending_order_and_releases_its_reservations() -> None:
 
 
 def test_deadline_leaves_an_order_that_left_pending_alone() -> None:
+    """A deadline for an order no longer Pending decides nothing."""
     order = confirmed_order("A")
 
     assert decide(order, ConfirmationDeadline("ORD-1"), at(NOW)).is_no_change
@@ -190,6 +196,7 @@ def test_deadline_leaves_an_order_that_left_pending_alone() -> None:
 
 
 def test_leaving_pending_cancels_the_deadline() -> None:
+    """An order leaving Pending cancels its confirmation timeout."""
     order = stored(decide(None, prebooking("A", order_id="ORD-1"), at(NOW)))
 
     decision = decide(
@@ -214,6 +221,7 @@ def test_late_confirmation_after_a_timeout_is_released_again() -> None:
 
 
 def test_client_cancels_a_confirmed_order_and_its_reservations_are_released() -> None:
+    """A client's cancellation of a Confirmed order cancels every item, releases each one and closes it."""
     order = confirmed_order("A", "B")
 
     decision = decide(order, cancel(order), at(NOW))
@@ -231,6 +239,7 @@ def test_client_cancels_a_confirmed_order_and_its_reservations_are_released() ->
 
 
 def test_partial_cancellation_keeps_the_order_usable() -> None:
+    """Cancelling one item of two keeps the order Confirmed and OPENED, releasing that item's reservation."""
     order = confirmed_order("A", "B")
 
     decision = decide(order, cancel(order, order_item_ids=["ITEM-2"]), at(NOW))
@@ -249,6 +258,7 @@ def test_partial_cancellation_keeps_the_order_usable() -> None:
 
 
 def test_cancelling_the_only_unconfirmed_item_confirms_the_order() -> None:
+    """Cancelling the one item still awaiting its reply leaves only confirmed ones: the order is Confirmed."""
     order = stored(decide(None, prebooking("A", "B", order_id="ORD-1"), at(NOW)))
     half = stored(
         decide(
@@ -266,6 +276,7 @@ def test_cancelling_the_only_unconfirmed_item_confirms_the_order() -> None:
 
 
 def test_cancellation_refusals_say_why() -> None:
+    """Cancelling an unknown item, or a Used order, is refused with the reason."""
     order = confirmed_order("A")
     used = stored(decide(order, redeem(order), at(NOW)))
 
@@ -282,6 +293,7 @@ def test_cancellation_refusals_say_why() -> None:
 
 
 def test_redeeming_everything_uses_and_closes_the_order() -> None:
+    """Redeeming every service makes the order Used and CLOSED."""
     order = confirmed_order("A", passengers=2)
 
     [event] = decide(order, redeem(order), at(NOW)).events
@@ -312,6 +324,7 @@ def test_partial_redemption_keeps_value_for_the_passenger_who_did_not_show() -> 
 
 
 def test_redemption_refusals_say_why() -> None:
+    """Redeeming a Pending or Used order, or an unknown service, is refused with the reason."""
     pending = stored(decide(None, prebooking(order_id="ORD-1"), at(NOW)))
     order = confirmed_order("A")
     used = stored(decide(order, redeem(order), at(NOW)))

@@ -14,7 +14,7 @@ from service.domain.one_order import order_status
 from service.domain.order import Order, ReservationState
 from service.domain.policy import Policy
 from service.domain.transitions import TRANSITIONS
-from tests.factories import prebooking, walk_in
+from testkit.factories import prebooking, walk_in
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = Policy(confirmation_timeout=timedelta(minutes=2), walk_in_cancellation_window=timedelta(minutes=30))

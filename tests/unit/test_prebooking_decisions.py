@@ -8,7 +8,7 @@ from contracts.statuses import DeliveryStatus, OneOrderStatus, OrderStatus, Reje
 from service.domain.decide import Context, decide
 from service.domain.order import Order, ReservationState
 from service.domain.policy import Policy
-from tests.factories import prebooking
+from testkit.factories import prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONTEXT = Context(NOW, Policy())
@@ -35,6 +35,7 @@ def refuse(order: Order, item: str) -> ReservationFailed:
 
 
 def test_create_stores_a_pending_order_and_requests_each_reservation() -> None:
+    """A prebooking creates a Pending order (event #1) and one reserve request per item."""
     decision = decide(None, prebooking("A", "B", order_id="ORD-1"), CONTEXT)
 
     assert decision.order is not None and decision.order.status is OrderStatus.PENDING
@@ -47,6 +48,7 @@ def test_create_stores_a_pending_order_and_requests_each_reservation() -> None:
 
 
 def test_create_with_a_used_order_id_is_rejected() -> None:
+    """A prebooking for an existing order id is rejected ORDER_ALREADY_EXISTS and changes nothing."""
     decision = decide(created("A"), prebooking("A", order_id="ORD-1"), CONTEXT)
 
     assert decision.order is None and not decision.events
@@ -54,6 +56,7 @@ def test_create_with_a_used_order_id_is_rejected() -> None:
 
 
 def test_order_is_confirmed_only_when_every_item_is() -> None:
+    """The order stays Pending until its last item is confirmed, then emits Confirmed (#2)."""
     order = created("A", "B")
 
     first = decide(order, confirm(order, "ITEM-1"), CONTEXT)
@@ -71,6 +74,7 @@ def test_order_is_confirmed_only_when_every_item_is() -> None:
 
 
 def test_a_refusal_fails_the_order_and_releases_confirmed_items() -> None:
+    """One refused item fails and closes the order, and releases the items already confirmed."""
     order = created("A", "B")
     after_first = decide(order, confirm(order, "ITEM-1"), CONTEXT).order
     assert after_first is not None
@@ -87,6 +91,7 @@ def test_a_refusal_fails_the_order_and_releases_confirmed_items() -> None:
 
 
 def test_a_confirmation_after_failure_is_compensated_with_a_release() -> None:
+    """A confirmation after the order failed is an anomaly, released once, with no status change."""
     order = created("A", "B")
     failed = decide(order, refuse(order, "ITEM-2"), CONTEXT).order
     assert failed is not None
@@ -101,6 +106,7 @@ def test_a_confirmation_after_failure_is_compensated_with_a_release() -> None:
 
 
 def test_replies_for_unknown_orders_and_reservations_are_anomalies() -> None:
+    """Replies for an unknown order or reservation are recorded as anomalies."""
     order = created("A")
 
     assert decide(None, confirm(order, "ITEM-1"), CONTEXT).anomaly == "UNKNOWN_ORDER"
@@ -108,6 +114,7 @@ def test_replies_for_unknown_orders_and_reservations_are_anomalies() -> None:
 
 
 def test_a_second_reply_for_a_settled_reservation_changes_nothing() -> None:
+    """A second reply for a settled reservation changes no order and emits nothing (an anomaly)."""
     order = created("A", "B")
     confirmed = decide(order, confirm(order, "ITEM-1"), CONTEXT).order
     assert confirmed is not None
@@ -136,6 +143,7 @@ def test_replies_for_answered_reservations_are_named_after_the_reservation_state
 
 
 def test_commands_for_another_clients_order_look_like_missing_orders() -> None:
+    """A command naming another client's order is rejected ORDER_NOT_FOUND, revealing nothing."""
     order = created("A")
     command = CancelOrder(command_id="c", client_id="intruder", order_id=order.order_id)
 
@@ -146,6 +154,7 @@ def test_commands_for_another_clients_order_look_like_missing_orders() -> None:
 
 
 def test_failed_services_are_removed_so_they_hold_no_value() -> None:
+    """A failed order's services are REMOVED, so they hold no value."""
     order = created("A")
 
     failed = decide(order, refuse(order, "ITEM-1"), CONTEXT)

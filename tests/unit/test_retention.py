@@ -12,7 +12,7 @@ from service.domain.order import Order
 from service.domain.policy import Policy
 from service.domain.retention import expires_at
 from service.kafka import service_topics, topic_configs
-from tests.factories import prebooking
+from testkit.factories import prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(days=30)
@@ -25,20 +25,24 @@ def order(status: OrderStatus) -> Order:
 
 
 def test_a_pending_order_is_kept() -> None:
+    """A Pending order has no expiry: it may still change."""
     assert expires_at(order(OrderStatus.PENDING), RETENTION) is None
 
 
 @pytest.mark.parametrize("status", [OrderStatus.USED, OrderStatus.CANCELLED, OrderStatus.FAILED])
 def test_a_finished_order_is_kept_for_the_retention_after_its_last_change(status: OrderStatus) -> None:
+    """A Used, Cancelled or Failed order expires the retention after its last change."""
     assert expires_at(order(status), RETENTION) == NOW + RETENTION
 
 
 def test_a_confirmed_order_is_kept_for_the_retention_after_its_service_date() -> None:
+    """A Confirmed order is kept for the retention after the end of its service day."""
     end_of_service_day = datetime(2026, 12, 24, 23, 59, 59, 999999, tzinfo=UTC)
     assert expires_at(order(OrderStatus.CONFIRMED), RETENTION) == end_of_service_day + RETENTION
 
 
 def test_a_confirmed_order_changed_after_its_service_date_counts_from_the_change() -> None:
+    """A Confirmed order changed after its service day counts the retention from that change."""
     late = order(OrderStatus.CONFIRMED).model_copy(update={"updated_at": datetime(2027, 2, 1, tzinfo=UTC)})
     assert expires_at(late, RETENTION) == datetime(2027, 2, 1, tzinfo=UTC) + RETENTION
 
@@ -66,6 +70,7 @@ def test_topics_forget_inputs_before_their_command_ids_expire() -> None:
 
 
 def test_topics_are_created_with_their_retention() -> None:
+    """Every service topic is created with the topic retention, the dead-letter topic with its own."""
     settings = Settings(topic_retention_ms=3_600_000, topic_dead_letter_retention_ms=86_400_000)
     configs = topic_configs(settings)
     assert configs[settings.topic_commands] == {"retention.ms": "3600000"}
