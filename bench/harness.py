@@ -84,7 +84,7 @@ def settings_environment(settings: Settings, **extra: str) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "REDIS_URL": settings.redis_url,
     }
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(mode="json").items():  # networks, enums: as the env spells them
         if name in ("kafka_bootstrap_servers", "redis_url") or value is None:
             continue
         env[f"ORDERS_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)

@@ -57,9 +57,12 @@ def test_demo_shows_confirmed_and_failed_orders_and_leaves_no_process_behind() -
     assert wait_until_gone(live_processes_in_session(demo.pid)) == []
 
 
-BACKLOG = 3000
-"""Commands waiting when the service starts: six batches of ORDERS_MAX_BATCH (500), so SIGTERM, sent as soon
-as the first status event appears, finds batches in flight and more still unread."""
+BACKLOG = 4000
+BATCH = 25
+"""Commands published at once when the service has started, read in batches this small: 160 batches of
+several Redis and broker round trips each take seconds whatever the machine, so SIGTERM, sent as soon as
+the first status event appears, finds batches in flight and more still unread. (Published before the start,
+they would be gone by then: the commands consumer runs while the replies consumer still joins its group.)"""
 GRACE_SECONDS = 10.0
 EXIT_MARGIN_SECONDS = 5.0
 """Beyond the drain: committing offsets, leaving the groups, flushing the producer, closing Redis."""
@@ -77,7 +80,6 @@ async def test_service_drains_and_exits_cleanly_on_sigterm(stack: Endpoints, tmp
     tap = TopicTap(settings.kafka_bootstrap_servers, [settings.topic_commands, settings.topic_status_changed])
     await tap.start()
     try:
-        await publish_backlog(settings, tap)
         exit_code, exit_seconds = await run_and_stop_mid_backlog(settings, tap, tmp_path)
         assert exit_code == 0, (tmp_path / "service.log").read_text()[-3000:]
         assert exit_seconds < GRACE_SECONDS + EXIT_MARGIN_SECONDS
@@ -91,8 +93,8 @@ async def test_service_drains_and_exits_cleanly_on_sigterm(stack: Endpoints, tmp
     assert stored == committed, "no order stored by a batch whose offsets were left uncommitted"
 
 
-async def publish_backlog(settings: Settings, tap: TopicTap) -> None:
-    """`BACKLOG` prebookings on the commands topic, read back by the tap (with their real offsets)."""
+async def publish_backlog(settings: Settings) -> None:
+    """`BACKLOG` prebookings on the commands topic, as fast as the producer sends them."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -106,14 +108,17 @@ async def publish_backlog(settings: Settings, tap: TopicTap) -> None:
         await asyncio.gather(*sending)
     finally:
         await producer.stop()
-    await tap.wait_for(lambda: len(tap.records[settings.topic_commands]) >= BACKLOG, timeout=60)
 
 
 async def run_and_stop_mid_backlog(settings: Settings, tap: TopicTap, workdir: Path) -> tuple[int, float]:
-    """Start `orders service`, SIGTERM it once its first status event is out; (exit code, seconds to exit)."""
+    """Start `orders service`, publish the backlog, SIGTERM the service once its first status event is out;
+    (exit code, seconds to exit). The tap has read the whole backlog (with its offsets) on return."""
     metrics_port = free_port()
     env = settings_environment(
-        settings, ORDERS_METRICS_PORT=str(metrics_port), ORDERS_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS)
+        settings,
+        ORDERS_METRICS_PORT=str(metrics_port),
+        ORDERS_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
+        ORDERS_MAX_BATCH=str(BATCH),
     )
     log_path = workdir / "service.log"
     with log_path.open("wb") as log:
@@ -123,14 +128,17 @@ async def run_and_stop_mid_backlog(settings: Settings, tap: TopicTap, workdir: P
     try:
         # Signal handlers are installed once it says so; before that, SIGTERM would kill it undrained.
         await eventually(lambda: b"started successfully" in log_path.read_bytes(), timeout=60)
-        await tap.wait_for(lambda: tap.records[settings.topic_status_changed], timeout=60)
         async with httpx.AsyncClient() as client:
             metrics = await client.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        await publish_backlog(settings)
+        await tap.wait_for(lambda: tap.records[settings.topic_status_changed], timeout=60)
         service.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         exit_code = await asyncio.wait_for(service.wait(), GRACE_SECONDS + EXIT_MARGIN_SECONDS)
-        assert "orders_inputs_applied_total" in metrics.text
-        return exit_code, time.monotonic() - signalled
+        exit_seconds = time.monotonic() - signalled
+        assert "orders_transition_conflicts_total" in metrics.text, "the service serves its metrics"
+        await tap.wait_for(lambda: len(tap.records[settings.topic_commands]) >= BACKLOG, timeout=60)
+        return exit_code, exit_seconds
     finally:
         if service.returncode is None:
             service.kill()
