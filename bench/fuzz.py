@@ -2,7 +2,9 @@
 
 Every message is built from a valid contract message and then broken in one way (its category), so the
 contract alone says what the service must do with it: dead-letter it with a given `error_type`, reject it
-with a given `code`, or record a given anomaly. Each message also says how to find that outcome again:
+with a given `code` (`INVALID_COMMAND` for a command that breaks the schema but whose envelope is readable),
+or record a given anomaly (a reply with fields the contract does not name is read without them, so one for
+an order no one created is an `UNKNOWN_ORDER`). Each message also says how to find that outcome again:
 dead letters by the record's coordinates (known once the broker acknowledged it), rejections by
 `client_id/command_id`, anomalies by the reply's `reply_id`.
 
@@ -13,7 +15,7 @@ invalid that validates, or one meant to be valid that does not, is a bug here, n
 import functools
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -32,8 +34,11 @@ from contracts.commands import (
 )
 from contracts.resources import ReservationConfirmed, ReservationFailed, resource_reply_adapter
 from contracts.statuses import ProductType, RejectionCode
+from service.consumers.inbound import UnreadableJson, parse_json
 
 Topic = Literal["commands", "replies"]
+ENVELOPE = ("type", "command_id", "client_id", "order_id")
+"""What a command must get right to be answered when the rest of it is wrong."""
 OutcomeKind = Literal["dead_letter", "rejection", "anomaly"]
 
 
@@ -94,6 +99,7 @@ class Fuzzer:
             "unknown_type": self.unknown_type,
             "unknown_field": self.unknown_field,
             "missing_field": self.missing_field,
+            "duplicate_key": self.duplicate_key,
             "bad_identifier": self.bad_identifier,
             "missing_kafka_key": self.missing_kafka_key,
             "wrong_kafka_key": self.wrong_kafka_key,
@@ -179,6 +185,8 @@ class Fuzzer:
         body[name] = self.rng.choice([42, 3.5, True, None, {"nested": "object"}, ["a", "list"]])
         if isinstance(body[name], list) and name in ("items", "passengers"):
             body[name] = 7
+        if topic == "commands" and name not in ENVELOPE:
+            return self._invalid("wrong_field_type", body, order_id)
         return self._dead(topic, "wrong_field_type", order_id.encode(), _dumps(body), "SCHEMA")
 
     def unknown_type(self, topic: Topic) -> Hostile:
@@ -189,15 +197,35 @@ class Fuzzer:
         return self._dead(topic, "unknown_type", order_id.encode(), _dumps(body), "SCHEMA")
 
     def unknown_field(self, topic: Topic) -> Hostile:
+        """Commands refuse a field the contract does not name; replies are read without it."""
         body, order_id = self._valid_body(topic)
         body[self.rng.choice(["priority", "is_admin", "__proto__", "client", "orderId", "debug"])] = "yes"
-        return self._dead(topic, "unknown_field", order_id.encode(), _dumps(body), "SCHEMA")
+        if topic == "commands":
+            return self._invalid("unknown_field", body, order_id)
+        raw = _dumps(body)
+        self._must_validate(topic, raw)
+        expected = Expected("anomaly", "UNKNOWN_ORDER", body["reply_id"])
+        return Hostile("replies.unknown_field", topic, order_id.encode(), raw, expected, order_id)
 
     def missing_field(self, topic: Topic) -> Hostile:
         body, order_id = self._valid_body(topic)
         required = [k for k in body if k not in ("reason", "initiated_by", "order_item_ids", "service_ids")]
-        del body[self.rng.choice(required)]
+        missing = self.rng.choice(required)
+        del body[missing]
+        if topic == "commands" and missing not in ENVELOPE:
+            return self._invalid("missing_field", body, order_id)
         return self._dead(topic, "missing_field", order_id.encode(), _dumps(body), "SCHEMA")
+
+    def duplicate_key(self, topic: Topic) -> Hostile:
+        """A key repeated in one object, at any depth, with the same value or another: refused."""
+        body, order_id = self._valid_body(topic)
+        objects = list(_objects(body))
+        target = self.rng.choice(objects)
+        key = self.rng.choice(list(target))
+        marker = "__repeated__"
+        target[marker] = self.rng.choice([target[key], self._text(8), None])
+        raw = _dumps(body).replace(json.dumps(marker).encode(), json.dumps(key).encode())
+        return self._dead(topic, "duplicate_key", order_id.encode(), raw, "SCHEMA")
 
     def bad_identifier(self, topic: Topic) -> Hostile:
         body, order_id = self._valid_body(topic)
@@ -371,6 +399,14 @@ class Fuzzer:
             f"{topic}.{category}", topic, key, value, Expected("dead_letter", error_type), fresh_order_id
         )
 
+    def _invalid(self, category: str, body: dict[str, Any], order_id: str) -> Hostile:
+        """A command that breaks the schema outside its envelope: answered with INVALID_COMMAND, no order."""
+        raw = _dumps(body)
+        self._must_not_validate("commands", raw)
+        code = RejectionCode.INVALID_COMMAND.value
+        expected = Expected("rejection", code, f"{body['client_id']}/{body['command_id']}")
+        return Hostile(f"commands.{category}", "commands", order_id.encode(), raw, expected, order_id)
+
     def _rejected(self, category: str, command: OrderCommand, code: RejectionCode, fresh: bool) -> Hostile:
         raw = command.model_dump_json().encode()
         self._must_validate("commands", raw)
@@ -392,8 +428,9 @@ class Fuzzer:
     def _validates(topic: Topic, raw: bytes) -> bool:
         adapter = order_command_adapter if topic == "commands" else resource_reply_adapter
         try:
-            adapter.validate_json(raw)
-        except ValidationError:
+            # The contract refuses a repeated key, which pydantic alone would resolve to the last value.
+            adapter.validate_python(parse_json(raw))
+        except (UnreadableJson, ValidationError):
             return False
         return True
 
@@ -406,3 +443,14 @@ class Fuzzer:
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in `value`, itself included."""
+    if isinstance(value, dict):
+        yield value
+        for inner in value.values():
+            yield from _objects(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _objects(inner)

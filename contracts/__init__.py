@@ -17,6 +17,7 @@ from contracts.commands import (
 from contracts.events import (
     CommandRejected,
     DeadLetter,
+    FieldError,
     OrderItemView,
     OrderStatusChanged,
     OrderView,
@@ -49,6 +50,7 @@ __all__ = [
     "CreatePrebooking",
     "DeadLetter",
     "DeliveryStatus",
+    "FieldError",
     "OneOrderStatus",
     "OrderCommand",
     "OrderItemStatus",

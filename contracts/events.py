@@ -73,8 +73,18 @@ class OrderStatusChanged(Message):
     order: OrderView = Field(description="The ONE Order view after the change.")
 
 
+class FieldError(Message):
+    """Where a command breaks the contract and how, never the value it held (that may be personal data)."""
+
+    loc: list[str | int] = Field(
+        description="The path to the field: field names and list indexes.",
+        examples=[["items", 0, "service_date"]],
+    )
+    message: str = Field(description="What is wrong there.", examples=["Input should be a valid date"])
+
+
 class CommandRejected(Message):
-    """A valid command that was not carried out; published on `orders.command-rejected`."""
+    """A command that was not carried out; published on `orders.command-rejected`."""
 
     type: Literal["command_rejected"] = "command_rejected"
     event_id: str = Field(description="Stable across re-publication: deduplicate on it.")
@@ -85,6 +95,11 @@ class CommandRejected(Message):
     code: RejectionCode = Field(description="Stable machine-readable reason.")
     message: str = Field(description="Human-readable explanation.")
     occurred_at: datetime = Field(description="When the service rejected it (UTC).")
+    errors: list[FieldError] | None = Field(
+        default=None,
+        description="With `INVALID_COMMAND` for a command that does not match the contract: the first 10 "
+        "problems, by location. Null otherwise.",
+    )
 
 
 class DeadLetter(Message):

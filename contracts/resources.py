@@ -1,10 +1,10 @@
 """Messages between the service and the resource operators (`resources.requests`, `resources.replies`)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
-from contracts.base import Identifier, Message, Passenger
+from contracts.base import Identifier, Message, Passenger, _type_is_required
 
 
 class ResourceRequest(Message):
@@ -38,8 +38,18 @@ ResourceRequestMessage = Annotated[ReserveRequest | ReleaseRequest, Field(discri
 """Any message on `resources.requests`."""
 
 
+def _tolerant_reader_schema(schema: dict[str, Any]) -> None:
+    _type_is_required(schema)
+    schema["additionalProperties"] = True
+
+
 class ResourceReply(Message):
-    """Fields of every reply from a resource operator."""
+    """Fields of every reply from a resource operator; fields the contract does not name are ignored."""
+
+    # A tolerant reader: operators are third parties who add fields of their own (a booking reference, a note)
+    # on their own schedule, and a reply refused for one would fail an order the resource did confirm. Every
+    # field named here is checked as strictly as in a command.
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_tolerant_reader_schema)
 
     reply_id: Identifier = Field(description="The operator's idempotency key for this reply.")
     order_id: Identifier = Field(description="The order concerned; also the Kafka key.")

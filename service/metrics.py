@@ -1,5 +1,7 @@
 """Prometheus counters for every path a message can take, so tests and operators can account for each."""
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 INPUTS_APPLIED = Counter("orders_inputs_applied_total", "Commands and replies applied to orders.", ["kind"])
@@ -15,6 +17,15 @@ REPLY_ANOMALIES = Counter(
     "Replies that changed no status (stray, late, contradictory).",
     ["anomaly"],
 )
+REPLY_UNKNOWN_FIELDS = Counter(
+    "orders_reply_unknown_fields_total",
+    "Top-level fields of replies that the contract does not name, ignored; by reply type and field name.",
+    ["type", "field"],
+)
+MAX_FIELD_LABELS = 100
+"""Distinct field names a process counts under their own name; later ones are counted as `other`."""
+MAX_FIELD_LABEL_LENGTH = 64
+_field_labels: set[str] = set()
 MESSAGES_PUBLISHED = Counter(
     "orders_messages_published_total", "Messages published from the outbox.", ["destination"]
 )
@@ -40,3 +51,20 @@ WEBHOOK_DELIVERY_LAG = Histogram(
     "From the status change to its successful delivery (retries included).",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600, 3600),
 )
+
+
+def count_unknown_reply_fields(reply_type: str, names: Iterable[str]) -> None:
+    """Count each ignored field of a reply by its name (never its value)."""
+    for name in names:
+        REPLY_UNKNOWN_FIELDS.labels(reply_type, _field_label(name)).inc()
+
+
+def _field_label(name: str) -> str:
+    # Partners choose these names: bound the series they can create, and keep odd names out of the exposition.
+    if name in _field_labels:
+        return name
+    fits = 0 < len(name) <= MAX_FIELD_LABEL_LENGTH and name.isascii() and name.isprintable()
+    if not fits or len(_field_labels) >= MAX_FIELD_LABELS:
+        return "other"
+    _field_labels.add(name)
+    return name

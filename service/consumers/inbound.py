@@ -1,19 +1,32 @@
-"""Turning raw Kafka records into validated inputs, or into dead letters that say why not."""
+"""Turning raw Kafka records into validated inputs, or into dead letters and rejections that say why not.
+
+Both topics refuse JSON that repeats a key in an object. Replies are read tolerantly: top-level fields the
+contract does not name are ignored (and counted by the caller). Commands are strict: one that does not match
+the contract is answered with `INVALID_COMMAND` when its envelope says who sent it about which order, and
+dead-lettered otherwise.
+"""
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+import jiter
 from aiokafka import ConsumerRecord
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from contracts.commands import OrderCommand, order_command_adapter
-from contracts.events import DeadLetter
+from contracts.commands import Command, OrderCommand, order_command_adapter
+from contracts.events import CommandRejected, DeadLetter, FieldError
 from contracts.resources import ResourceReplyMessage, resource_reply_adapter
+from contracts.statuses import RejectionCode
 from service.domain.decide import ConfirmationDeadline, Input
+from service.domain.outcome import reject
+
+MAX_FIELD_ERRORS = 10
+"""Problems listed in a dead letter's `error` or a rejection's `errors`; the rest are left out."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +39,8 @@ class Inbound:
     message: Input
     record: ConsumerRecord | None = None
     """Where it was read, for a dead letter if processing it fails."""
+    ignored_fields: tuple[str, ...] = ()
+    """Top-level fields of a reply that the contract does not name: read past, not applied."""
 
     @property
     def kind(self) -> Literal["command", "reply", "timer"]:
@@ -55,14 +70,17 @@ def command_input(command: OrderCommand, record: ConsumerRecord | None = None) -
     )
 
 
-def reply_input(reply: ResourceReplyMessage, record: ConsumerRecord | None = None) -> Inbound:
-    """A reply's idempotency key is the operator's `reply_id`."""
+def reply_input(
+    reply: ResourceReplyMessage, record: ConsumerRecord | None = None, ignored_fields: tuple[str, ...] = ()
+) -> Inbound:
+    """A reply's idempotency key is the operator's `reply_id`; its fingerprint leaves out ignored fields."""
     return Inbound(
         order_id=reply.order_id,
         input_id=f"reply/{reply.reply_id}",
         fingerprint=_fingerprint(reply),
         message=reply,
         record=record,
+        ignored_fields=ignored_fields,
     )
 
 
@@ -78,13 +96,16 @@ def deadline_input(order_id: str) -> Inbound:
 
 @dataclass(frozen=True)
 class InboundDecoder:
-    """Validates the records of one topic against its contract; anything else becomes a dead letter."""
+    """Validates the records of one topic against its contract; anything else becomes a dead letter, or, for
+    a command that says who sent it, a rejection."""
 
     adapter: TypeAdapter[Any]
-    to_input: Callable[[Any, ConsumerRecord], Inbound]
+    to_input: Callable[[Any, dict[str, Any], ConsumerRecord], Inbound]
     max_message_bytes: int
+    answers_invalid: bool = False
+    """Whether an invalid message with a readable envelope is answered (`INVALID_COMMAND`) instead."""
 
-    def decode(self, record: ConsumerRecord, now: datetime) -> Inbound | DeadLetter:
+    def decode(self, record: ConsumerRecord, now: datetime) -> Inbound | DeadLetter | CommandRejected:
         """Parse and validate one record; the key must be the message's `order_id`."""
         value: bytes = record.value or b""
         if len(value) > self.max_message_bytes:
@@ -92,24 +113,112 @@ class InboundDecoder:
             error = f"{len(value)} bytes, limit {self.max_message_bytes}"
             return dead_letter(record, "TOO_LARGE", error, now, keep_bytes=self.max_message_bytes)
         try:
-            inbound = self.to_input(self.adapter.validate_json(value), record)
-        except ValidationError as error:
-            not_json = error.errors()[0]["type"] == "json_invalid"
-            return dead_letter(record, "NOT_JSON" if not_json else "SCHEMA", _describe(error), now)
+            document = parse_json(value)
+        except UnreadableJson as error:
+            return dead_letter(record, error.error_type, str(error), now)
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        try:
+            message = self.adapter.validate_python(document)
+        except ValidationError as error:
+            rejection = (
+                reject_invalid_command(document, key, value, error, now) if self.answers_invalid else None
+            )
+            return rejection or dead_letter(record, "SCHEMA", _describe(_problems(error)), now)
+        inbound = self.to_input(message, document, record)
         if key != inbound.order_id:
             return dead_letter(record, "SCHEMA", f"message key {key!r} is not the order_id", now)
         return inbound
 
 
 def command_decoder(max_message_bytes: int) -> InboundDecoder:
-    """Decoder for `orders.commands`."""
-    return InboundDecoder(order_command_adapter, command_input, max_message_bytes)
+    """Decoder for `orders.commands`: strict, and answering invalid commands whose envelope is readable."""
+    return InboundDecoder(
+        order_command_adapter, _strict_command_input, max_message_bytes, answers_invalid=True
+    )
 
 
 def reply_decoder(max_message_bytes: int) -> InboundDecoder:
-    """Decoder for `resources.replies`."""
-    return InboundDecoder(resource_reply_adapter, reply_input, max_message_bytes)
+    """Decoder for `resources.replies`: tolerant of top-level fields the contract does not name."""
+    return InboundDecoder(resource_reply_adapter, _tolerant_reply_input, max_message_bytes)
+
+
+def _strict_command_input(command: OrderCommand, _: dict[str, Any], record: ConsumerRecord) -> Inbound:
+    return command_input(command, record)
+
+
+def _tolerant_reply_input(
+    reply: ResourceReplyMessage, document: dict[str, Any], record: ConsumerRecord
+) -> Inbound:
+    known = type(reply).model_fields
+    if document.keys() <= known.keys():
+        return reply_input(reply, record)
+    return reply_input(reply, record, tuple(name for name in document if name not in known))
+
+
+class UnreadableJson(ValueError):
+    """Input that is not one JSON document, or repeats a key in an object; says which dead letter it gets."""
+
+    def __init__(self, error_type: Literal["NOT_JSON", "SCHEMA"], reason: str) -> None:
+        super().__init__(reason)
+        self.error_type: Literal["NOT_JSON", "SCHEMA"] = error_type
+
+
+_DUPLICATE_KEY = re.compile(
+    r'Detected duplicate key "(?P<key>.*)" (?P<where>at line \d+ column \d+)$', re.DOTALL
+)
+
+
+def parse_json(value: bytes) -> Any:
+    """The JSON document in `value`, parsed as pydantic's `validate_json` parses it, except that an object
+    repeating a key is refused (`UnreadableJson`) instead of keeping the last value."""
+    try:
+        return jiter.from_json(value, catch_duplicate_keys=True)
+    except ValueError as error:
+        duplicate = _DUPLICATE_KEY.match(str(error))
+        if duplicate is None:
+            raise UnreadableJson("NOT_JSON", f"<root>: Invalid JSON: {error}") from None
+    try:
+        # A repeated key is found before the end of the text: say NOT_JSON if the rest is not JSON either.
+        jiter.from_json(value)
+    except ValueError as error:
+        raise UnreadableJson("NOT_JSON", f"<root>: Invalid JSON: {error}") from None
+    # The key's name only: the values under it may hold personal data.
+    name, where = duplicate["key"][:128], duplicate["where"]
+    raise UnreadableJson("SCHEMA", f'duplicate key "{name}" {where}: an object must not repeat a key')
+
+
+class _CommandEnvelope(Command):
+    """What every command says about who sent it, about which order: enough to answer it."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str
+
+
+_envelope_adapter = TypeAdapter(_CommandEnvelope)
+COMMAND_TYPES = frozenset(m.model_fields["type"].default for m in get_args(get_args(OrderCommand)[0]))
+
+
+def reject_invalid_command(
+    document: Any, key: str | None, value: bytes, error: ValidationError, now: datetime
+) -> CommandRejected | None:
+    """The `INVALID_COMMAND` answer to a command that failed validation (`error`) but whose envelope is
+    readable (a known `type`; valid `command_id`, `client_id` and `order_id`; the key is the `order_id`),
+    or None when it is not. It claims no command_id and changes no order: the client may fix the command and
+    send it again under the same command_id."""
+    try:
+        envelope = _envelope_adapter.validate_python(document)
+    except ValidationError:
+        return None
+    if envelope.type not in COMMAND_TYPES or key != envelope.order_id:
+        return None
+    problems = _problems(error, tag=envelope.type)
+    message = f"the command does not match the contract: {_describe(problems)}"
+    # The variant tells apart different invalid payloads under one command_id; the same record read again
+    # gets the same event_id.
+    variant = hashlib.blake2b(value, digest_size=16).hexdigest()
+    decision = reject(envelope, envelope.type, RejectionCode.INVALID_COMMAND, message, now, variant=variant)
+    assert decision.rejection is not None
+    return decision.rejection.model_copy(update={"errors": problems})
 
 
 def dead_letter(
@@ -134,8 +243,24 @@ def dead_letter(
     )
 
 
-def _describe(error: ValidationError) -> str:
-    # Field locations and messages only: the offending input values may hold personal data.
+def _problems(error: ValidationError, tag: str | None = None) -> list[FieldError]:
+    # Field locations and messages only: the offending input values may hold personal data. A location
+    # starts with the union's tag (the command type) unless `tag` says to drop it; the names in it can be
+    # the sender's own (an unknown field), so each is cut short.
     problems = error.errors(include_url=False, include_input=False, include_context=False)
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in problems[:10]]
+    found = []
+    for problem in problems[:MAX_FIELD_ERRORS]:
+        loc = list(problem["loc"])
+        if tag is not None and loc[:1] == [tag]:
+            loc = loc[1:]
+        found.append(
+            FieldError(loc=[p[:128] if isinstance(p, str) else p for p in loc], message=problem["msg"])
+        )
+    return found
+
+
+def _describe(problems: list[FieldError]) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in problem.loc) or '<root>'}: {problem.message}" for problem in problems
+    ]
     return "; ".join(parts)[:2000]

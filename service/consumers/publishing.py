@@ -35,7 +35,7 @@ class OutboxPublisher:
             (Destination.RESOURCE_REQUESTS, "resource_requests", ResourceRequestMessage,
              "`reserve` and `release` requests to resource operators; keyed by order_id."),
             (Destination.COMMAND_REJECTED, "command_rejected", CommandRejected,
-             "Valid commands that were not carried out, with a stable code."),
+             "Commands that were not carried out, with a stable code (and field errors for invalid ones)."),
             (Destination.DEAD_LETTER, "dead_letter", DeadLetter,
              "Input that could not be parsed or validated, with the reason and the bytes."),
         ]  # fmt: skip

@@ -11,8 +11,8 @@ from faststream.kafka import KafkaBroker
 from redis.exceptions import RedisError
 
 from contracts.commands import OrderCommand
-from contracts.events import DeadLetter
-from contracts.resources import ResourceReplyMessage
+from contracts.events import CommandRejected, DeadLetter
+from contracts.resources import ReservationConfirmed, ReservationFailed, ResourceReplyMessage
 from service import metrics
 from service.config import Settings
 from service.consumers.inbound import Inbound, InboundDecoder, command_decoder, reply_decoder
@@ -62,29 +62,62 @@ class BatchHandler:
         now = self._clock()
         inputs: list[Inbound] = []
         letters: list[DeadLetter] = []
+        rejections: list[CommandRejected] = []
         for record in records:
             decoded = self._decoder.decode(record, now)
-            (inputs if isinstance(decoded, Inbound) else letters).append(decoded)  # type: ignore[arg-type]
-        if letters:
-            await self._publisher.publish([_dead_letter_entry(letter) for letter in letters])
-            for letter in letters:
-                metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_type).inc()
-                log.warning(
-                    "message.dead_lettered",
-                    extra={
-                        "topic": letter.source_topic,
-                        "partition": letter.source_partition,
-                        "offset": letter.source_offset,
-                        "error_type": letter.error_type,
-                        "error": letter.error,
-                    },
-                )
+            if isinstance(decoded, Inbound):
+                inputs.append(decoded)
+            elif isinstance(decoded, CommandRejected):
+                rejections.append(decoded)
+            else:
+                letters.append(decoded)
+        if letters or rejections:
+            await self._refuse(letters, rejections)
         if inputs:
             await self._processor.process(inputs)
+            _count_ignored_fields(inputs)
+
+    async def _refuse(self, letters: list[DeadLetter], rejections: list[CommandRejected]) -> None:
+        """Publish the dead letters, and the answers to invalid commands (which claim and change nothing,
+        so they need no outbox: a re-read batch rebuilds them under the same event ids)."""
+        entries = [
+            OutboxEntry(Destination.DEAD_LETTER, "", letter.model_dump_json().encode()) for letter in letters
+        ]
+        entries += [
+            OutboxEntry(Destination.COMMAND_REJECTED, r.order_id, r.model_dump_json().encode())
+            for r in rejections
+        ]
+        await self._publisher.publish(entries)
+        for letter in letters:
+            metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_type).inc()
+            log.warning(
+                "message.dead_lettered",
+                extra={
+                    "topic": letter.source_topic,
+                    "partition": letter.source_partition,
+                    "offset": letter.source_offset,
+                    "error_type": letter.error_type,
+                    "error": letter.error,
+                },
+            )
+        for rejection in rejections:
+            metrics.REJECTIONS.labels(rejection.code.value).inc()
+            log.info(
+                "command.rejected",
+                extra={
+                    "order_id": rejection.order_id,
+                    "input_id": f"cmd/{rejection.client_id}/{rejection.command_id}",
+                    "code": rejection.code,
+                    "error": rejection.message,
+                },
+            )
 
 
-def _dead_letter_entry(letter: DeadLetter) -> OutboxEntry:
-    return OutboxEntry(Destination.DEAD_LETTER, "", letter.model_dump_json().encode())
+def _count_ignored_fields(inputs: list[Inbound]) -> None:
+    for inbound in inputs:
+        message = inbound.message
+        if inbound.ignored_fields and isinstance(message, ReservationConfirmed | ReservationFailed):
+            metrics.count_unknown_reply_fields(message.type, inbound.ignored_fields)
 
 
 def register_order_consumers(

@@ -23,6 +23,7 @@ def test_hostile_input_smoke(tmp_path: Path) -> None:
     assert figures["dead letters SCHEMA"] > 0
     assert figures["dead letters TOO_LARGE"] > 0
     assert figures["rejections IDEMPOTENCY_CONFLICT"] > 0
+    assert figures["rejections INVALID_COMMAND"] > 0
     assert figures["rejections ORDER_NOT_FOUND"] > 0
     assert figures["anomalies UNKNOWN_ORDER"] > 0
     assert_verdicts(
