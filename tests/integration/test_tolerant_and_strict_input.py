@@ -11,10 +11,10 @@ from contracts.events import DeadLetter
 from contracts.statuses import OrderStatus, RejectionCode
 from service.app import OrderService
 from service.config import Settings
-from tests.factories import prebooking, unique
+from testkit.factories import prebooking, unique
+from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import SILENT_RESOURCE
 from tests.integration.observe import Observer
-from tests.kafka_tap import TopicTap, produce
 from tests.waiting import counter, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("simulator", "service")]
