@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from contracts.base import Identifier, Message, Passenger
+from contracts.base import PRINTABLE, Identifier, Message, Passenger
+from contracts.limits import MAX_BOOKING_REFERENCE_LENGTH, MAX_REASON_CODE_LENGTH
 
 
 class ResourceRequest(Message):
@@ -50,6 +51,16 @@ class ReservationConfirmed(ResourceReply):
     """The resource holds capacity for the reservation."""
 
     type: Literal["confirmed"] = "confirmed"
+    booking_reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_BOOKING_REFERENCE_LENGTH,
+        pattern=PRINTABLE,
+        description="The resource's own reference for the reservation (the code the lounge or lane issues), "
+        f"1-{MAX_BOOKING_REFERENCE_LENGTH} characters without control characters; shown with the item in "
+        "the ONE Order view.",
+        examples=["FT-7Q2K9"],
+    )
 
 
 class ReservationFailed(ResourceReply):
@@ -58,7 +69,7 @@ class ReservationFailed(ResourceReply):
     type: Literal["failed"] = "failed"
     reason_code: str = Field(
         min_length=1,
-        max_length=64,
+        max_length=MAX_REASON_CODE_LENGTH,
         description="The operator's machine-readable reason.",
         examples=["SOLD_OUT"],
     )

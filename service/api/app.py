@@ -18,7 +18,9 @@ from service.store.orders import OrderStore
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import EndpointStore
 
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = 256 * 1024
+"""As much as the service takes from Kafka by default (`ORDERS_MAX_MESSAGE_BYTES`): room for the largest
+command inside the contract's limits however it is encoded (`contracts.limits.MAX_COMMAND_BYTES`)."""
 
 
 def build_api(settings: ApiSettings) -> FastAPI:
