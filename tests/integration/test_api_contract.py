@@ -1,4 +1,4 @@
-"""Contract v1.1 at the HTTP door: the limits and the identifier rule, on the real API."""
+"""Contract v1.1 at the HTTP door: ambiguous JSON, the limits and the identifier rule, on the real API."""
 
 import uuid
 from datetime import UTC, datetime
@@ -9,7 +9,10 @@ import pytest
 from redis.asyncio import Redis
 
 from contracts.limits import MAX_IDENTIFIER_LENGTH, MAX_NAME_LENGTH
+from service.api.app import build_api
+from service.config import Settings
 from service.store.authentication import ApiKeyStore
+from tests.integration.conftest import api_settings
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service", "simulator")]
@@ -27,6 +30,56 @@ def _item(passengers: int = 1, **fields: Any) -> dict[str, Any]:
 async def _headers(redis: Redis) -> dict[str, str]:
     issued = await ApiKeyStore(redis).issue("client-a", datetime.now(UTC))
     return {"Authorization": f"Bearer {issued.token}", "content-type": "application/json"}
+
+
+def _body_routes(settings: Settings) -> list[tuple[str, str]]:
+    """Every (method, path) of the app whose route reads a body, as the app itself describes its routes."""
+    paths = build_api(api_settings(settings)).openapi()["paths"]
+    found = [
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert len(found) >= 8, found  # commands, webhook endpoint create/patch/rotate/replay: never none
+    return found
+
+
+async def test_a_repeated_key_is_refused_on_every_route_that_takes_a_body(
+    api: httpx.AsyncClient, redis: Redis, settings: Settings
+) -> None:
+    """`{"a": …, "a": …}` is 422 problem details naming the key and never its values, wherever it is sent,
+    before any route decides anything."""
+    headers = await _headers(redis)
+    for method, path in _body_routes(settings):
+        url = path.format(order_id="ORD-X", endpoint_id="ep_x")
+        body = b'{"description": "value-one", "description": "value-two"}'
+        response = await api.request(method, url, content=body, headers=headers)
+        assert response.status_code == 422, (method, path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == "INVALID_REQUEST"
+        assert problem["errors"] == [
+            {
+                "loc": ["body", "description"],
+                "msg": "the key appears more than once in its object",
+                "type": "duplicate_key",
+            }
+        ]
+        assert "value-one" not in response.text and "value-two" not in response.text
+
+
+async def test_a_repeated_key_deep_in_a_command_is_located(api: httpx.AsyncClient, redis: Redis) -> None:
+    """The location leads to the object that repeats it; a repeated `client_id` is never resolved."""
+    headers = await _headers(redis)
+    passenger = '{"passenger_id": "P1", "name": "Ada", "name": "Eve"}'
+    item = f'{{"resource_id": "R", "product_type": "LOUNGE", "service_date": "2026-12-24", "passengers": [{passenger}]}}'  # noqa: E501
+    response = await api.post(
+        "/v1/orders", content=f'{{"order_id": "ORD-X", "items": [{item}]}}', headers=headers
+    )
+    assert response.json()["errors"][0]["loc"] == ["body", "items", 0, "passengers", 0, "name"]
+    unpaired = await api.post("/v1/orders", content=b'{"order_id": "\\ud800"}', headers=headers)
+    assert (unpaired.status_code, unpaired.json()["errors"][0]["type"]) == (422, "string_unicode")
 
 
 @pytest.mark.parametrize(
