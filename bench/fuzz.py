@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from contracts import limits
 from contracts.base import Passenger
 from contracts.commands import (
     CancelOrder,
@@ -154,9 +155,14 @@ class Fuzzer:
                 resource_id="RES-OK",
                 product_type=ProductType.LOUNGE,
                 service_date=date(2026, 12, 24),
-                passengers=[Passenger(passenger_id=f"PAX-{n}", name=self._text(200)) for n in range(1, 51)],
+                passengers=[
+                    Passenger(passenger_id=f"PAX-{n}", name=self._text(limits.MAX_NAME_LENGTH))
+                    for n in range(limits.MAX_PASSENGERS_PER_ITEM)
+                ],
             )
-            count = min(20, target // len(item.model_dump_json()) + 1)  # the contract's most items
+            # As many items as the contract allows of this size (its services per order bound them).
+            most = limits.MAX_SERVICES_PER_ORDER // limits.MAX_PASSENGERS_PER_ITEM
+            count = min(most, target // len(item.model_dump_json()) + 1)
             items = [item.model_copy(update={"order_item_id": f"I{n}"}) for n in range(count)]
             body = CreatePrebooking(
                 command_id=self._id("cmd"), client_id=self.victim, order_id=order_id, items=items
@@ -180,7 +186,9 @@ class Fuzzer:
 
     def wrong_field_type(self, topic: Topic) -> Hostile:
         body, order_id = self._valid_body(topic)
-        name = self.rng.choice([k for k in body if k not in ("type", "reason", "initiated_by")])
+        name = self.rng.choice(
+            [k for k in body if k not in ("type", "reason", "initiated_by", "booking_reference")]
+        )
         # No value that pydantic's lax mode would coerce into the field's type (strings stay strings, etc.).
         body[name] = self.rng.choice([42, 3.5, True, None, {"nested": "object"}, ["a", "list"]])
         if isinstance(body[name], list) and name in ("items", "passengers"):
@@ -209,7 +217,8 @@ class Fuzzer:
 
     def missing_field(self, topic: Topic) -> Hostile:
         body, order_id = self._valid_body(topic)
-        required = [k for k in body if k not in ("reason", "initiated_by", "order_item_ids", "service_ids")]
+        optional = ("reason", "initiated_by", "order_item_ids", "service_ids", "booking_reference")
+        required = [k for k in body if k not in optional]
         missing = self.rng.choice(required)
         del body[missing]
         if topic == "commands" and missing not in ENVELOPE:

@@ -3,21 +3,38 @@
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
-from contracts.base import Identifier, Message, Passenger
+from contracts.base import (
+    PRINTABLE_OR_LINE_BREAKS,
+    ClientIdentifier,
+    Identifier,
+    Message,
+    OrderItemId,
+    Passenger,
+)
+from contracts.limits import (
+    MAX_ITEM_IDS_PER_COMMAND,
+    MAX_ITEMS_PER_ORDER,
+    MAX_PASSENGERS_PER_ITEM,
+    MAX_REASON_LENGTH,
+    MAX_SERVICE_IDS_PER_COMMAND,
+    MAX_SERVICES_PER_ORDER,
+)
 from contracts.statuses import ProductType
 
 
 class Command(Message):
     """Fields every command carries."""
 
-    command_id: Identifier = Field(
+    command_id: ClientIdentifier = Field(
         description="The client's idempotency key: the same command sent again has no further effect.",
         examples=["cmd-7f3a9c"],
     )
-    client_id: Identifier = Field(description="The client system that owns the order.", examples=["acme-air"])
-    order_id: Identifier = Field(
+    client_id: ClientIdentifier = Field(
+        description="The client system that owns the order.", examples=["acme-air"]
+    )
+    order_id: ClientIdentifier = Field(
         description="Chosen by the client; also the Kafka message key.", examples=["ORD-2026-000123"]
     )
 
@@ -25,7 +42,7 @@ class Command(Message):
 class PrebookingItem(Message):
     """One product to reserve at one resource; becomes one ONE Order item."""
 
-    order_item_id: Identifier | None = Field(
+    order_item_id: OrderItemId | None = Field(
         default=None,
         description="Unique within the order; assigned as `ITEM-<n>` (1-based) when left out.",
         examples=["ITEM-1"],
@@ -36,7 +53,7 @@ class PrebookingItem(Message):
     product_type: ProductType = Field(description="Kind of product.", examples=[ProductType.FAST_TRACK])
     service_date: date = Field(description="Local date of use at the resource.", examples=["2026-12-24"])
     passengers: list[Passenger] = Field(
-        min_length=1, max_length=50, description="One ONE Order service per passenger."
+        min_length=1, max_length=MAX_PASSENGERS_PER_ITEM, description="One ONE Order service per passenger."
     )
 
 
@@ -44,7 +61,21 @@ class CreatePrebooking(Command):
     """Create a prebooking order: stored Pending (5), then confirmed or failed by the resources."""
 
     type: Literal["create_prebooking"] = "create_prebooking"
-    items: list[PrebookingItem] = Field(min_length=1, max_length=20, description="What to reserve.")
+    items: list[PrebookingItem] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS_PER_ORDER,
+        description=f"What to reserve; at most {MAX_SERVICES_PER_ORDER} passengers summed over the items.",
+    )
+
+    @model_validator(mode="after")
+    def _services_within_limit(self) -> "CreatePrebooking":
+        services = sum(len(item.passengers) for item in self.items)
+        if services > MAX_SERVICES_PER_ORDER:
+            raise ValueError(
+                f"an order holds at most {MAX_SERVICES_PER_ORDER} services (passengers summed over its "
+                f"items), not {services}"
+            )
+        return self
 
 
 class RecordWalkIn(Command):
@@ -53,10 +84,12 @@ class RecordWalkIn(Command):
     type: Literal["record_walk_in"] = "record_walk_in"
     resource_id: Identifier = Field(description="Where the service was used.", examples=["LHR-T5-LOUNGE"])
     product_type: ProductType = Field(description="Kind of product.", examples=[ProductType.LOUNGE])
-    credential: Identifier = Field(
+    credential: ClientIdentifier = Field(
         description="The membership or entitlement credential that was presented.", examples=["CARD-4242"]
     )
-    passengers: list[Passenger] = Field(min_length=1, max_length=50, description="Who was admitted.")
+    passengers: list[Passenger] = Field(
+        min_length=1, max_length=MAX_PASSENGERS_PER_ITEM, description="Who was admitted."
+    )
 
 
 class CancelOrder(Command):
@@ -67,18 +100,29 @@ class CancelOrder(Command):
         default="CLIENT",
         description="`RESOURCE_STAFF` cancels a walk-in usage after use (refunding the entitlement).",
     )
-    order_item_ids: list[Identifier] | None = Field(
-        default=None, min_length=1, description="Cancel only these items; the whole order when left out."
+    order_item_ids: list[ClientIdentifier] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ITEM_IDS_PER_COMMAND,
+        description="Cancel only these items; the whole order when left out.",
     )
-    reason: str | None = Field(default=None, max_length=500, description="Free text, kept with the order.")
+    reason: str | None = Field(
+        default=None,
+        max_length=MAX_REASON_LENGTH,
+        pattern=PRINTABLE_OR_LINE_BREAKS,
+        description="Free text, kept with the order; no control characters but tab and line breaks.",
+    )
 
 
 class RedeemOrder(Command):
     """Mark a confirmed order as used, or only some of its services (passengers who showed up)."""
 
     type: Literal["redeem_order"] = "redeem_order"
-    service_ids: list[Identifier] | None = Field(
-        default=None, min_length=1, description="Redeem only these services; all of them when left out."
+    service_ids: list[ClientIdentifier] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SERVICE_IDS_PER_COMMAND,
+        description="Redeem only these services; all of them when left out.",
     )
 
 

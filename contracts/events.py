@@ -1,11 +1,15 @@
-"""Messages the service publishes: status changes, rejections and dead letters."""
+"""Messages the service publishes: status changes, rejections and dead letters.
+
+Their readers ignore fields they do not know (`TolerantMessage`), so that a newer service may add optional
+fields within v1 without breaking an older consumer, the webhook relay included.
+"""
 
 from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from contracts.base import Message
+from contracts.base import TolerantMessage
 from contracts.statuses import (
     DeliveryStatus,
     OneOrderStatus,
@@ -18,7 +22,7 @@ from contracts.statuses import (
 )
 
 
-class ServiceView(Message):
+class ServiceView(TolerantMessage):
     """A ONE Order service: one passenger's share of an order item, delivered whole or not at all."""
 
     service_id: str = Field(
@@ -32,7 +36,7 @@ class ServiceView(Message):
     )
 
 
-class OrderItemView(Message):
+class OrderItemView(TolerantMessage):
     """A ONE Order item: one product at one resource."""
 
     order_item_id: str = Field(description="Unique within the order.", examples=["ITEM-1"])
@@ -40,17 +44,23 @@ class OrderItemView(Message):
     product_type: ProductType = Field(description="Kind of product.")
     service_date: str | None = Field(description="ISO date of use (prebookings).", examples=["2026-12-24"])
     status: OrderItemStatus = Field(description="Derived from its services by the ONE Order rules.")
+    booking_reference: str | None = Field(
+        default=None,
+        description="The resource's own reference for the reservation, from its `confirmed` reply; null "
+        "until then, or when the resource gave none.",
+        examples=["FT-7Q2K9"],
+    )
     services: list[ServiceView] = Field(description="One per passenger.")
 
 
-class OrderView(Message):
+class OrderView(TolerantMessage):
     """The ONE Order view: ACTIVE and CLOSED items; CANCELLED ones only if all were cancelled at once."""
 
     status: OneOrderStatus = Field(description="OPENED while any service holds value, else CLOSED.")
     items: list[OrderItemView] = Field(description="The items visible under the ONE Order retrieve rule.")
 
 
-class OrderStatusChanged(Message):
+class OrderStatusChanged(TolerantMessage):
     """An order's operator status changed; published on `orders.status-changed`, keyed by `order_id`."""
 
     type: Literal["order_status_changed"] = "order_status_changed"
@@ -73,7 +83,7 @@ class OrderStatusChanged(Message):
     order: OrderView = Field(description="The ONE Order view after the change.")
 
 
-class FieldError(Message):
+class FieldError(TolerantMessage):
     """Where a command breaks the contract and how, never the value it held (that may be personal data)."""
 
     loc: list[str | int] = Field(
@@ -83,7 +93,7 @@ class FieldError(Message):
     message: str = Field(description="What is wrong there.", examples=["Input should be a valid date"])
 
 
-class CommandRejected(Message):
+class CommandRejected(TolerantMessage):
     """A command that was not carried out; published on `orders.command-rejected`."""
 
     type: Literal["command_rejected"] = "command_rejected"
@@ -102,7 +112,7 @@ class CommandRejected(Message):
     )
 
 
-class DeadLetter(Message):
+class DeadLetter(TolerantMessage):
     """Input that could not be parsed or validated; published on `orders.dead-letter`."""
 
     type: Literal["dead_letter"] = "dead_letter"

@@ -1,10 +1,11 @@
 """Messages between the service and the resource operators (`resources.requests`, `resources.replies`)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from contracts.base import Identifier, Message, Passenger, _type_is_required
+from contracts.base import PRINTABLE, Identifier, Message, Passenger, TolerantMessage
+from contracts.limits import MAX_BOOKING_REFERENCE_LENGTH, MAX_REASON_CODE_LENGTH
 
 
 class ResourceRequest(Message):
@@ -38,18 +39,12 @@ ResourceRequestMessage = Annotated[ReserveRequest | ReleaseRequest, Field(discri
 """Any message on `resources.requests`."""
 
 
-def _tolerant_reader_schema(schema: dict[str, Any]) -> None:
-    _type_is_required(schema)
-    schema["additionalProperties"] = True
-
-
-class ResourceReply(Message):
+class ResourceReply(TolerantMessage):
     """Fields of every reply from a resource operator; fields the contract does not name are ignored."""
 
     # A tolerant reader: operators are third parties who add fields of their own (a booking reference, a note)
     # on their own schedule, and a reply refused for one would fail an order the resource did confirm. Every
     # field named here is checked as strictly as in a command.
-    model_config = ConfigDict(extra="ignore", json_schema_extra=_tolerant_reader_schema)
 
     reply_id: Identifier = Field(description="The operator's idempotency key for this reply.")
     order_id: Identifier = Field(description="The order concerned; also the Kafka key.")
@@ -60,6 +55,16 @@ class ReservationConfirmed(ResourceReply):
     """The resource holds capacity for the reservation."""
 
     type: Literal["confirmed"] = "confirmed"
+    booking_reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_BOOKING_REFERENCE_LENGTH,
+        pattern=PRINTABLE,
+        description="The resource's own reference for the reservation (the code the lounge or lane issues), "
+        f"1-{MAX_BOOKING_REFERENCE_LENGTH} characters without control characters; shown with the item in "
+        "the ONE Order view.",
+        examples=["FT-7Q2K9"],
+    )
 
 
 class ReservationFailed(ResourceReply):
@@ -68,7 +73,7 @@ class ReservationFailed(ResourceReply):
     type: Literal["failed"] = "failed"
     reason_code: str = Field(
         min_length=1,
-        max_length=64,
+        max_length=MAX_REASON_CODE_LENGTH,
         description="The operator's machine-readable reason.",
         examples=["SOLD_OUT"],
     )

@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topics
+from contracts.limits import MAX_EVENT_BYTES
 from service.domain.policy import Policy
 
 
@@ -197,11 +198,22 @@ class RelaySettings(WebhookTargetSettings):
     relay_disable_after_seconds: PositiveFloat = 5 * 24 * 3600
     """An endpoint failing without a success for this long is disabled."""
     relay_max_request_bytes: PositiveInt = 256 * 1024
-    """A larger event is not sent at all: its delivery is dead at once, with the reason."""
+    """A larger event is not sent at all: its delivery is dead at once, with the reason. At least
+    `contracts.limits.MAX_EVENT_BYTES`, so that every event of an order inside the limits can be sent."""
     relay_max_response_bytes: PositiveInt = 1024
     """Response bytes kept in the attempt log (the rest is not read)."""
     relay_attempt_log_length: PositiveInt = 10_000
     """Attempts kept per endpoint (the oldest are dropped first)."""
+
+    @model_validator(mode="after")
+    def _every_event_can_be_sent(self) -> "RelaySettings":
+        if self.relay_max_request_bytes < MAX_EVENT_BYTES:
+            raise ValueError(
+                f"relay_max_request_bytes must be at least {MAX_EVENT_BYTES}, the largest event an order "
+                "inside the contract's limits produces (contracts.limits.MAX_EVENT_BYTES); below it, the "
+                "webhooks of such orders would be dead on their first attempt"
+            )
+        return self
 
 
 class ApiSettings(WebhookTargetSettings):

@@ -1,10 +1,11 @@
 """A resource operator simulator: answers `reserve` requests with `confirmed` or `failed`.
 
-Used by the demo, the tests and the benchmarks. Its reply ids derive from the request ids, so a re-delivered
-request produces a duplicate reply, as a real operator's retry would.
+Used by the demo, the tests and the benchmarks. Its reply ids and booking references derive from the
+request ids, so a re-delivered request produces a duplicate reply, as a real operator's retry would.
 """
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from aiokafka import ConsumerRecord
 from faststream import FastStream
 from pydantic import ValidationError
 
+from contracts.limits import MAX_IDENTIFIER_LENGTH
 from contracts.resources import (
     ReleaseRequest,
     ReservationConfirmed,
@@ -42,7 +44,7 @@ class ResourceSimulator:
 
     def reply_to(self, request: ReserveRequest) -> ResourceReplyMessage:
         """The operator's answer to one reservation request."""
-        reply_id = f"{request.request_id}/reply"
+        reply_id = _reply_id(request.request_id)
         if request.resource_id in self._failing:
             return ReservationFailed(
                 reply_id=reply_id,
@@ -60,8 +62,24 @@ class ResourceSimulator:
                 reason="the resource's system did not accept the reservation",
             )
         return ReservationConfirmed(
-            reply_id=reply_id, order_id=request.order_id, reservation_id=request.reservation_id
+            reply_id=reply_id,
+            order_id=request.order_id,
+            reservation_id=request.reservation_id,
+            booking_reference=booking_reference(request.request_id),
         )
+
+
+def _reply_id(request_id: str) -> str:
+    # A request id of a long order id is longer than an identifier may be: then a digest stands in for it.
+    reply_id = f"{request_id}/reply"
+    if len(reply_id) <= MAX_IDENTIFIER_LENGTH:
+        return reply_id
+    return f"reply-{hashlib.blake2b(request_id.encode(), digest_size=16).hexdigest()}"
+
+
+def booking_reference(request_id: str) -> str:
+    """The simulated resource's reference for a reservation: `BK-` and ten hex digits of the request id."""
+    return f"BK-{hashlib.blake2b(request_id.encode(), digest_size=5).hexdigest().upper()}"
 
 
 def _resource_set(csv: str) -> set[str]:

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from service.api.bodies import refuse_ambiguous_json
 from service.api.commands import commands
 from service.api.dependencies import ApiResources
 from service.api.problems import install_problem_handlers, problem
@@ -18,7 +19,9 @@ from service.store.orders import OrderStore
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import EndpointStore
 
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = 256 * 1024
+"""As much as the service takes from Kafka by default (`ORDERS_MAX_MESSAGE_BYTES`): room for the largest
+command inside the contract's limits however it is encoded (`contracts.limits.MAX_COMMAND_BYTES`)."""
 
 
 def build_api(settings: ApiSettings) -> FastAPI:
@@ -55,7 +58,9 @@ def build_api(settings: ApiSettings) -> FastAPI:
     app.include_router(webhooks)
     app.include_router(operations)
     install_problem_handlers(app)
+    app.middleware("http")(refuse_ambiguous_json)
 
+    # Added last, so it runs first: the bodies it lets through are of a bounded size.
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         length = request.headers.get("content-length")

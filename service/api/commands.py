@@ -4,10 +4,11 @@ import uuid
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Header, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
-from contracts.base import Identifier, Passenger
+from contracts.base import PRINTABLE_OR_LINE_BREAKS, ClientIdentifier, Identifier, Passenger
 from contracts.commands import (
     CancelOrder,
     Command,
@@ -15,6 +16,13 @@ from contracts.commands import (
     PrebookingItem,
     RecordWalkIn,
     RedeemOrder,
+)
+from contracts.limits import (
+    MAX_ITEM_IDS_PER_COMMAND,
+    MAX_ITEMS_PER_ORDER,
+    MAX_PASSENGERS_PER_ITEM,
+    MAX_REASON_LENGTH,
+    MAX_SERVICE_IDS_PER_COMMAND,
 )
 from contracts.statuses import ProductType
 from service.api.dependencies import ClientIdDep, CommandPublisher, CommandsDep, OrdersDep
@@ -37,32 +45,36 @@ class _Body(BaseModel):
 class CreatePrebookingBody(_Body):
     """`create_prebooking` without the fields the API fills in (`client_id`, `command_id`, `type`)."""
 
-    order_id: Identifier
-    items: list[PrebookingItem] = Field(min_length=1, max_length=20)
+    order_id: ClientIdentifier
+    items: list[PrebookingItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
 
 
 class RecordWalkInBody(_Body):
     """`record_walk_in` without `client_id`, `command_id`, `type`."""
 
-    order_id: Identifier
+    order_id: ClientIdentifier
     resource_id: Identifier
     product_type: ProductType
-    credential: Identifier
-    passengers: list[Passenger] = Field(min_length=1, max_length=50)
+    credential: ClientIdentifier
+    passengers: list[Passenger] = Field(min_length=1, max_length=MAX_PASSENGERS_PER_ITEM)
 
 
 class CancelBody(_Body):
     """`cancel_order` without `client_id`, `command_id`, `order_id`, `type`."""
 
     initiated_by: Literal["CLIENT", "RESOURCE_STAFF"] = "CLIENT"
-    order_item_ids: list[Identifier] | None = Field(default=None, min_length=1)
-    reason: str | None = Field(default=None, max_length=500)
+    order_item_ids: list[ClientIdentifier] | None = Field(
+        default=None, min_length=1, max_length=MAX_ITEM_IDS_PER_COMMAND
+    )
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH, pattern=PRINTABLE_OR_LINE_BREAKS)
 
 
 class RedeemBody(_Body):
     """`redeem_order` without `client_id`, `command_id`, `order_id`, `type`."""
 
-    service_ids: list[Identifier] | None = Field(default=None, min_length=1)
+    service_ids: list[ClientIdentifier] | None = Field(
+        default=None, min_length=1, max_length=MAX_SERVICE_IDS_PER_COMMAND
+    )
 
 
 class Accepted(BaseModel):
@@ -81,10 +93,16 @@ C = TypeVar("C", bound=Command)
 
 
 def _build(model: type[C], **fields: Any) -> C:
+    # The contract's model checks what the body's cannot see alone (the limits that span items): its errors
+    # are answered like the body's own, located in the body, without the input values.
     try:
         return model(**fields)
     except ValidationError as error:
-        raise HTTPException(422, f"invalid command: {error.errors(include_url=False)[0]['msg']}") from None
+        errors = [
+            {"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in error.errors(include_url=False, include_input=False)
+        ]
+        raise RequestValidationError(errors) from None
 
 
 def _command_id(key: str | None) -> str:

@@ -54,8 +54,9 @@ class Inbound:
         )
 
 
-def _fingerprint(model: OrderCommand | ResourceReplyMessage) -> str:
-    return hashlib.blake2b(model.model_dump_json().encode(), digest_size=16).hexdigest()
+def _fingerprint(model: OrderCommand | ResourceReplyMessage, *, exclude_none: bool = False) -> str:
+    dumped = model.model_dump_json(exclude_none=exclude_none).encode()
+    return hashlib.blake2b(dumped, digest_size=16).hexdigest()
 
 
 def command_input(command: OrderCommand, record: ConsumerRecord | None = None) -> Inbound:
@@ -77,7 +78,10 @@ def reply_input(
     return Inbound(
         order_id=reply.order_id,
         input_id=f"reply/{reply.reply_id}",
-        fingerprint=_fingerprint(reply),
+        # Optional reply fields added within v1 (`booking_reference`) count only when sent: a reply applied
+        # before they existed and delivered again after is the same reply, not a REPLY_ID_CONFLICT. Every
+        # v1.0 reply field is required, so leaving out the Nones keeps their fingerprints as they were.
+        fingerprint=_fingerprint(reply, exclude_none=True),
         message=reply,
         record=record,
         ignored_fields=ignored_fields,

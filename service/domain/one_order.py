@@ -48,6 +48,7 @@ def order_view(order: Order) -> OrderView:
                 product_type=item.product_type,
                 service_date=item.service_date,
                 status=item_status(item),
+                booking_reference=item.booking_reference,
                 services=[
                     ServiceView(
                         service_id=s.service_id,

@@ -47,6 +47,8 @@ class OrderItem(BaseModel):
     services: list[Service]
     cancelled_at_sequence: int | None = None
     """The status change whose transaction cancelled this item (the ONE Order retrieve rule needs it)."""
+    booking_reference: str | None = None
+    """The resource's own reference for the reservation, from its `confirmed` reply."""
 
 
 class Order(BaseModel):

@@ -77,6 +77,7 @@ def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime
     updated = order.clone()
     item = _item_of(updated, reply.reservation_id)
     item.reservation = ReservationState.CONFIRMED
+    item.booking_reference = reply.booking_reference
     for service in item.services:
         service.status = ServiceStatus.CONFIRMED
         service.delivery_status = DeliveryStatus.READY_TO_DELIVER

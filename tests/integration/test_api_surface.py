@@ -134,7 +134,7 @@ async def _is(api: httpx.AsyncClient, order_id: str, headers: dict[str, str], st
         (b"not json", 422),
         (b'{"order_id": "caf\xe9"}', 422),  # Latin-1, not UTF-8
         (b"[" * 60_000, 422),  # too deep for Python's JSON parser
-        ({"order_id": "X", "items": [ITEM] * 20, "pad": "x" * 70_000}, 413),
+        ({"order_id": "X", "items": [ITEM] * 20, "pad": "x" * 270_000}, 413),
     ],
     ids=["unknown-field", "no-items", "bad-id", "not-json", "not-utf8", "too-deep", "too-large"],
 )

@@ -1,6 +1,7 @@
 """Duplicates, rejections, stray replies and malformed input: each gets a clear answer, none blocks."""
 
 import base64
+import json
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -8,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 from contracts.commands import CancelOrder
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.resources import ReservationConfirmed
-from contracts.statuses import OrderStatus, RejectionCode
+from contracts.statuses import OrderStatus, ProductType, RejectionCode
 from service.app import OrderService
 from service.config import Settings
 from testkit.factories import prebooking, unique
@@ -181,3 +182,62 @@ async def test_command_id_reused_for_another_order_is_an_idempotency_conflict(
     [rejected] = await tap.wait_for(lambda: rejections_of(tap, settings, elsewhere.order_id))
     assert (rejected.command_id, rejected.code) == (command.command_id, RejectionCode.IDEMPOTENCY_CONFLICT)
     assert await service.store.get(elsewhere.order_id) is None
+
+
+def _create(order_id: str, items: list[dict[str, object]]) -> bytes:
+    command = {"type": "create_prebooking", "command_id": unique("cmd"), "client_id": "client-a"}
+    return json.dumps({**command, "order_id": order_id, "items": items}).encode()
+
+
+def _item(passengers: int = 1, **fields: object) -> dict[str, object]:
+    people = [{"passenger_id": f"PAX-{n}", "name": "Ada"} for n in range(passengers)]
+    return {
+        "resource_id": "RES-OK",
+        "product_type": "LOUNGE",
+        "service_date": "2026-12-24",
+        "passengers": people,
+    } | fields
+
+
+async def test_an_order_id_with_a_slash_is_dead_lettered_and_creates_nothing(
+    settings: Settings, tap: TopicTap, producer: AIOKafkaProducer, service: OrderService
+) -> None:
+    """`GET /v1/orders/{id}` could never reach such an order, so the contract refuses the id everywhere."""
+    order_id = f"{unique('ORD')}/1"
+    await produce(producer, settings.topic_commands, _create(order_id, [_item()]), order_id)
+
+    [letter] = await tap.wait_for(lambda: dead_letters(tap, settings, order_id))
+    assert letter.error_type == "SCHEMA" and "order_id" in letter.error
+    assert await service.store.get(order_id) is None
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [_item(50), _item(50), _item(1)],
+        [_item(order_item_id="ITEM/1")],
+        [_item(order_item_id="I" * 33)],
+        [_item() | {"passengers": [{"passenger_id": "P" * 65, "name": "Ada"}]}],
+        [_item() | {"passengers": [{"passenger_id": "PAX-1", "name": "N" * 101}]}],
+    ],
+    ids=["101-services", "slash-in-item-id", "long-item-id", "long-passenger-id", "long-name"],
+)
+async def test_a_command_over_a_limit_is_refused_and_creates_nothing(
+    settings: Settings, tap: TopicTap, producer: AIOKafkaProducer, items: list[dict[str, object]]
+) -> None:
+    """A create just over a limit fails the schema: refused, and the order id stays free for a good one."""
+    order_id = unique("ORD")
+    await produce(producer, settings.topic_commands, _create(order_id, items), order_id)
+    follower = prebooking(order_id=order_id)
+    await produce(producer, settings.topic_commands, follower, order_id)
+
+    # Its envelope is readable, so its sender is answered: INVALID_COMMAND with the field errors.
+    def refused() -> bool:
+        rejected = [r for r in rejections_of(tap, settings, order_id) if r.command_id != follower.command_id]
+        return any(r.code is RejectionCode.INVALID_COMMAND and r.errors for r in rejected)
+
+    await tap.wait_for(refused)
+    assert not dead_letters(tap, settings, order_id), "an answered command is not dead-lettered too"
+    # The order is the follower's (one FAST_TRACK item; the refused command's were LOUNGE): it was free.
+    [pending, _] = await confirmed(tap, settings, order_id)
+    assert [i.product_type for i in pending.order.items] == [ProductType.FAST_TRACK]

@@ -1,5 +1,8 @@
 """Prebookings driven through the real broker and Redis, from command to final status."""
 
+from datetime import UTC, datetime
+
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
@@ -17,6 +20,8 @@ from contracts.statuses import (
 from service.app import OrderService
 from service.config import Settings
 from service.domain.order import ReservationState
+from service.resource_sim import booking_reference
+from service.store.authentication import ApiKeyStore
 from service.store.keys import outbox_key
 from testkit.factories import prebooking
 from testkit.kafka_tap import TopicTap, produce
@@ -111,3 +116,30 @@ async def test_prebooking_fails_when_any_item_fails(
     assert released[0].reason in ("ORDER_FAILED", "LATE_CONFIRMATION")
     stored = await service.store.get(command.order_id)
     assert stored is not None and stored.status is OrderStatus.FAILED
+
+
+async def test_the_resources_booking_references_reach_the_event_and_the_api(
+    service: OrderService,
+    settings: Settings,
+    tap: TopicTap,
+    producer: AIOKafkaProducer,
+    redis: Redis,
+    api: httpx.AsyncClient,
+) -> None:
+    """Each `confirmed` reply's booking_reference is kept with its item: the Confirmed event's view shows
+    both items' references (the first arrived before any event), and GET /v1/orders/{id} shows them too."""
+    command = prebooking("RES-OK", "RES-OK-2")
+    await produce(producer, settings.topic_commands, command, command.order_id)
+    expected = {
+        f"ITEM-{n}": booking_reference(f"{command.order_id}/ITEM-{n}/reserve") for n in (1, 2)
+    }  # what the simulator, standing in for the operators, sends
+
+    _, confirmed = await final_events(tap, settings, command.order_id, 2)
+
+    assert {i.order_item_id: i.booking_reference for i in confirmed.order.items} == expected
+    issued = await ApiKeyStore(redis).issue(command.client_id, datetime.now(UTC))
+    response = await api.get(
+        f"/v1/orders/{command.order_id}", headers={"Authorization": f"Bearer {issued.token}"}
+    )
+    items = response.json()["order"]["items"]
+    assert {i["order_item_id"]: i["booking_reference"] for i in items} == expected
