@@ -45,6 +45,12 @@ def command_claim_key(client_id: str, command_id: str) -> str:
     return f"command:{{{client_id}/{command_id}}}"
 
 
+def command_outcome_key(client_id: str, command_id: str) -> str:
+    """String: the command's outcome as JSON (`service.domain.command_outcomes.CommandOutcome`). It shares
+    the claim's hash tag, so that recording it can check the claim atomically, and expires with the claim."""
+    return f"command:{{{client_id}/{command_id}}}:outcome"
+
+
 # Webhook relay. Every key of one endpoint shares the hash tag `{<endpoint_id>}`, so that queueing, settling
 # an attempt and the circuit breaker are single-slot atomic steps.
 
