@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from service.config import RelaySettings
 from service.devstack import Endpoints, free_port
 from service.kafka import ensure_topics
-from service.relay.app import Relay, build_relay
+from service.relay.app import Relay, build_relay, relay_topics
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 from tests.integration.conftest import until_assigned
 from tests.relay.conftest import publish, register, relay_settings, status_event
@@ -207,7 +207,7 @@ async def test_an_oversized_event_is_dead_at_once_and_never_sent(
 ) -> None:
     """Request sizes are bounded: an event over ORDERS_RELAY_MAX_REQUEST_BYTES is given up with the reason."""
     settings = relay_settings(stack, relay_max_request_bytes=200)
-    await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_status_changed], 4, 1)
+    await ensure_topics(settings.kafka_bootstrap_servers, relay_topics(settings), 4, 1)
     relay = build_relay(settings)
     await relay.start()
     try:
