@@ -16,6 +16,7 @@ from service.consumers.publishing import OutboxPublisher
 from service.consumers.routes import register_order_consumers
 from service.kafka import ConsumingProcess, build_app, build_broker, ensure_service_topics
 from service.store.client import connect_with
+from service.store.command_outcomes import CommandOutcomeStore
 from service.store.effect_runner import LocalEffects
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
@@ -68,7 +69,8 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     store = OrderStore(redis, settings.client_index_retention_seconds)
     entitlements, timers = EntitlementStore(redis), TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)
-    effects = LocalEffects(entitlements, timers, store)
+    outcomes = CommandOutcomeStore(redis, settings.idempotency_retention_seconds)
+    effects = LocalEffects(entitlements, timers, store, outcomes)
     processor = OrderProcessor(
         store=store,
         entitlements=entitlements,
@@ -79,7 +81,7 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
         claim_seconds=settings.idempotency_retention_seconds,
         timeout_seconds=settings.batch_timeout_seconds,
     )
-    register_order_consumers(broker, settings, processor, publisher, clock)
+    register_order_consumers(broker, settings, processor, publisher, outcomes, clock)
     deadlines = DeadlineWatcher(
         timers=timers,
         processor=processor,

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from service.api.bodies import refuse_ambiguous_json
+from service.api.command_outcomes import command_outcomes
 from service.api.commands import commands
 from service.api.dependencies import ApiResources
 from service.api.problems import install_problem_handlers, problem
@@ -15,6 +16,7 @@ from service.config import ApiSettings
 from service.kafka import build_broker
 from service.store.authentication import ApiKeyStore
 from service.store.client import connect_with
+from service.store.command_outcomes import CommandOutcomeStore
 from service.store.orders import OrderStore
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import EndpointStore
@@ -40,6 +42,7 @@ def build_api(settings: ApiSettings) -> FastAPI:
             api_keys=ApiKeyStore(redis),
             endpoints=EndpointStore(redis),
             deliveries=DeliveryStore(redis),
+            outcomes=CommandOutcomeStore(redis, settings.idempotency_retention_seconds),
         )
         try:
             yield
@@ -55,6 +58,7 @@ def build_api(settings: ApiSettings) -> FastAPI:
     )
     app.include_router(orders)
     app.include_router(commands)
+    app.include_router(command_outcomes)
     app.include_router(webhooks)
     app.include_router(operations)
     install_problem_handlers(app)

@@ -13,6 +13,7 @@ from contracts.commands import (
     CancelOrder,
     Command,
     CreatePrebooking,
+    OrderCommand,
     PrebookingItem,
     RecordWalkIn,
     RedeemOrder,
@@ -78,13 +79,14 @@ class RedeemBody(_Body):
 
 
 class Accepted(BaseModel):
-    """The command was published; follow the order by webhook, Kafka or `GET /v1/orders/{order_id}`."""
+    """The command was published; follow it at `GET /v1/commands/{command_id}`, and the order by webhook,
+    Kafka or `GET /v1/orders/{order_id}`."""
 
     order_id: str
     command_id: str
 
 
-async def _publish(publisher: CommandPublisher, command: Command) -> Accepted:
+async def _publish(publisher: CommandPublisher, command: OrderCommand) -> Accepted:
     await publisher.publish(command)
     return Accepted(order_id=command.order_id, command_id=command.command_id)
 

@@ -12,9 +12,12 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 
-from contracts.commands import Command
+from contracts.commands import OrderCommand
+from service.clock import utc_now
 from service.config import ApiSettings
+from service.domain.command_outcomes import accepted
 from service.store.authentication import ApiKeyStore
+from service.store.command_outcomes import CommandOutcomeStore
 from service.store.orders import OrderStore
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import EndpointStore
@@ -31,6 +34,7 @@ class ApiResources:
     api_keys: ApiKeyStore
     endpoints: EndpointStore
     deliveries: DeliveryStore
+    outcomes: CommandOutcomeStore
 
 
 def _resources(request: Request) -> ApiResources:
@@ -72,27 +76,35 @@ def delivery_store(request: Request) -> DeliveryStore:
     return _resources(request).deliveries
 
 
+def outcome_store(request: Request) -> CommandOutcomeStore:
+    """What became of the clients' commands."""
+    return _resources(request).outcomes
+
+
 @dataclass(frozen=True)
 class CommandPublisher:
     """Publishes commands to the commands topic, keyed by order id like every producer of it."""
 
     broker: KafkaBroker
     topic: str
+    outcomes: CommandOutcomeStore
 
-    async def publish(self, command: Command) -> None:
-        """Publish and wait for the broker's acknowledgement."""
+    async def publish(self, command: OrderCommand) -> None:
+        """Publish, wait for the broker's acknowledgement, then record the command `accepted` (only if it
+        has no outcome yet: the service may have decided it already, or the command_id was used before)."""
         await self.broker.publish(
             command.model_dump_json().encode(),
             topic=self.topic,
             key=command.order_id.encode(),
             headers={"content-type": "application/json"},
         )
+        await self.outcomes.record_accepted(accepted(command, utc_now()))
 
 
 def command_publisher(request: Request) -> CommandPublisher:
     """Where the command routes publish to."""
     resources = _resources(request)
-    return CommandPublisher(resources.broker, resources.settings.topic_commands)
+    return CommandPublisher(resources.broker, resources.settings.topic_commands, resources.outcomes)
 
 
 SettingsDep = Annotated[ApiSettings, Depends(api_settings)]
@@ -103,6 +115,7 @@ OrdersDep = Annotated[OrderStore, Depends(order_store)]
 ApiKeysDep = Annotated[ApiKeyStore, Depends(api_key_store)]
 EndpointsDep = Annotated[EndpointStore, Depends(endpoint_store)]
 DeliveriesDep = Annotated[DeliveryStore, Depends(delivery_store)]
+OutcomesDep = Annotated[CommandOutcomeStore, Depends(outcome_store)]
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ok_…`.")
 

@@ -11,11 +11,27 @@ from service.api.dependencies import ClientIdDep, DeliveriesDep, EndpointsDep, S
 from service.clock import utc_now
 from service.config import ApiSettings
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
-from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
+from service.store.webhook_endpoints import (
+    DEFAULT_EVENT_TYPES,
+    Endpoint,
+    EndpointState,
+    EndpointStore,
+    WebhookEventType,
+)
 
 webhooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
 
-StatusFilter = Annotated[list[int] | None, Field(description="Status codes to deliver; all when null.")]
+StatusFilter = Annotated[
+    list[int] | None, Field(description="Status codes of the status events to deliver; all when null.")
+]
+EventTypes = Annotated[
+    list[WebhookEventType],
+    Field(
+        min_length=1,
+        description="The types of event to deliver: `order_status_changed`, `command_rejected`, or both.",
+        examples=[["order_status_changed", "command_rejected"]],
+    ),
+]
 
 
 class EndpointBody(BaseModel):
@@ -26,6 +42,7 @@ class EndpointBody(BaseModel):
     url: AnyHttpUrl
     description: str = Field(default="", max_length=500)
     status_filter: StatusFilter = None
+    event_types: EventTypes = Field(default_factory=lambda: list(DEFAULT_EVENT_TYPES))
 
 
 class EndpointUpdate(BaseModel):
@@ -36,6 +53,7 @@ class EndpointUpdate(BaseModel):
     url: AnyHttpUrl | None = None
     description: str | None = Field(default=None, max_length=500)
     status_filter: StatusFilter = None
+    event_types: EventTypes | None = None
 
 
 class EndpointView(BaseModel):
@@ -45,6 +63,7 @@ class EndpointView(BaseModel):
     url: str
     description: str
     status_filter: list[int] | None
+    event_types: list[WebhookEventType]
     state: EndpointState = Field(description="PAUSED while the circuit breaker holds deliveries back.")
     state_reason: str | None
     paused_until: datetime | None
@@ -102,7 +121,7 @@ async def create_endpoint(
     """Register an endpoint; the response holds its signing secret, which is not shown again."""
     await _safe(settings, str(body.url))
     endpoint = await endpoints.create(
-        client_id, str(body.url), utc_now(), body.description, body.status_filter
+        client_id, str(body.url), utc_now(), body.description, body.status_filter, body.event_types
     )
     return CreatedEndpoint(**_view(endpoint).model_dump(), secret=endpoint.secrets[0].secret)
 
@@ -127,7 +146,7 @@ async def update_endpoint(
     endpoints: EndpointsDep,
     settings: SettingsDep,
 ) -> EndpointView:
-    """Change an endpoint's URL, description or filter."""
+    """Change an endpoint's URL, description, status filter or event types."""
     await _owned(endpoints, client_id, endpoint_id)
     if body.url is not None:
         await _safe(settings, str(body.url))
@@ -135,7 +154,12 @@ async def update_endpoint(
     # `status_filter: null` sent explicitly clears the filter (every status is delivered); left out, it stays.
     clear_filter = "status_filter" in body.model_fields_set and body.status_filter is None
     changed = await endpoints.update(
-        endpoint_id, url, body.description, body.status_filter, clear_filter=clear_filter
+        endpoint_id,
+        url,
+        body.description,
+        body.status_filter,
+        clear_filter=clear_filter,
+        subscribed=body.event_types,
     )
     return _view(changed)
 

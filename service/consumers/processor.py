@@ -28,8 +28,9 @@ from contracts.statuses import RejectionCode
 from service import metrics
 from service.clock import to_epoch_ms
 from service.consumers.inbound import Inbound, dead_letter
+from service.domain.command_outcomes import decided
 from service.domain.decide import Command, ConfirmationDeadline, Context, decide
-from service.domain.local_effects import EntitlementCheck, RecordAnomaly
+from service.domain.local_effects import EntitlementCheck, RecordAnomaly, RecordCommandOutcome
 from service.domain.order import Order
 from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
@@ -209,7 +210,8 @@ class OrderProcessor:
                 fingerprint=inbound.fingerprint,
                 expected_version=version,
                 new_state=new_state,
-                entries=_entries(inbound.order_id, decision, inbound.input_id),
+                entries=_entries(inbound.order_id, decision, inbound.input_id)
+                + _outcome(inbound, decision, now),
                 expires_at_ms=expires_at_ms,
             )
             transitions.append((inbound, decision, transition))
@@ -294,6 +296,16 @@ def _processing_dead_letter(inbound: Inbound, error: Exception, now: datetime) -
     letter = dead_letter(inbound.record, "PROCESSING", f"{type(error).__name__}: {error}"[:2000], now)
     metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_type).inc()
     return [OutboxEntry(Destination.DEAD_LETTER, inbound.order_id, letter.model_dump_json().encode())]
+
+
+def _outcome(inbound: Inbound, decision: Decision, now: datetime) -> list[OutboxEntry]:
+    """A command's outcome, recorded with its transition and carried out after its events are published."""
+    command = inbound.message
+    if not isinstance(command, Command):
+        return []
+    outcome = decided(command, decision.rejection, decision.events, now)
+    effect = RecordCommandOutcome(fingerprint=inbound.fingerprint, outcome=outcome)
+    return [OutboxEntry(Destination.LOCAL_EFFECT, inbound.order_id, encode_effect(effect))]
 
 
 def _entries(order_id: str, decision: Decision, input_id: str | None = None) -> list[OutboxEntry]:

@@ -18,7 +18,9 @@ from service.config import Settings
 from service.consumers.inbound import Inbound, InboundDecoder, command_decoder, reply_decoder
 from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
+from service.domain.command_outcomes import rejected
 from service.kafka import subscribe_batches
+from service.store.command_outcomes import CommandOutcomeStore
 from service.store.outbox import Destination, OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -33,12 +35,14 @@ class BatchHandler:
         decoder: InboundDecoder,
         processor: OrderProcessor,
         publisher: OutboxPublisher,
+        outcomes: CommandOutcomeStore,
         clock: Callable[[], datetime],
         backoff_seconds: float,
     ) -> None:
         self._decoder = decoder
         self._processor = processor
         self._publisher = publisher
+        self._outcomes = outcomes
         self._clock = clock
         self._backoff_seconds = backoff_seconds
 
@@ -88,6 +92,10 @@ class BatchHandler:
             for r in rejections
         ]
         await self._publisher.publish(entries)
+        if rejections:
+            # After publication, as for decided commands; a command already applied or rejected under this
+            # command_id keeps its outcome (the store's rule), and a re-read batch records the same again.
+            await self._outcomes.record_unanswered_rejections([rejected(r) for r in rejections])
         for letter in letters:
             metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_type).inc()
             log.warning(
@@ -125,6 +133,7 @@ def register_order_consumers(
     settings: Settings,
     processor: OrderProcessor,
     publisher: OutboxPublisher,
+    outcomes: CommandOutcomeStore,
     clock: Callable[[], datetime],
 ) -> None:
     """Subscribe the commands and replies handlers to their topics."""
@@ -149,6 +158,7 @@ def register_order_consumers(
             decoder=decoder,
             processor=processor,
             publisher=publisher,
+            outcomes=outcomes,
             clock=clock,
             backoff_seconds=settings.retry_backoff_seconds,
         )

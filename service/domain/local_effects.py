@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.domain.command_outcomes import CommandOutcome
+
 
 class ScheduleConfirmationTimeout(BaseModel):
     """Fail the order if it is still Pending at `deadline`."""
@@ -64,8 +66,24 @@ class IndexOrder(BaseModel):
     created_at: datetime
 
 
+class RecordCommandOutcome(BaseModel):
+    """Keep what became of a command for `GET /v1/commands/{command_id}`, if it still holds its command_id
+    (the one whose payload's `fingerprint` claimed it): a rejection for reusing the id never replaces it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["record_command_outcome"] = "record_command_outcome"
+    fingerprint: str
+    outcome: CommandOutcome
+
+
 Effect = Annotated[
-    ScheduleConfirmationTimeout | CancelConfirmationTimeout | RefundEntitlement | RecordAnomaly | IndexOrder,
+    ScheduleConfirmationTimeout
+    | CancelConfirmationTimeout
+    | RefundEntitlement
+    | RecordAnomaly
+    | IndexOrder
+    | RecordCommandOutcome,
     Field(discriminator="kind"),
 ]
 

@@ -11,7 +11,7 @@ from service.config import RelaySettings
 from service.relay.safety import UnsafeTarget, check_target
 from service.store.client import connect_with
 from service.store.webhook_deliveries import DeliveryStore
-from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
+from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore, WebhookEventType
 
 Action = Callable[[argparse.Namespace, EndpointStore, DeliveryStore, RelaySettings], Awaitable[int]]
 
@@ -27,6 +27,13 @@ def add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argument
     add.add_argument("--description", default="")
     add.add_argument(
         "--status", type=int, action="append", help="deliver only these status codes (repeatable)"
+    )
+    add.add_argument(
+        "--event-type",
+        dest="event_types",
+        action="append",
+        choices=[t.value for t in WebhookEventType],
+        help="deliver events of this type (repeatable; default: order_status_changed only)",
     )
     _bind(add, _add)
     listing = actions.add_parser("list", help="a client's endpoints (without secrets)")
@@ -87,7 +94,8 @@ async def _add(
         )
     except UnsafeTarget as error:
         raise SystemExit(f"refused: {error}") from None
-    endpoint = await store.create(args.client, args.url, utc_now(), args.description, args.status)
+    subscribed = [WebhookEventType(t) for t in args.event_types] if args.event_types else None
+    endpoint = await store.create(args.client, args.url, utc_now(), args.description, args.status, subscribed)
     _print({**endpoint.public(), "secret": endpoint.secrets[0].secret})
     return 0
 

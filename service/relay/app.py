@@ -1,4 +1,5 @@
-"""Composition root of the webhook relay: status events in, queued per endpoint, delivered by the worker."""
+"""Composition root of the webhook relay: status events and command rejections in, queued per endpoint,
+delivered by the worker."""
 
 import logging
 from collections.abc import Callable, Sequence
@@ -10,7 +11,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from contracts.events import OrderStatusChanged
+from contracts.events import CommandRejected, OrderStatusChanged
 from service import metrics
 from service.clock import utc_now
 from service.config import RelaySettings
@@ -46,17 +47,23 @@ class Relay(ConsumingProcess):
         await self.redis.aclose()
 
 
+Event = OrderStatusChanged | CommandRejected
+
+
 class EventQueuer:
-    """Queues each status event for every endpoint of its client that wants it."""
+    """Queues each event of one topic (status events, or command rejections) for every endpoint of its
+    client that wants it."""
 
     def __init__(
         self,
         *,
+        model: type[Event],
         endpoints: EndpointStore,
         deliveries: DeliveryStore,
         clock: Callable[[], datetime],
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._model = model
         self._endpoints = endpoints
         self._deliveries = deliveries
         self._clock = clock
@@ -64,24 +71,25 @@ class EventQueuer:
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
         """Queue a batch of events; offsets are committed after this returns, so nothing is skipped."""
-        events: list[tuple[OrderStatusChanged, bytes]] = []
+        events: list[tuple[Event, bytes]] = []
         for record in records:
             try:
-                events.append((OrderStatusChanged.model_validate_json(record.value or b""), record.value))
+                events.append((self._model.model_validate_json(record.value or b""), record.value))
             except ValidationError:
-                log.warning("relay.bad_event", extra={"partition": record.partition, "offset": record.offset})
+                extra = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+                log.warning("relay.bad_event", extra=extra)
         by_client = await self._endpoints.for_clients(sorted({event.client_id for event, _ in events}))
         queued = [
             QueuedEvent(
                 endpoint_id=endpoint.endpoint_id,
                 order_id=event.order_id,
                 event_id=event.event_id,
-                sequence=event.sequence,
+                sequence=event.sequence if isinstance(event, OrderStatusChanged) else None,
                 body=body,
             )
             for event, body in events
             for endpoint in by_client[event.client_id]
-            if endpoint.state is not EndpointState.DISABLED and endpoint.wants(event.status)
+            if endpoint.state is not EndpointState.DISABLED and endpoint.wants(event)
         ]
         await self._deliveries.enqueue(queued, self._clock())
         metrics.WEBHOOK_QUEUED.inc(len(queued))
@@ -89,21 +97,38 @@ class EventQueuer:
             self._on_queued()  # this instance's worker delivers them now, not at its next poll
 
 
+def relay_topics(settings: RelaySettings) -> list[str]:
+    """The topics the relay reads (the order service creates them)."""
+    return [settings.topic_status_changed, settings.topic_command_rejected]
+
+
 def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now) -> Relay:
     """Wire the relay from settings; connects nothing yet."""
     broker = build_broker(settings, client_id=CLIENT_ID)
     redis = connect_with(settings)
-    endpoints, deliveries = EndpointStore(redis), DeliveryStore(redis)
+    endpoints = EndpointStore(redis)
+    deliveries = DeliveryStore(redis, settled_memory_seconds=settings.idempotency_retention_seconds)
     client = http_client()
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)
-    subscribe_batches(
-        broker,
-        settings,
-        topic=settings.topic_status_changed,
-        group=settings.relay_group,
-        title="relay_status_changed",
-        description="The relay queues every status event for the endpoints its client registered.",
-        payload=OrderStatusChanged,
-        handler=EventQueuer(endpoints=endpoints, deliveries=deliveries, clock=clock, on_queued=worker.wake),
-    )
+    consumers: list[tuple[str, str, str, type[Event], str]] = [
+        (settings.topic_status_changed, settings.relay_group, "relay_status_changed", OrderStatusChanged,
+         "The relay queues every status event for the endpoints its client registered."),
+        # A group of its own: the status events' group, and its committed offsets, stay as they were.
+        (settings.topic_command_rejected, f"{settings.relay_group}.rejections", "relay_command_rejected",
+         CommandRejected, "The relay queues every rejection for the endpoints subscribed to rejections."),
+    ]  # fmt: skip
+    for topic, group, title, model, description in consumers:
+        queuer = EventQueuer(
+            model=model, endpoints=endpoints, deliveries=deliveries, clock=clock, on_queued=worker.wake
+        )
+        subscribe_batches(
+            broker,
+            settings,
+            topic=topic,
+            group=group,
+            title=title,
+            description=description,
+            payload=model,
+            handler=queuer,
+        )
     return Relay(broker, redis, endpoints, deliveries, worker, client)

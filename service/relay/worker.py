@@ -1,4 +1,4 @@
-"""The delivery loop: claim due orders per endpoint, attempt their next event, settle the outcome."""
+"""The delivery loop: claim due queues per endpoint, attempt their next event, settle the outcome."""
 
 import asyncio
 import json
@@ -129,7 +129,7 @@ class DeliveryWorker:
             tasks = self._in_flight.setdefault(claim.endpoint_id, set())
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            # A finished attempt frees its slot and may have made the order's next event due.
+            # A finished attempt frees its slot and may have made its queue's next event due.
             task.add_done_callback(lambda _: self._wake.set())
         return len(claims)
 
@@ -202,7 +202,7 @@ class DeliveryWorker:
             await self._conclude(endpoint, claim, head, result)
         except Exception:
             log.exception(
-                "relay.attempt_failed", extra={"endpoint_id": claim.endpoint_id, "order_id": claim.order_id}
+                "relay.attempt_failed", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
             )
 
     async def _conclude(
@@ -264,7 +264,7 @@ class DeliveryWorker:
         )
         if failures is None:
             log.warning(
-                "relay.lease_lost", extra={"endpoint_id": claim.endpoint_id, "order_id": claim.order_id}
+                "relay.lease_lost", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
             )
             return
         if failures >= breaker[0] and outcome != "hold":  # the settle script opened the breaker

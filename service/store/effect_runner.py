@@ -9,9 +9,11 @@ from service.domain.local_effects import (
     Effect,
     IndexOrder,
     RecordAnomaly,
+    RecordCommandOutcome,
     RefundEntitlement,
     ScheduleConfirmationTimeout,
 )
+from service.store.command_outcomes import CommandOutcomeStore
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
 from service.store.timers import TimerStore
@@ -27,10 +29,17 @@ def encode_effect(effect: Effect) -> bytes:
 class LocalEffects:
     """Runs effects in batches; each effect is idempotent, so a replay after a crash changes nothing."""
 
-    def __init__(self, entitlements: EntitlementStore, timers: TimerStore, orders: OrderStore) -> None:
+    def __init__(
+        self,
+        entitlements: EntitlementStore,
+        timers: TimerStore,
+        orders: OrderStore,
+        outcomes: CommandOutcomeStore,
+    ) -> None:
         self._entitlements = entitlements
         self._timers = timers
         self._orders = orders
+        self._outcomes = outcomes
 
     async def run(self, encoded: Sequence[bytes]) -> None:
         """Carry out the encoded effects."""
@@ -39,6 +48,9 @@ class LocalEffects:
         await self._timers.remove([e.order_id for e in effects if isinstance(e, CancelConfirmationTimeout)])
         await self._entitlements.refund([e for e in effects if isinstance(e, RefundEntitlement)])
         await self._orders.index([e for e in effects if isinstance(e, IndexOrder)])
+        outcomes = [e for e in effects if isinstance(e, RecordCommandOutcome)]
+        if outcomes:
+            await self._outcomes.record_decided(outcomes)
         anomalies = [(e.order_id, e.input_id, e.anomaly) for e in effects if isinstance(e, RecordAnomaly)]
         if anomalies:
             await self._orders.record_anomalies(anomalies)

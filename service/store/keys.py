@@ -45,6 +45,12 @@ def command_claim_key(client_id: str, command_id: str) -> str:
     return f"command:{{{client_id}/{command_id}}}"
 
 
+def command_outcome_key(client_id: str, command_id: str) -> str:
+    """String: the command's outcome as JSON (`service.domain.command_outcomes.CommandOutcome`). It shares
+    the claim's hash tag, so that recording it can check the claim atomically, and expires with the claim."""
+    return f"command:{{{client_id}/{command_id}}}:outcome"
+
+
 # Webhook relay. Every key of one endpoint shares the hash tag `{<endpoint_id>}`, so that queueing, settling
 # an attempt and the circuit breaker are single-slot atomic steps.
 
@@ -63,9 +69,13 @@ def webhook_endpoint_key(endpoint_id: str) -> str:
     return f"webhook:{{{endpoint_id}}}"
 
 
-def webhook_pending_key(endpoint_id: str, order_id: str) -> str:
-    """Sorted set: the ids of an order's events still to deliver to the endpoint, scored by sequence."""
-    return f"webhook:{{{endpoint_id}}}:pending:{order_id}"
+def webhook_pending_key(endpoint_id: str, queue_id: str) -> str:
+    """Sorted set: the ids of a queue's events still to deliver to the endpoint, scored by sequence.
+
+    A queue is an order's status events (`queue_id` is the order id), or one command rejection (see
+    `service.store.webhook_deliveries.rejection_queue`).
+    """
+    return f"webhook:{{{endpoint_id}}}:pending:{queue_id}"
 
 
 def webhook_bodies_key(endpoint_id: str) -> str:
@@ -74,11 +84,11 @@ def webhook_bodies_key(endpoint_id: str) -> str:
 
 
 def webhook_due_key(endpoint_id: str) -> str:
-    """Sorted set: order id → when its next delivery is due, or until when it is leased (epoch ms).
+    """Sorted set: queue id → when its next delivery is due, or until when it is leased (epoch ms).
 
-    It lists every order with a non-empty pending queue, so it indexes the endpoint's queues: whatever
-    queues an event (`enqueue_delivery.lua`, a replay's transaction) adds its order here in the same atomic
-    step, and only `settle_delivery.lua` removes an order, in the step that takes its last event.
+    It lists every non-empty pending queue, so it indexes the endpoint's queues: whatever queues an event
+    (`enqueue_delivery.lua`, a replay's transaction) adds its queue here in the same atomic step, and only
+    `settle_delivery.lua` removes a queue, in the step that takes its last event.
     """
     return f"webhook:{{{endpoint_id}}}:due"
 
@@ -86,6 +96,15 @@ def webhook_due_key(endpoint_id: str) -> str:
 def webhook_done_key(endpoint_id: str) -> str:
     """Hash: order id → the last sequence delivered or given up (what makes queuing idempotent)."""
     return f"webhook:{{{endpoint_id}}}:done"
+
+
+def webhook_settled_key(endpoint_id: str) -> str:
+    """Sorted set: the queue id of each command rejection delivered or given up → when (epoch ms).
+
+    A rejection is a queue of its own (it has no sequence to keep in `done`); this makes queuing it
+    idempotent, and is trimmed to the idempotency retention by the settle script, which bounds it.
+    """
+    return f"webhook:{{{endpoint_id}}}:settled"
 
 
 def webhook_tries_key(endpoint_id: str) -> str:
@@ -110,6 +129,7 @@ def webhook_fixed_keys(endpoint_id: str) -> list[str]:
         webhook_bodies_key(endpoint_id),
         webhook_due_key(endpoint_id),
         webhook_done_key(endpoint_id),
+        webhook_settled_key(endpoint_id),
         webhook_tries_key(endpoint_id),
         webhook_dead_key(endpoint_id),
         webhook_attempts_key(endpoint_id),

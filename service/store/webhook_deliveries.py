@@ -1,4 +1,5 @@
-"""Delivery queues in Redis: per endpoint and order, in sequence, with leases, retries and dead letters."""
+"""Delivery queues in Redis, with leases, retries and dead letters: per endpoint, one queue per order for its
+status events, in sequence, and one queue per command rejection, which has no order to keep."""
 
 import json
 from collections.abc import Sequence
@@ -17,28 +18,48 @@ from service.store.keys import (
     webhook_due_key,
     webhook_endpoint_key,
     webhook_pending_key,
+    webhook_settled_key,
     webhook_tries_key,
 )
 from service.store.scripts import Call, Coalesced, LuaScript
 
+REJECTION_QUEUE_PREFIX = "!rejection/"
+"""Queue ids of rejections: `!` is in no identifier (`contracts.base.Identifier`), so none is an order id."""
+
+
+def rejection_queue(event_id: str) -> str:
+    """The id of the queue that holds one command rejection: its own, so that it neither waits for an
+    order's status events nor holds them back."""
+    return f"{REJECTION_QUEUE_PREFIX}{event_id}"
+
+
+def _is_single(queue_id: str) -> bool:
+    return queue_id.startswith(REJECTION_QUEUE_PREFIX)
+
 
 @dataclass(frozen=True, kw_only=True)
 class QueuedEvent:
-    """A status event to deliver to one endpoint."""
+    """An event to deliver to one endpoint: a status event (with its sequence), or a command rejection."""
 
     endpoint_id: str
     order_id: str
     event_id: str
-    sequence: int
+    sequence: int | None
+    """None for a command rejection: it has no per-order sequence."""
     body: bytes
+
+    @property
+    def queue_id(self) -> str:
+        """The queue it waits in: its order's, or for a rejection one of its own."""
+        return self.order_id if self.sequence is not None else rejection_queue(self.event_id)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The right to attempt the next event of one order at one endpoint, until `lease_ms`."""
+    """The right to attempt the next event of one queue at one endpoint, until `lease_ms`."""
 
     endpoint_id: str
-    order_id: str
+    queue_id: str
     lease_ms: int
 
 
@@ -53,32 +74,47 @@ class Head:
 Outcome = Literal["delivered", "retry", "dead", "hold"]
 
 
-def _enqueue_keys(endpoint_id: str, order_id: str) -> list[str]:
+def _enqueue_keys(endpoint_id: str, queue_id: str) -> list[str]:
     """KEYS of `enqueue_delivery.lua`."""
     return [
-        webhook_pending_key(endpoint_id, order_id),
+        webhook_pending_key(endpoint_id, queue_id),
         webhook_bodies_key(endpoint_id),
         webhook_due_key(endpoint_id),
         webhook_done_key(endpoint_id),
+        webhook_settled_key(endpoint_id),
     ]
 
 
-def _settle_keys(endpoint_id: str, order_id: str) -> list[str]:
+def _settle_keys(endpoint_id: str, queue_id: str) -> list[str]:
     """KEYS of `settle_delivery.lua`."""
     return [
-        *_enqueue_keys(endpoint_id, order_id),
+        webhook_pending_key(endpoint_id, queue_id),
+        webhook_bodies_key(endpoint_id),
+        webhook_due_key(endpoint_id),
+        webhook_done_key(endpoint_id),
         webhook_tries_key(endpoint_id),
         webhook_dead_key(endpoint_id),
         webhook_endpoint_key(endpoint_id),
         webhook_attempts_key(endpoint_id),
+        webhook_settled_key(endpoint_id),
     ]
 
 
-class DeliveryStore:
-    """Every operation is one atomic step on one endpoint's keys (one hash tag), batched per call."""
+def _unit(queue_id: str) -> str:
+    """How the scripts settle a queue: an order's by sequence, a rejection's as a single event."""
+    return "single" if _is_single(queue_id) else "order"
 
-    def __init__(self, redis: "Redis") -> None:
+
+class DeliveryStore:
+    """Every operation is one atomic step on one endpoint's keys (one hash tag), batched per call.
+
+    `settled_memory_seconds`: how long a delivered or dead rejection is remembered, so that reading its topic
+    again does not queue it twice; at least the topics' retention (the idempotency retention is).
+    """
+
+    def __init__(self, redis: "Redis", settled_memory_seconds: int = 7 * 24 * 3600) -> None:
         self._redis = redis
+        self._settled_memory_ms = settled_memory_seconds * 1000
         self._enqueue = LuaScript("enqueue_delivery")
         self._claim = LuaScript("claim_due")
         self._head = LuaScript("delivery_head")
@@ -88,13 +124,16 @@ class DeliveryStore:
     async def enqueue(self, events: Sequence[QueuedEvent], now: datetime) -> None:
         """Queue events (ignoring those settled before); one round trip."""
         calls: list[Call] = [
-            (_enqueue_keys(e.endpoint_id, e.order_id), [e.event_id, e.sequence, e.body, e.order_id, ms(now)])
+            (
+                _enqueue_keys(e.endpoint_id, e.queue_id),
+                [e.event_id, e.sequence or 0, e.body, e.queue_id, ms(now), _unit(e.queue_id)],
+            )
             for e in events
         ]
         await self._enqueue.run_many(self._redis, calls)
 
     async def claim(self, limits: dict[str, int], now: datetime, lease_seconds: float) -> list[Claim]:
-        """Due orders of each endpoint, at most its limit, leased to the caller; one round trip."""
+        """Due queues of each endpoint, at most its limit, leased to the caller; one round trip."""
         lease_ms = ms(now) + int(lease_seconds * 1000)
         calls: list[Call] = [
             ([webhook_due_key(e)], [ms(now), int(lease_seconds * 1000), limit]) for e, limit in limits.items()
@@ -107,7 +146,7 @@ class DeliveryStore:
         ]
 
     async def head(self, claim: Claim) -> Head | None:
-        """The earliest queued event of the claimed order, or None if its queue is empty."""
+        """The earliest queued event of the claimed queue, or None if it is empty."""
         [head] = await self.heads([claim])
         return head
 
@@ -116,7 +155,7 @@ class DeliveryStore:
         calls: list[Call] = [
             (
                 [
-                    webhook_pending_key(c.endpoint_id, c.order_id),
+                    webhook_pending_key(c.endpoint_id, c.queue_id),
                     webhook_bodies_key(c.endpoint_id),
                     webhook_tries_key(c.endpoint_id),
                 ],
@@ -130,11 +169,12 @@ class DeliveryStore:
                 found.append(None)
                 continue
             event_id, sequence, body, tries = reply
+            single = _is_single(claim.queue_id)
             event = QueuedEvent(
                 endpoint_id=claim.endpoint_id,
-                order_id=claim.order_id,
+                order_id=_order_of(body) if single else claim.queue_id,
                 event_id=event_id.decode(),
-                sequence=int(sequence),
+                sequence=None if single else int(sequence),
                 body=body or b"{}",
             )
             found.append(Head(event, json.loads(tries) if tries else []))
@@ -152,7 +192,7 @@ class DeliveryStore:
         log_length: int,
     ) -> int | None:
         """Record an attempt and its outcome; returns the endpoint's consecutive failures, or None if the
-        lease was lost meanwhile (the outcome is then dropped: another worker owns the order)."""
+        lease was lost meanwhile (the outcome is then dropped: another worker owns the queue)."""
         attempts = head.attempts + ([attempt] if attempt else [])
         dead = (
             json.dumps({"event": json.loads(head.event.body), "attempts": attempts})
@@ -163,9 +203,9 @@ class DeliveryStore:
         for name, value in (attempt or {}).items():
             fields += [name, "" if value is None else str(value)]
         args: list[str | int | bytes] = [
-            claim.order_id,
+            claim.queue_id,
             head.event.event_id,
-            head.event.sequence,
+            head.event.sequence or 0,
             outcome,
             claim.lease_ms,
             ms(next_attempt or now),
@@ -175,9 +215,11 @@ class DeliveryStore:
             breaker[0],
             int(breaker[1] * 1000),
             log_length,
+            _unit(claim.queue_id),
+            self._settled_memory_ms,
             *fields,
         ]
-        result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.order_id), args)
+        result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.queue_id), args)
         return None if result == b"lost" else int(result)
 
     async def dead(self, endpoint_id: str) -> dict[str, dict[str, Any]]:
@@ -186,16 +228,19 @@ class DeliveryStore:
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     async def replay(self, endpoint_id: str, event_ids: Sequence[str], now: datetime) -> int:
-        """Queue dead deliveries again (in their original sequence order per order); returns how many."""
+        """Queue dead deliveries again (status events in their original sequence order per order, each
+        rejection in its own queue again); returns how many."""
         dead = await self.dead(endpoint_id)
         chosen = [(event_id, dead[event_id]["event"]) for event_id in event_ids if event_id in dead]
-        # One transaction: a queue is never left without its order in `due`, which indexes the queues.
+        # One transaction: a queue is never left without its id in `due`, which indexes the queues.
         async with self._redis.pipeline(transaction=True) as pipe:
             for event_id, event in chosen:
-                order_id = event["order_id"]
-                pipe.zadd(webhook_pending_key(endpoint_id, order_id), {event_id: event["sequence"]})
+                rejection = event.get("type") == "command_rejected"
+                queue_id = rejection_queue(event_id) if rejection else event["order_id"]
+                sequence = 0 if rejection else event["sequence"]
+                pipe.zadd(webhook_pending_key(endpoint_id, queue_id), {event_id: sequence})
                 pipe.hset(webhook_bodies_key(endpoint_id), event_id, json.dumps(event))
-                pipe.zadd(webhook_due_key(endpoint_id), {order_id: ms(now)}, nx=True)
+                pipe.zadd(webhook_due_key(endpoint_id), {queue_id: ms(now)}, nx=True)
                 pipe.hdel(webhook_dead_key(endpoint_id), event_id)
             await pipe.execute()
         return len(chosen)
@@ -220,9 +265,17 @@ class DeliveryStore:
         return records
 
     async def backlogs(self, endpoint_ids: Sequence[str]) -> dict[str, int]:
-        """Orders with deliveries waiting, per endpoint; one round trip."""
+        """Queues with deliveries waiting (orders, and single rejections), per endpoint; one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for endpoint_id in endpoint_ids:
                 pipe.zcard(webhook_due_key(endpoint_id))
             counts = await pipe.execute()
         return {endpoint_id: int(n) for endpoint_id, n in zip(endpoint_ids, counts, strict=True)}
+
+
+def _order_of(body: bytes | None) -> str:
+    """The order a queued rejection names (its queue id does not say)."""
+    try:
+        return str(json.loads(body or b"{}").get("order_id", ""))
+    except ValueError:
+        return ""

@@ -3,7 +3,7 @@
 import base64
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from contracts.events import CommandRejected, OrderStatusChanged
 from service.clock import from_epoch_ms
 from service.store.keys import (
     WEBHOOK_ENDPOINTS,
@@ -34,6 +35,23 @@ class EndpointState(StrEnum):
     DISABLED = "DISABLED"
 
 
+class WebhookEventType(StrEnum):
+    """What an endpoint may subscribe to: the `type` of the events delivered to it."""
+
+    ORDER_STATUS_CHANGED = "order_status_changed"
+    COMMAND_REJECTED = "command_rejected"
+
+
+DEFAULT_EVENT_TYPES = (WebhookEventType.ORDER_STATUS_CHANGED,)
+"""What an endpoint gets unless it asks for more (endpoints registered before event types, too)."""
+
+
+def chosen_event_types(chosen: Iterable[WebhookEventType] | None) -> list[WebhookEventType]:
+    """The chosen event types, each once, in a fixed order; the default if none are chosen."""
+    unique = set(chosen or DEFAULT_EVENT_TYPES)
+    return [t for t in WebhookEventType if t in unique]
+
+
 class SigningSecret(BaseModel):
     """A `whsec_…` secret; an old one stays valid (and used for signing) until `expires_at`."""
 
@@ -49,7 +67,12 @@ class Endpoint(BaseModel):
     url: str
     description: str = ""
     status_filter: list[int] | None = Field(
-        default=None, description="Deliver only events with these status codes; all when null."
+        default=None, description="Deliver only status events with these status codes; all when null."
+    )
+    event_types: list[WebhookEventType] = Field(
+        default_factory=lambda: list(DEFAULT_EVENT_TYPES),
+        min_length=1,
+        description="The types of event delivered: status changes, command rejections, or both.",
     )
     state: EndpointState = EndpointState.ACTIVE
     state_reason: str | None = None
@@ -65,9 +88,14 @@ class Endpoint(BaseModel):
             return EndpointState.PAUSED
         return self.state
 
-    def wants(self, status: int) -> bool:
-        """Whether an event with this status code goes to this endpoint."""
-        return self.status_filter is None or status in self.status_filter
+    def wants(self, event: OrderStatusChanged | CommandRejected) -> bool:
+        """Whether the event goes to this endpoint: its type is subscribed, and a status event passes the
+        status filter."""
+        if isinstance(event, CommandRejected):
+            return WebhookEventType.COMMAND_REJECTED in self.event_types
+        return WebhookEventType.ORDER_STATUS_CHANGED in self.event_types and (
+            self.status_filter is None or event.status in self.status_filter
+        )
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets to sign with now: the current one and any still in their grace period."""
@@ -99,14 +127,17 @@ class EndpointStore:
         now: datetime,
         description: str = "",
         status_filter: list[int] | None = None,
+        subscribed: Iterable[WebhookEventType] | None = None,
     ) -> Endpoint:
-        """Register an endpoint; its secret is in the returned object, and shown nowhere else."""
+        """Register an endpoint (for status events only unless `subscribed` says otherwise); its secret is in
+        the returned object, and shown nowhere else."""
         endpoint = Endpoint(
             endpoint_id=f"ep_{uuid.uuid4().hex}",
             client_id=client_id,
             url=url,
             description=description,
             status_filter=status_filter,
+            event_types=chosen_event_types(subscribed),
             secrets=[SigningSecret(secret=new_secret())],
             created_at=now,
         )
@@ -214,15 +245,17 @@ class EndpointStore:
         description: str | None,
         status_filter: list[int] | None,
         clear_filter: bool = False,
+        subscribed: Iterable[WebhookEventType] | None = None,
     ) -> Endpoint:
-        """Change the URL, description or status filter (None leaves a field as it is; `clear_filter`
-        removes the filter, so that every event is delivered again)."""
+        """Change the URL, description, status filter or event types (None leaves a field as it is;
+        `clear_filter` removes the filter, so that every status is delivered again)."""
 
         def change(endpoint: Endpoint) -> Endpoint:
             update: dict[str, object] = {
                 "url": url,
                 "description": description,
                 "status_filter": status_filter,
+                "event_types": chosen_event_types(subscribed) if subscribed is not None else None,
             }
             update = {k: v for k, v in update.items() if v is not None}
             if clear_filter:

@@ -1,6 +1,7 @@
 """A running order service and resource simulator on the real broker and Redis, shared by the module."""
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -150,15 +151,24 @@ def api_settings(settings: Settings) -> ApiSettings:
     )
 
 
-@pytest.fixture(scope="module")
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP API under uvicorn on a free loopback port, and a client pointed at it."""
+@contextlib.asynccontextmanager
+async def serving_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API of `settings` under uvicorn on a free loopback port, and a client pointed at it."""
     port = free_port()
     config = uvicorn.Config(build_api(api_settings(settings)), host="127.0.0.1", port=port, log_config=None)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     await eventually(lambda: server.started)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture(scope="module")
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API of this module's settings, and a client pointed at it."""
+    async with serving_api(settings) as client:
         yield client
-    server.should_exit = True
-    await serving

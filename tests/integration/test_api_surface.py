@@ -42,6 +42,7 @@ ROUTES = [
     ),
     ("POST", "/v1/orders/{order}/cancel", {}),
     ("POST", "/v1/orders/{order}/redeem", {}),
+    ("GET", "/v1/commands/{command}", None),
     ("GET", "/v1/webhook-endpoints", None),
     ("POST", "/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/hooks"}),
     ("GET", "/v1/webhook-endpoints/{endpoint}", None),
@@ -76,7 +77,7 @@ async def order_status(api: httpx.AsyncClient, order_id: str, headers: dict[str,
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
 async def test_every_route_needs_a_key(api: httpx.AsyncClient, method: str, path: str, body: object) -> None:
     """Without a valid key every route answers 401 problem details."""
-    response = await api.request(method, path.format(order="O", endpoint="E"), json=body)
+    response = await api.request(method, path.format(order="O", endpoint="E", command="C"), json=body)
     assert response.status_code == 401
     assert response.json()["code"] == "UNAUTHENTICATED"
 
@@ -84,23 +85,28 @@ async def test_every_route_needs_a_key(api: httpx.AsyncClient, method: str, path
 async def test_every_scoped_route_answers_404_for_another_clients_resources(
     api: httpx.AsyncClient, redis: Redis
 ) -> None:
-    """Orders and endpoints of another client are 404 on every route, exactly like missing ones."""
+    """Orders, commands and endpoints of another client are 404 on every route, exactly like missing ones."""
     owner, stranger = await bearer(redis, "client-a"), await bearer(redis, "client-b")
-    order_id = await create_order(api, owner)
+    command_id = unique("create")
+    order_id = await create_order(api, {**owner, "Idempotency-Key": command_id})
     await eventually(lambda: order_status(api, order_id, owner))
     created = await api.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"}, headers=owner)
     endpoint_id = created.json()["endpoint_id"]
 
     for method, path, body in SCOPED:
         theirs = await api.request(
-            method, path.format(order=order_id, endpoint=endpoint_id), json=body, headers=stranger
+            method,
+            path.format(order=order_id, endpoint=endpoint_id, command=command_id),
+            json=body,
+            headers=stranger,
         )
         missing = await api.request(
-            method, path.format(order="NOPE", endpoint="NOPE"), json=body, headers=stranger
+            method, path.format(order="NOPE", endpoint="NOPE", command="NOPE"), json=body, headers=stranger
         )
         assert theirs.status_code == missing.status_code == 404, (method, path)
         assert theirs.json() == missing.json()
     assert (await api.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=owner)).status_code == 200
+    assert (await api.get(f"/v1/commands/{command_id}", headers=owner)).status_code == 200
 
 
 async def test_commands_over_http_drive_the_order_and_idempotency_key_dedupes(
@@ -222,6 +228,28 @@ async def test_endpoint_filter_can_be_set_and_cleared(api: httpx.AsyncClient, re
     assert cleared.json()["status_filter"] is None
     stored = (await api.get(path, headers=headers)).json()
     assert stored["status_filter"] is None, "cleared in the store too: every status is delivered"
+
+
+async def test_endpoint_event_types_can_be_chosen_and_changed(api: httpx.AsyncClient, redis: Redis) -> None:
+    """Status events only by default; `event_types` on create and PATCH subscribes to rejections, each type
+    once; an empty or unknown list is refused (docs/api.md)."""
+    headers = await bearer(redis, unique("subscriber"))
+    url = "http://127.0.0.1:9/h"
+    default = await api.post("/v1/webhook-endpoints", json={"url": url}, headers=headers)
+    both = ["command_rejected", "order_status_changed", "command_rejected"]
+    chosen = await api.post("/v1/webhook-endpoints", json={"url": url, "event_types": both}, headers=headers)
+    path = f"/v1/webhook-endpoints/{default.json()['endpoint_id']}"
+
+    changed = await api.patch(path, json={"event_types": ["command_rejected"]}, headers=headers)
+    described = await api.patch(path, json={"description": "rejections"}, headers=headers)
+    empty = await api.patch(path, json={"event_types": []}, headers=headers)
+    unknown = await api.patch(path, json={"event_types": ["order_created"]}, headers=headers)
+
+    assert default.json()["event_types"] == ["order_status_changed"]
+    assert chosen.json()["event_types"] == ["order_status_changed", "command_rejected"]
+    assert changed.json()["event_types"] == described.json()["event_types"] == ["command_rejected"]
+    assert empty.status_code == unknown.status_code == 422
+    assert (await api.get(path, headers=headers)).json()["event_types"] == ["command_rejected"]
 
 
 async def test_endpoint_held_back_by_the_breaker_is_shown_paused(

@@ -9,6 +9,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
+from contracts.commands import CreatePrebooking
 from contracts.events import DeadLetter, OrderStatusChanged
 from contracts.resources import ReservationConfirmed
 from contracts.statuses import OrderStatus
@@ -17,6 +18,7 @@ from service.consumers.inbound import command_input, reply_input
 from service.consumers.processor import OrderProcessor
 from service.domain.decide import decide
 from service.domain.policy import Policy
+from service.store.command_outcomes import CommandOutcomeStore
 from service.store.effect_runner import LocalEffects
 from service.store.entitlements import EntitlementStore
 from service.store.keys import outbox_key
@@ -62,7 +64,7 @@ def processor(
 ) -> OrderProcessor:
     """A processor on the real Redis whose publisher is a recording stand-in for the broker."""
     orders, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
-    effects = LocalEffects(entitlements, timers, orders)
+    effects = LocalEffects(entitlements, timers, orders, CommandOutcomeStore(redis))
     return OrderProcessor(
         store=orders,
         entitlements=entitlements,
@@ -82,10 +84,17 @@ async def test_events_stored_before_a_failed_publish_are_published_on_redelivery
 
     with pytest.raises(ConnectionError):
         await processor(redis, broken).process([command])
-    assert await redis.hlen(outbox_key(command.order_id)) == 5, "event, 2 reserves, timer, index wait"
+    assert await redis.hlen(outbox_key(command.order_id)) == 6, (
+        "event, 2 reserves, timer, index, outcome wait"
+    )
+    outcomes, sent = CommandOutcomeStore(redis), command.message
+    assert isinstance(sent, CreatePrebooking)
+    assert await outcomes.get(sent.client_id, sent.command_id) is None, "recorded only after publication"
 
     healthy = RecordingPublisher()
     await processor(redis, healthy).process([command])
+    applied = await outcomes.get(sent.client_id, sent.command_id)
+    assert applied is not None and (applied.outcome, applied.sequences) == ("applied", [1])
 
     assert [e.sequence for e in healthy.events()] == [1]
     assert [e.destination for e in healthy.published].count(Destination.RESOURCE_REQUESTS) == 2
@@ -130,7 +139,7 @@ async def test_a_batch_that_hangs_fails_within_its_time_limit_and_keeps_its_outb
     had not carried out stays in the outbox for the re-delivery."""
     create = command_input(prebooking())
     orders, entitlements, timers = OrderStore(redis), EntitlementStore(redis), TimerStore(redis)
-    effects = LocalEffects(entitlements, timers, orders)
+    effects = LocalEffects(entitlements, timers, orders, CommandOutcomeStore(redis))
     hanging = OrderProcessor(
         store=orders,
         entitlements=entitlements,

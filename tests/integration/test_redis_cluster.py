@@ -51,6 +51,29 @@ async def test_the_relay_stores_work_on_the_cluster(cluster: Redis) -> None:
     assert disabled.state is EndpointState.DISABLED
     [stored] = await endpoints.get_many([endpoint.endpoint_id])
     assert stored.secrets[0].secret == secret
-    assert [c.order_id for c in claims] == ["ORD-1"]
+    assert [c.queue_id for c in claims] == ["ORD-1"]
     assert head is not None and head.event.event_id == "ev-1"
+    await cluster.aclose()
+
+
+async def test_a_rejection_is_queued_claimed_and_settled_within_its_endpoints_slot(cluster: Redis) -> None:
+    """A command rejection's own queue and the settled record are keys of the endpoint's slot too."""
+    endpoints, deliveries = EndpointStore(cluster), DeliveryStore(cluster)
+    now = datetime.now(UTC)
+    endpoint = await endpoints.create("client-a", "https://hooks.example.com/orders", now)
+    body = b'{"type": "command_rejected", "order_id": "ORD-1"}'
+    event = QueuedEvent(
+        endpoint_id=endpoint.endpoint_id, order_id="ORD-1", event_id="rj-1", sequence=None, body=body
+    )
+    await deliveries.enqueue([event], now)
+    [claim] = await deliveries.claim({endpoint.endpoint_id: 5}, now, 10)
+    [head] = await deliveries.heads([claim])
+    assert head is not None and (head.event.order_id, head.event.sequence) == ("ORD-1", None)
+
+    failures = await deliveries.settle(claim, head, "delivered", now, None, {"at": "x"}, (10, 60), 100)
+    await deliveries.enqueue([event], now)
+
+    assert failures == 0
+    assert await deliveries.backlogs([endpoint.endpoint_id]) == {endpoint.endpoint_id: 0}
+    await endpoints.delete(endpoint)
     await cluster.aclose()

@@ -13,7 +13,7 @@ from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
 from service.config import RelaySettings
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
-from service.relay.app import Relay, build_relay
+from service.relay.app import Relay, build_relay, relay_topics
 from service.store.webhook_endpoints import Endpoint, EndpointStore
 from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import until_assigned
@@ -25,6 +25,7 @@ def relay_settings(stack: Endpoints, **overrides: object) -> RelaySettings:
     values: dict[str, object] = {
         **stack.settings(),
         "topic_status_changed": f"{run}.status",
+        "topic_command_rejected": f"{run}.rejected",
         "relay_group": f"{run}.relay",
         "relay_require_https": False,
         "relay_allowed_networks": ["127.0.0.0/8"],
@@ -47,7 +48,7 @@ def settings(stack: Endpoints) -> RelaySettings:
 
 @pytest.fixture
 async def relay(settings: RelaySettings) -> AsyncIterator[Relay]:
-    await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_status_changed], 4, 1)
+    await ensure_topics(settings.kafka_bootstrap_servers, relay_topics(settings), 4, 1)
     relay = build_relay(settings)
     await relay.start()
     await until_assigned(relay.broker)

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
-from service.relay.app import build_relay
+from service.relay.app import build_relay, relay_topics
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 from testkit.webhook_receiver import Reply, WebhookReceiver
 from tests.integration.conftest import until_assigned
@@ -27,7 +27,7 @@ async def test_repeated_failures_pause_the_endpoint(
     settings = relay_settings(
         stack, relay_breaker_failures=3, relay_breaker_pause_seconds=60, relay_concurrency_per_endpoint=1
     )
-    await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_status_changed], 4, 1)
+    await ensure_topics(settings.kafka_bootstrap_servers, relay_topics(settings), 4, 1)
     relay = build_relay(settings)
     await relay.start()
     try:
@@ -58,7 +58,7 @@ async def test_two_relay_instances_deliver_each_event_once(
 ) -> None:
     """Two instances in one group share the partitions and the delivery work: every event arrives once."""
     settings = relay_settings(stack)
-    await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_status_changed], 4, 1)
+    await ensure_topics(settings.kafka_bootstrap_servers, relay_topics(settings), 4, 1)
     relays = [build_relay(settings), build_relay(settings)]
     for relay in relays:
         await relay.start()

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from service.config import RelaySettings
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
-from service.relay.app import build_relay
+from service.relay.app import build_relay, relay_topics
 from service.store.scripts import Coalesced, LuaScript
 from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import until_assigned
@@ -27,7 +27,7 @@ async def test_queued_events_are_delivered_without_waiting_for_the_poll(
 ) -> None:
     """Queuing wakes the delivery loop, and each finished attempt wakes it for the order's next event."""
     await register(redis, "client-a", receiver.url)
-    await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_status_changed], 4, 1)
+    await ensure_topics(settings.kafka_bootstrap_servers, relay_topics(settings), 4, 1)
     relay = build_relay(settings)
     await relay.start()
     try:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from service.config import RelaySettings
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
-from service.relay.app import build_relay
+from service.relay.app import build_relay, relay_topics
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 from testkit.webhook_receiver import Reply, WebhookReceiver
@@ -26,7 +26,7 @@ async def test_endpoint_resolving_to_a_forbidden_address_is_never_called(
 ) -> None:
     """Loopback not allowed: the endpoint is disabled as unsafe before any request leaves the relay."""
     settings = relay_settings(stack, relay_allowed_networks=[])
-    await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_status_changed], 4, 1)
+    await ensure_topics(settings.kafka_bootstrap_servers, relay_topics(settings), 4, 1)
     relay = build_relay(settings)
     await relay.start()
     try:
@@ -68,7 +68,7 @@ async def test_relay_killed_mid_retry_loses_nothing_and_doubles_no_attempt(
     """SIGKILL while waiting to retry: the restarted relay resumes from Redis; the receiver sees exactly the
     attempts the log records, one success per event, in order per order."""
     settings = relay_settings(stack, relay_retry_schedule_seconds=[1.0, 1.0, 1.0, 1.0])
-    await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_status_changed], 4, 1)
+    await ensure_topics(settings.kafka_bootstrap_servers, relay_topics(settings), 4, 1)
     endpoint = await register(redis, "client-a", receiver.url)
     receiver.script = [Reply(500)]
     events = [status_event("ORD-KILL", sequence) for sequence in (1, 2, 3)]

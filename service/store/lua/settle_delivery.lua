@@ -1,13 +1,15 @@
--- Record the outcome of one delivery attempt, if this worker still holds the order's lease.
+-- Record the outcome of one delivery attempt, if this worker still holds the queue's lease.
 --
--- KEYS[1] pending zset of the order   KEYS[2] bodies   KEYS[3] due   KEYS[4] done   KEYS[5] tries
--- KEYS[6] dead   KEYS[7] endpoint hash   KEYS[8] attempt log stream
--- ARGV[1] order id   ARGV[2] event id   ARGV[3] sequence   ARGV[4] 'delivered' | 'retry' | 'dead' | 'hold'
+-- KEYS[1] pending zset of the queue   KEYS[2] bodies   KEYS[3] due   KEYS[4] done   KEYS[5] tries
+-- KEYS[6] dead   KEYS[7] endpoint hash   KEYS[8] attempt log stream   KEYS[9] settled rejections zset
+-- ARGV[1] queue id   ARGV[2] event id   ARGV[3] sequence   ARGV[4] 'delivered' | 'retry' | 'dead' | 'hold'
 -- ARGV[5] lease score the worker claimed with   ARGV[6] next attempt (ms, for retry and hold)
 -- ARGV[7] attempts so far, JSON (this one included)   ARGV[8] dead record JSON ('' unless dead)
 -- ARGV[9] now (ms)   ARGV[10] failures that pause the endpoint   ARGV[11] pause (ms)
--- ARGV[12] attempt log length   ARGV[13..] attempt log fields (name, value, ...; none for 'hold')
--- Returns 'lost' if the lease was lost (another worker owns the order now), else the endpoint's
+-- ARGV[12] attempt log length   ARGV[13] 'order' | 'single' (see enqueue_delivery.lua)
+-- ARGV[14] how long a settled single event is remembered (ms)
+-- ARGV[15..] attempt log fields (name, value, ...; none for 'hold')
+-- Returns 'lost' if the lease was lost (another worker owns the queue now), else the endpoint's
 -- consecutive failures after this attempt.
 
 local lease = redis.call('ZSCORE', KEYS[3], ARGV[1])
@@ -15,9 +17,9 @@ if not lease or tonumber(lease) ~= tonumber(ARGV[5]) then
   return 'lost'
 end
 
-if #ARGV > 12 then
+if #ARGV > 14 then
   local fields = {}
-  for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 15, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*', unpack(fields))
 end
 
@@ -43,18 +45,25 @@ if outcome == 'retry' or outcome == 'hold' then
   return failures
 end
 
--- Delivered or given up: the event leaves the queue, and the order's next event becomes due at once.
+-- Delivered or given up: the event leaves the queue, and the queue's next event becomes due at once.
 if outcome == 'dead' then
   redis.call('HSET', KEYS[6], ARGV[2], ARGV[8])
 end
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[5], ARGV[2])
-local done = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
-if tonumber(ARGV[3]) > done then
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+if ARGV[13] == 'single' then
+  -- Remembered for as long as a re-read of the topic could queue it again, and no longer: this bounds the
+  -- settled zset by the rejections of that period, where `done` keeps one field per order for good.
+  redis.call('ZADD', KEYS[9], ARGV[9], ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', tonumber(ARGV[9]) - tonumber(ARGV[14]))
+else
+  local done = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+  if tonumber(ARGV[3]) > done then
+    redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+  end
 end
--- `due` indexes the endpoint's queues (deleting the endpoint relies on it): an order leaves it with its
+-- `due` indexes the endpoint's queues (deleting the endpoint relies on it): a queue leaves it with its
 -- last queued event, never before.
 if redis.call('ZCARD', KEYS[1]) > 0 then
   redis.call('ZADD', KEYS[3], 'XX', ARGV[9], ARGV[1])
