@@ -52,14 +52,7 @@ class CommandOutcome(BaseModel):
 
 def accepted(command: OrderCommand, now: datetime) -> CommandOutcome:
     """The API published `command`; the service has not decided it yet."""
-    return CommandOutcome(
-        command_id=command.command_id,
-        client_id=command.client_id,
-        command_type=command.type,
-        order_id=command.order_id,
-        outcome="accepted",
-        recorded_at=now,
-    )
+    return CommandOutcome(**_naming(command), outcome="accepted", recorded_at=now)
 
 
 def decided(
@@ -72,10 +65,7 @@ def decided(
     if rejection is not None:
         return rejected(rejection)
     return CommandOutcome(
-        command_id=command.command_id,
-        client_id=command.client_id,
-        command_type=command.type,
-        order_id=command.order_id,
+        **_naming(command),
         outcome="applied",
         sequences=[event.sequence for event in events],
         recorded_at=now,
@@ -97,3 +87,12 @@ def rejected(rejection: CommandRejected) -> CommandOutcome:
         ),
         recorded_at=rejection.occurred_at,
     )
+
+
+def _naming(command: OrderCommand) -> dict[str, str]:
+    return {
+        "command_id": command.command_id,
+        "client_id": command.client_id,
+        "command_type": command.type,
+        "order_id": command.order_id,
+    }
