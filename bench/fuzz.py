@@ -274,7 +274,7 @@ class Fuzzer:
 
     def reply_for_unknown_order(self) -> Hostile:
         order_id = self._id("ORD")
-        reply = self._reply(order_id, f"{order_id}/ITEM-1")
+        reply = self._reply(order_id, f"{self.victim}/{order_id}/ITEM-1")
         return self._stray("unknown_order", reply, "UNKNOWN_ORDER", order_id)
 
     def other_clients_order(self, target: Target) -> Hostile:
@@ -390,7 +390,7 @@ class Fuzzer:
             message = self._valid_command(self.victim)
         else:
             order_id = self._id("ORD")
-            message = self._reply(order_id, f"{order_id}/ITEM-1")
+            message = self._reply(order_id, f"{self.victim}/{order_id}/ITEM-1")
         return message.model_dump(mode="json"), message.order_id
 
     def _dead(

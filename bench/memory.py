@@ -28,6 +28,9 @@ from contracts.statuses import OrderStatus
 from service.store.keys import command_claim_key, inputs_key, order_key
 from testkit.factories import prebooking
 
+CLIENT = prebooking().client_id
+"""The client of every order `bench.pipeline.commands` builds (order ids are scoped per client)."""
+
 REFUSING_RESOURCE = "RES-FULL"
 RETENTION_SECONDS = 3
 
@@ -111,7 +114,10 @@ async def benchmark(bench: Run, orders: int, refused: int) -> Report:
         report.add("service resident memory before", rss_before / 2**20, "MiB")
         report.add(f"service resident memory with {orders:,} orders stored", rss_after / 2**20, "MiB")
         order_id = stored[0][0]
-        for name, key in (("order state", order_key(order_id)), ("applied inputs", inputs_key(order_id))):
+        for name, key in (
+            ("order state", order_key(CLIENT, order_id)),
+            ("applied inputs", inputs_key(CLIENT, order_id)),
+        ):
             report.add(f"  of which {name} (one order)", await redis.memory_usage(key) or 0, "bytes")
         report.add("Redis memory at 30 days' retention and 1M orders a day", per_order * 30e6 / 2**30, "GiB")
 
@@ -120,14 +126,18 @@ async def benchmark(bench: Run, orders: int, refused: int) -> Report:
         batch = [(c.order_id, c.model_dump_json().encode()) for c in refusals]
         missing = await send(producer, failed, settings.topic_commands, batch, "refused orders")
         report.check("every refused order failed", missing == 0, f"{missing:,} missing")
-        keys = [k for c in refusals for k in (order_key(c.order_id), inputs_key(c.order_id))]
+        keys = [
+            k
+            for c in refusals
+            for k in (order_key(c.client_id, c.order_id), inputs_key(c.client_id, c.order_id))
+        ]
         keys += [command_claim_key(c.client_id, c.command_id) for c in refusals]
         deadline = time.monotonic() + RETENTION_SECONDS + 30
         # Redis expires keys on its own clock: there is no event to await, only the keys to look at.
         while (left := await redis.exists(*keys)) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.5)
         report.check("failed orders forgotten after the retention", left == 0, f"{left:,} keys left")
-        kept = await redis.exists(*(order_key(o) for o, _ in stored[:1000]))
+        kept = await redis.exists(*(order_key(CLIENT, o) for o, _ in stored[:1000]))
         report.check(
             "confirmed orders kept until their service date",
             kept == min(1000, orders),

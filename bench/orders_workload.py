@@ -525,8 +525,8 @@ async def read_stored_outcome(redis: "Redis", workload: Workload) -> StoredOutco
         chunk = order_ids[start : start + 1000]
         async with redis.pipeline(transaction=False) as pipe:
             for order_id in chunk:
-                pipe.hget(order_key(order_id), "state")
-                pipe.hlen(outbox_key(order_id))
+                pipe.hget(order_key(CLIENT_ID, order_id), "state")
+                pipe.hlen(outbox_key(CLIENT_ID, order_id))
             replies = await pipe.execute()
         for n, order_id in enumerate(chunk):
             state, outbox = replies[2 * n], replies[2 * n + 1]

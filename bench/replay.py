@@ -65,7 +65,7 @@ SMOKE = {"orders": 400, "rate": 100.0}
 
 async def snapshot(redis: "Redis", workload: Workload) -> dict[str, Any]:
     """Every Redis key the workload's inputs touch, read in full: key → value."""
-    hashes = [key for order_id in workload.expected_status for key in order_keys(order_id)]
+    hashes = [key for order_id in workload.expected_status for key in order_keys(CLIENT_ID, order_id)]
     hashes += [entitlement_key(CLIENT_ID, credential) for credential in workload.granted]
     claims = [command_claim_key(c.client_id, c.command_id) for c in workload.commands]
     found: dict[str, Any] = {}
@@ -186,7 +186,7 @@ def judge(report: Report, run: Run, workload: Workload, replayed: Replayed) -> N
     )
     before, after = replayed.before, replayed.after
     changed = {key for key in before if before[key] != after[key]}
-    changed_orders = [o for o in workload.expected_status if changed.intersection(order_keys(o))]
+    changed_orders = [o for o in workload.expected_status if changed.intersection(order_keys(CLIENT_ID, o))]
     report.check(
         "no order changed",
         not changed_orders,
@@ -199,7 +199,7 @@ def judge(report: Report, run: Run, workload: Workload, replayed: Replayed) -> N
         not changed & credentials,
         f"{len(changed & credentials)} of {len(credentials)} credentials changed",
     )
-    order_key_set = {k for o in workload.expected_status for k in order_keys(o)}
+    order_key_set = {k for o in workload.expected_status for k in order_keys(CLIENT_ID, o)}
     other = sorted(changed - order_key_set - credentials)
     report.check(
         "claims, index, timers and anomalies unchanged",

@@ -14,7 +14,8 @@ class ResourceRequest(Message):
     request_id: str = Field(description="Unique per request; stable when the request is re-sent.")
     order_id: Identifier = Field(description="The order concerned; also the Kafka key.")
     reservation_id: str = Field(
-        description="One reservation per order item: `<order_id>/<order_item_id>`.", examples=["ORD-1/ITEM-1"]
+        description="One reservation per order item: `<client_id>/<order_id>/<order_item_id>`.",
+        examples=["acme/ORD-1/ITEM-1"],
     )
     resource_id: Identifier = Field(description="The resource that holds the reservation.")
     passengers: list[Passenger] = Field(description="The passengers concerned.")

@@ -93,8 +93,10 @@ async def get_order(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> OrderDetails | Response:
     """The order's status and ONE Order view; another client's order is answered like a missing one."""
-    order = await store.get(order_id)
-    if order is None or order.client_id != client_id:
+    # Read under the caller's own key: another client's order under this id is never read, let alone
+    # parsed, so its answer is a missing order's, in the same time.
+    order = await store.get(client_id, order_id)
+    if order is None:
         raise HTTPException(404, "no such order")
     etag = f'"{order.sequence}"'
     if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:

@@ -51,7 +51,9 @@ class DeadlineWatcher:
         """Apply every deadline due now; returns how many were fired."""
         fired = 0
         while claimed := await self._timers.claim_due(self._clock(), self._lease_seconds, self._batch):
-            await self._processor.process([deadline_input(order_id) for order_id in claimed])
+            await self._processor.process(
+                [deadline_input(client_id, order_id) for client_id, order_id in claimed]
+            )
             await self._timers.remove(claimed)
             fired += len(claimed)
         return fired

@@ -33,6 +33,8 @@ MAX_FIELD_ERRORS = 10
 class Inbound:
     """A valid command or reply, with the identity that makes applying it idempotent."""
 
+    client_id: str
+    """With `order_id`, the order it is for: order ids are scoped per client."""
     order_id: str
     input_id: str
     fingerprint: str
@@ -63,6 +65,7 @@ def command_input(command: OrderCommand, record: ConsumerRecord | None = None) -
     """A command's idempotency key is scoped to its client: `cmd/<client_id>/<command_id>`."""
     input_id = f"cmd/{command.client_id}/{command.command_id}"
     return Inbound(
+        client_id=command.client_id,
         order_id=command.order_id,
         input_id=input_id,
         fingerprint=_fingerprint(command),
@@ -76,6 +79,7 @@ def reply_input(
 ) -> Inbound:
     """A reply's idempotency key is the operator's `reply_id`; its fingerprint leaves out ignored fields."""
     return Inbound(
+        client_id=reservation_client(reply.reservation_id, reply.order_id),
         order_id=reply.order_id,
         input_id=f"reply/{reply.reply_id}",
         # Optional reply fields added within v1 (`booking_reference`) count only when sent: a reply applied
@@ -88,9 +92,17 @@ def reply_input(
     )
 
 
-def deadline_input(order_id: str) -> Inbound:
+def reservation_client(reservation_id: str, order_id: str) -> str:
+    """The client whose order `order_id` holds the reservation `<client_id>/<order_id>/<order_item_id>`, or ''
+    when the id does not parse so or names another order (no client's order: the reply is UNKNOWN_ORDER)."""
+    client_id, _, rest = reservation_id.partition("/")
+    return client_id if client_id and rest.startswith(f"{order_id}/") else ""
+
+
+def deadline_input(client_id: str, order_id: str) -> Inbound:
     """The clock's input for an order whose confirmation deadline passed; one per order, ever."""
     return Inbound(
+        client_id=client_id,
         order_id=order_id,
         input_id=f"timer/confirmation/{order_id}",
         fingerprint="confirmation-deadline",

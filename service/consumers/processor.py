@@ -38,7 +38,7 @@ from service.domain.reasons import Anomaly
 from service.domain.retention import expires_at
 from service.store.effect_runner import LocalEffects, encode_effect
 from service.store.entitlements import EntitlementStore
-from service.store.orders import CommandClaim, OrderSnapshot, OrderStore, Transition
+from service.store.orders import CommandClaim, OrderId, OrderSnapshot, OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry, PendingEntry
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Publisher(Protocol):
 class _BatchOutput:
     """What a batch must carry out before its inputs may be acknowledged."""
 
-    stored: dict[tuple[str, bytes], PendingEntry] = field(default_factory=dict)
+    stored: dict[tuple[str, str, bytes], PendingEntry] = field(default_factory=dict)
     direct: list[OutboxEntry] = field(default_factory=list)
     """Messages derived from the input alone (conflict rejections, dead letters): no outbox needed."""
     anomalies: list[tuple[Inbound, str]] = field(default_factory=list)
@@ -102,13 +102,14 @@ class OrderProcessor:
             metrics.TRANSITION_CONFLICTS.inc(len(pending))
         else:
             raise RuntimeError(f"{len(pending)} inputs still conflicting after {MAX_CONFLICT_ROUNDS} rounds")
-        ordered = sorted(output.stored.values(), key=lambda p: (p.order_id, p.number))
+        ordered = sorted(output.stored.values(), key=lambda p: (p.client_id, p.order_id, p.number))
         entries = [p.entry for p in ordered] + output.direct
         await self._publisher.publish([e for e in entries if e.destination is not Destination.LOCAL_EFFECT])
         await self._effects.run([e.value for e in entries if e.destination is Destination.LOCAL_EFFECT])
         await self._store.acknowledge(ordered)
         if output.anomalies:
-            await self._store.record_anomalies([(i.order_id, i.input_id, a) for i, a in output.anomalies])
+            anomalies = [(i.client_id, i.order_id, i.input_id, a) for i, a in output.anomalies]
+            await self._store.record_anomalies(anomalies)
         for p in ordered:
             metrics.MESSAGES_PUBLISHED.labels(p.entry.destination.value).inc()
 
@@ -122,8 +123,8 @@ class OrderProcessor:
                 claim = CommandClaim(command.client_id, command.command_id, inbound.fingerprint)
                 claims.append((inbound, claim))
         snapshots, applied, claimed = await self._store.load(
-            (i.order_id for i in pending),
-            [(i.order_id, i.input_id) for i in pending],
+            (_order_of(i) for i in pending),
+            [(_order_of(i), i.input_id) for i in pending],
             [claim for _, claim in claims],
             self._claim_seconds,
         )
@@ -142,7 +143,7 @@ class OrderProcessor:
         for snapshot in snapshots.values():
             # Entries a crashed run stored but never carried out go first, with their original ids.
             for p in snapshot.outbox:
-                output.stored.setdefault((p.order_id, p.number), p)
+                output.stored.setdefault((p.client_id, p.order_id, p.number), p)
         checks = await self._consume_entitlements(pending, snapshots, applied)
         transitions = self._decide_all(pending, snapshots, applied, checks, now, output)
         results = await self._store.commit([t for _, _, t in transitions])
@@ -150,7 +151,7 @@ class OrderProcessor:
         for (inbound, decision, _), result in zip(transitions, results, strict=True):
             if result.outcome == "ok":
                 for stored in result.stored:
-                    output.stored[(stored.order_id, stored.number)] = stored
+                    output.stored[(stored.client_id, stored.order_id, stored.number)] = stored
                 self._account(inbound, decision, output)
             elif result.outcome == "duplicate":
                 self._on_duplicate(inbound, result.detail, now, output)
@@ -162,14 +163,16 @@ class OrderProcessor:
     def _decide_all(
         self,
         pending: list[Inbound],
-        snapshots: dict[str, OrderSnapshot],
+        snapshots: dict[OrderId, OrderSnapshot],
         applied: dict[str, bytes],
         checks: dict[str, EntitlementCheck],
         now: datetime,
         output: _BatchOutput,
     ) -> list[tuple[Inbound, Decision, Transition]]:
         """Decide each new input on the state the inputs before it left; duplicates are only accounted."""
-        working: dict[str, tuple[Order | None, str]] = {o: (s.order, s.version) for o, s in snapshots.items()}
+        working: dict[OrderId, tuple[Order | None, str]] = {
+            o: (s.order, s.version) for o, s in snapshots.items()
+        }
         transitions: list[tuple[Inbound, Decision, Transition]] = []
         seen: dict[str, str] = {}
         for inbound in pending:
@@ -179,7 +182,7 @@ class OrderProcessor:
                 self._on_duplicate(inbound, earlier_fingerprint, now, output)
                 continue
             seen[inbound.input_id] = inbound.fingerprint
-            order, version = working[inbound.order_id]
+            order, version = working[_order_of(inbound)]
             context = Context(now, self._policy, inbound.input_id, checks.get(inbound.input_id))
             try:
                 decision = decide(order, inbound.message, context)
@@ -197,7 +200,7 @@ class OrderProcessor:
             new_state, expires_at_ms = None, None
             if decision.order is not None:
                 new_state = decision.order.model_dump_json().encode()
-                working[inbound.order_id] = (decision.order, inbound.input_id)
+                working[_order_of(inbound)] = (decision.order, inbound.input_id)
                 expiry = expires_at(decision.order, self._policy.order_retention)
                 expires_at_ms = to_epoch_ms(expiry) if expiry is not None else 0  # 0: kept
             elif order is None:
@@ -205,20 +208,20 @@ class OrderProcessor:
                 # one is a duplicate): those keys are kept as long as a finished order's.
                 expires_at_ms = to_epoch_ms(now + self._policy.order_retention)
             transition = Transition(
+                client_id=inbound.client_id,
                 order_id=inbound.order_id,
                 input_id=inbound.input_id,
                 fingerprint=inbound.fingerprint,
                 expected_version=version,
                 new_state=new_state,
-                entries=_entries(inbound.order_id, decision, inbound.input_id)
-                + _outcome(inbound, decision, now),
+                entries=_entries(inbound, decision, inbound.input_id) + _outcome(inbound, decision, now),
                 expires_at_ms=expires_at_ms,
             )
             transitions.append((inbound, decision, transition))
         return transitions
 
     async def _consume_entitlements(
-        self, pending: list[Inbound], snapshots: dict[str, OrderSnapshot], applied: dict[str, bytes]
+        self, pending: list[Inbound], snapshots: dict[OrderId, OrderSnapshot], applied: dict[str, bytes]
     ) -> dict[str, EntitlementCheck]:
         """Take the units of every new walk-in; a walk-in that turns out not to be created refunds them."""
         walk_ins = [
@@ -226,7 +229,7 @@ class OrderProcessor:
             for i in pending
             if isinstance(i.message, RecordWalkIn)
             and i.input_id not in applied
-            and snapshots[i.order_id].order is None
+            and snapshots[_order_of(i)].order is None
         ]
         requests = [(m.client_id, m.credential, input_id, len(m.passengers)) for input_id, m in walk_ins]
         results = await self._entitlements.consume(requests)
@@ -248,7 +251,7 @@ class OrderProcessor:
         code = RejectionCode.IDEMPOTENCY_CONFLICT
         decision = reject(message, message.type, code, reason, now, variant=inbound.fingerprint)
         # Built from the input alone, so a re-delivery rebuilds the same rejection: it needs no outbox.
-        output.direct.extend(_entries(inbound.order_id, decision))
+        output.direct.extend(_entries(inbound, decision))
         self._account(inbound, decision, output)
 
     @staticmethod
@@ -308,7 +311,14 @@ def _outcome(inbound: Inbound, decision: Decision, now: datetime) -> list[Outbox
     return [OutboxEntry(Destination.LOCAL_EFFECT, inbound.order_id, encode_effect(effect))]
 
 
-def _entries(order_id: str, decision: Decision, input_id: str | None = None) -> list[OutboxEntry]:
+def _order_of(inbound: Inbound) -> OrderId:
+    return OrderId(inbound.client_id, inbound.order_id)
+
+
+def _entries(inbound: Inbound, decision: Decision, input_id: str | None = None) -> list[OutboxEntry]:
+    # The Kafka key stays the order id: two clients' orders under one id share a partition, which still
+    # keeps each order's inputs and events in order.
+    order_id = inbound.order_id
     entries = [
         OutboxEntry(Destination.STATUS_CHANGED, order_id, event.model_dump_json().encode())
         for event in decision.events
@@ -320,7 +330,11 @@ def _entries(order_id: str, decision: Decision, input_id: str | None = None) -> 
     effects = list(decision.effects)
     if decision.anomaly is not None and input_id is not None:
         # Stored with the transition, so that the record survives a crash as surely as the state change.
-        effects.append(RecordAnomaly(order_id=order_id, input_id=input_id, anomaly=decision.anomaly))
+        effects.append(
+            RecordAnomaly(
+                client_id=inbound.client_id, order_id=order_id, input_id=input_id, anomaly=decision.anomaly
+            )
+        )
     entries += [OutboxEntry(Destination.LOCAL_EFFECT, order_id, encode_effect(effect)) for effect in effects]
     if decision.rejection is not None:
         entries.append(

@@ -20,6 +20,7 @@ class ScheduleConfirmationTimeout(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["schedule_confirmation_timeout"] = "schedule_confirmation_timeout"
+    client_id: str
     order_id: str
     deadline: datetime
 
@@ -30,6 +31,7 @@ class CancelConfirmationTimeout(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["cancel_confirmation_timeout"] = "cancel_confirmation_timeout"
+    client_id: str
     order_id: str
 
 
@@ -50,6 +52,7 @@ class RecordAnomaly(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["record_anomaly"] = "record_anomaly"
+    client_id: str
     order_id: str
     input_id: str
     anomaly: str

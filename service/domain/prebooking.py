@@ -38,7 +38,7 @@ def create_prebooking(
                 resource_id=item.resource_id,
                 product_type=item.product_type,
                 service_date=item.service_date.isoformat(),
-                reservation_id=f"{command.order_id}/{item_id}",
+                reservation_id=f"{command.client_id}/{command.order_id}/{item_id}",
                 reservation=ReservationState.REQUESTED,
                 services=services_for(
                     item_id, item.passengers, ServiceStatus.REQUESTED, DeliveryStatus.REQUESTED
@@ -58,7 +58,7 @@ def create_prebooking(
     event = change_status(order, OrderStatus.PENDING, None, now)
     requests: list[ReserveRequest | ReleaseRequest] = [reserve_request(order, item) for item in order.items]
     deadline = ScheduleConfirmationTimeout(
-        order_id=order.order_id, deadline=now + policy.confirmation_timeout
+        client_id=order.client_id, order_id=order.order_id, deadline=now + policy.confirmation_timeout
     )
     return Decision(order=order, events=[event], requests=requests, effects=[deadline])
 

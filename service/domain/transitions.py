@@ -84,7 +84,7 @@ def cancel_deadline_on_leaving_pending(before: Order | None, after: Order | None
     """An order that leaves Pending, by whatever input, no longer needs its confirmation deadline."""
     if before is None or after is None or before.status is not S.PENDING or after.status is S.PENDING:
         return []
-    return [CancelConfirmationTimeout(order_id=before.order_id)]
+    return [CancelConfirmationTimeout(client_id=before.client_id, order_id=before.order_id)]
 
 
 FOLLOW_UP_RULES: Final[tuple[FollowUpRule, ...]] = (index_created_order, cancel_deadline_on_leaving_pending)

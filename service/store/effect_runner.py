@@ -45,12 +45,16 @@ class LocalEffects:
         """Carry out the encoded effects."""
         effects = [effect_adapter.validate_json(raw) for raw in encoded]
         await self._timers.schedule([e for e in effects if isinstance(e, ScheduleConfirmationTimeout)])
-        await self._timers.remove([e.order_id for e in effects if isinstance(e, CancelConfirmationTimeout)])
+        await self._timers.remove(
+            [(e.client_id, e.order_id) for e in effects if isinstance(e, CancelConfirmationTimeout)]
+        )
         await self._entitlements.refund([e for e in effects if isinstance(e, RefundEntitlement)])
         await self._orders.index([e for e in effects if isinstance(e, IndexOrder)])
         outcomes = [e for e in effects if isinstance(e, RecordCommandOutcome)]
         if outcomes:
             await self._outcomes.record_decided(outcomes)
-        anomalies = [(e.order_id, e.input_id, e.anomaly) for e in effects if isinstance(e, RecordAnomaly)]
+        anomalies = [
+            (e.client_id, e.order_id, e.input_id, e.anomaly) for e in effects if isinstance(e, RecordAnomaly)
+        ]
         if anomalies:
             await self._orders.record_anomalies(anomalies)

@@ -1,28 +1,35 @@
-"""Every Redis key the service uses. Keys of one order share the hash tag `{<order_id>}`.
+"""Every Redis key the service uses. Keys of one order share the hash tag `{<client_id>/<order_id>}`.
 
-One atomic step only ever touches one order's keys, so every Lua script runs unchanged on Redis Cluster.
-`order_id` values cannot contain braces (see `contracts.base.Identifier`), so the tag is always the id.
+An order's identity is the pair (client_id, order_id): two clients may use the same order id, and each gets
+an order of its own. Neither id can contain `/`, `{` or `}` (`contracts.base.ClientIdentifier`), so the tag
+names exactly one pair and is always the whole tag. One atomic step only ever touches one order's keys, so
+every Lua script runs unchanged on Redis Cluster.
 """
 
 
-def order_key(order_id: str) -> str:
+def order_ref(client_id: str, order_id: str) -> str:
+    """`<client_id>/<order_id>`: one order among all clients' (unambiguous: neither id holds a `/`)."""
+    return f"{client_id}/{order_id}"
+
+
+def order_key(client_id: str, order_id: str) -> str:
     """Hash: `state` (the order as JSON), `version`, `outbox_seq`."""
-    return f"order:{{{order_id}}}"
+    return f"order:{{{order_ref(client_id, order_id)}}}"
 
 
-def inputs_key(order_id: str) -> str:
+def inputs_key(client_id: str, order_id: str) -> str:
     """Hash: id of every command and reply applied to the order → fingerprint of its payload."""
-    return f"order:{{{order_id}}}:inputs"
+    return f"order:{{{order_ref(client_id, order_id)}}}:inputs"
 
 
-def outbox_key(order_id: str) -> str:
+def outbox_key(client_id: str, order_id: str) -> str:
     """Hash: zero-padded entry number → a message still to be published for this order."""
-    return f"order:{{{order_id}}}:outbox"
+    return f"order:{{{order_ref(client_id, order_id)}}}:outbox"
 
 
-def order_keys(order_id: str) -> list[str]:
+def order_keys(client_id: str, order_id: str) -> list[str]:
     """The keys of one order, in the order the Lua scripts expect them."""
-    return [order_key(order_id), inputs_key(order_id), outbox_key(order_id)]
+    return [order_key(client_id, order_id), inputs_key(client_id, order_id), outbox_key(client_id, order_id)]
 
 
 def entitlement_key(client_id: str, credential: str) -> str:
@@ -34,7 +41,8 @@ def entitlement_key(client_id: str, credential: str) -> str:
 
 
 CONFIRMATION_TIMERS = "timers:{confirmation}"
-"""Sorted set: order id scored by the epoch milliseconds at which its confirmation times out."""
+"""Sorted set: `<client_id>/<order_id>` (`order_ref`) scored by the epoch milliseconds at which its
+confirmation times out."""
 
 ANOMALIES = "anomalies:{log}"
 """Stream of replies and inputs that changed nothing for a reason worth a look (capped)."""

@@ -24,6 +24,13 @@ from service.store.scripts import Call, LuaScript
 ANOMALY_LOG_LENGTH = 10_000
 
 
+class OrderId(NamedTuple):
+    """An order's identity: order ids are scoped per client, so two clients may use the same one."""
+
+    client_id: str
+    order_id: str
+
+
 @dataclass
 class OrderSnapshot:
     """One order as read at the start of a batch, with its unpublished outbox."""
@@ -45,6 +52,7 @@ class CommandClaim(NamedTuple):
 class Transition:
     """One input's effect on one order, ready for `commit_transition.lua`."""
 
+    client_id: str
     order_id: str
     input_id: str
     fingerprint: str
@@ -81,21 +89,21 @@ class OrderStore:
 
     async def load(
         self,
-        order_ids: Iterable[str],
-        input_ids: Sequence[tuple[str, str]],
+        order_ids: Iterable[OrderId],
+        input_ids: Sequence[tuple[OrderId, str]],
         claims: Sequence[CommandClaim] = (),
         claim_seconds: int = 7 * 24 * 3600,
-    ) -> tuple[dict[str, OrderSnapshot], dict[str, bytes], list[bytes]]:
+    ) -> tuple[dict[OrderId, OrderSnapshot], dict[str, bytes], list[bytes]]:
         """Snapshots of `order_ids`, the fingerprints of those `(order_id, input_id)` already applied, and
         for each claim the fingerprint that holds its command_id (this one's, if none held it; a claim
         lasts `claim_seconds`)."""
         orders = list(dict.fromkeys(order_ids))
         async with self._redis.pipeline(transaction=False) as pipe:
-            for order_id in orders:
-                pipe.hmget(order_key(order_id), ["state", "version"])
-                pipe.hgetall(outbox_key(order_id))
-            for order_id, input_id in input_ids:
-                pipe.hget(inputs_key(order_id), input_id)
+            for ref in orders:
+                pipe.hmget(order_key(*ref), ["state", "version"])
+                pipe.hgetall(outbox_key(*ref))
+            for ref, input_id in input_ids:
+                pipe.hget(inputs_key(*ref), input_id)
             for claim in claims:
                 key = command_claim_key(claim.client_id, claim.command_id)
                 pipe.set(key, claim.fingerprint, nx=True, ex=claim_seconds)
@@ -104,13 +112,13 @@ class OrderStore:
         claimed: list[bytes] = replies[2 * len(orders) + len(input_ids) :][1::2]
         replies = replies[: 2 * len(orders) + len(input_ids)]
         snapshots = {}
-        for n, order_id in enumerate(orders):
+        for n, ref in enumerate(orders):
             (state, version), outbox = replies[2 * n], replies[2 * n + 1]
-            snapshots[order_id] = OrderSnapshot(
+            snapshots[ref] = OrderSnapshot(
                 order=Order.model_validate_json(state) if state else None,
                 version=version.decode() if version else "",
                 outbox=[
-                    PendingEntry(order_id, number, OutboxEntry.decode(raw))
+                    PendingEntry(ref.client_id, ref.order_id, number, OutboxEntry.decode(raw))
                     for number, raw in sorted(outbox.items())
                 ],
             )
@@ -134,32 +142,37 @@ class OrderStore:
                 "" if t.expires_at_ms is None else t.expires_at_ms,
             ]
             args += [entry.encode() for entry in t.entries]
-            calls.append((order_keys(t.order_id), args))
+            calls.append((order_keys(t.client_id, t.order_id), args))
         replies = await self._commit.run_many(self._redis, calls)
         return [_commit_result(t, reply) for t, reply in zip(transitions, replies, strict=True)]
 
     async def acknowledge(self, published: Iterable[PendingEntry]) -> None:
         """Drop published entries from their outboxes."""
-        by_order: dict[str, list[bytes]] = {}
+        by_order: dict[tuple[str, str], list[bytes]] = {}
         for pending in published:
-            by_order.setdefault(pending.order_id, []).append(pending.number)
+            by_order.setdefault((pending.client_id, pending.order_id), []).append(pending.number)
         if not by_order:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for order_id, numbers in by_order.items():
-                pipe.hdel(outbox_key(order_id), *numbers)
+            for (client_id, order_id), numbers in by_order.items():
+                pipe.hdel(outbox_key(client_id, order_id), *numbers)
             await pipe.execute()
 
-    async def get(self, order_id: str) -> Order | None:
-        """The stored order, or None."""
-        state = await self._redis.hget(order_key(order_id), "state")
+    async def get(self, client_id: str, order_id: str) -> Order | None:
+        """The client's stored order, or None: another client's order under the same id is never read."""
+        state = await self._redis.hget(order_key(client_id, order_id), "state")
         return Order.model_validate_json(state) if state else None
 
-    async def record_anomalies(self, anomalies: Sequence[tuple[str, str, str]]) -> None:
-        """Append `(order_id, input_id, anomaly)` records to the capped anomaly stream."""
+    async def record_anomalies(self, anomalies: Sequence[tuple[str, str, str, str]]) -> None:
+        """Append `(client_id, order_id, input_id, anomaly)` records to the capped anomaly stream."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for order_id, input_id, anomaly in anomalies:
-                fields = {"order_id": order_id, "input_id": input_id, "anomaly": anomaly}
+            for client_id, order_id, input_id, anomaly in anomalies:
+                fields = {
+                    "client_id": client_id,
+                    "order_id": order_id,
+                    "input_id": input_id,
+                    "anomaly": anomaly,
+                }
                 pipe.xadd(ANOMALIES, fields, maxlen=ANOMALY_LOG_LENGTH, approximate=True)  # type: ignore[arg-type]
             await pipe.execute()
 
@@ -208,7 +221,7 @@ class OrderStore:
         chosen = raw[:count]
         async with self._redis.pipeline(transaction=False) as pipe:
             for member, _ in chosen:
-                pipe.hget(order_key(member.decode()), "state")
+                pipe.hget(order_key(client_id, member.decode()), "state")
             states = await pipe.execute()
         return [
             (int(score), Order.model_validate_json(state))
@@ -222,5 +235,6 @@ def _commit_result(transition: Transition, reply: list[bytes]) -> CommitResult:
     outcome, *rest = reply
     if outcome == b"ok":
         numbers = zip(rest, transition.entries, strict=True)
-        return CommitResult("ok", "", [PendingEntry(transition.order_id, n, entry) for n, entry in numbers])
+        stored = [PendingEntry(transition.client_id, transition.order_id, n, e) for n, e in numbers]
+        return CommitResult("ok", "", stored)
     return CommitResult("duplicate" if outcome == b"duplicate" else "conflict", rest[0].decode())

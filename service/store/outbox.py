@@ -17,7 +17,7 @@ class Destination(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
-    """One message to publish, keyed by its order id."""
+    """One message to publish, keyed by its order id (shared by the orders of any clients using that id)."""
 
     destination: Destination
     key: str
@@ -38,6 +38,7 @@ class OutboxEntry:
 class PendingEntry:
     """An entry stored in an order's outbox under `number`, waiting for the broker's acknowledgement."""
 
+    client_id: str
     order_id: str
     number: bytes
     entry: OutboxEntry

@@ -7,12 +7,12 @@ from redis.asyncio import Redis
 
 from service.clock import to_epoch_ms
 from service.domain.local_effects import ScheduleConfirmationTimeout
-from service.store.keys import CONFIRMATION_TIMERS
+from service.store.keys import CONFIRMATION_TIMERS, order_ref
 from service.store.scripts import LuaScript
 
 
 class TimerStore:
-    """A sorted set of order ids by deadline; claiming leases them to one instance at a time."""
+    """Orders (`<client_id>/<order_id>`) by deadline; claiming leases them to one instance at a time."""
 
     def __init__(self, redis: "Redis") -> None:
         self._redis = redis
@@ -26,17 +26,26 @@ class TimerStore:
         """Set deadlines that are not set yet (NX: a replayed schedule never postpones a claimed timer)."""
         if timers:
             await self._redis.zadd(
-                CONFIRMATION_TIMERS, {t.order_id: to_epoch_ms(t.deadline) for t in timers}, nx=True
+                CONFIRMATION_TIMERS,
+                {order_ref(t.client_id, t.order_id): to_epoch_ms(t.deadline) for t in timers},
+                nx=True,
             )
 
-    async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[str]:
-        """Order ids whose deadline passed, leased to the caller for `lease_seconds`."""
+    async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[tuple[str, str]]:
+        """The `(client_id, order_id)` of orders whose deadline passed, leased to the caller for
+        `lease_seconds`."""
         claimed = await self._claim.run(
             self._redis, [CONFIRMATION_TIMERS], [to_epoch_ms(now), int(lease_seconds * 1000), limit]
         )
-        return [member.decode() for member in claimed]
+        return [_order_of(member.decode()) for member in claimed]
 
-    async def remove(self, order_ids: Sequence[str]) -> None:
-        """Forget timers that fired and whose effects are durable."""
-        if order_ids:
-            await self._redis.zrem(CONFIRMATION_TIMERS, *order_ids)
+    async def remove(self, orders: Sequence[tuple[str, str]]) -> None:
+        """Forget the timers of `(client_id, order_id)` orders that fired and whose effects are durable."""
+        if orders:
+            await self._redis.zrem(CONFIRMATION_TIMERS, *(order_ref(c, o) for c, o in orders))
+
+
+def _order_of(member: str) -> tuple[str, str]:
+    # The client id holds no `/` (`contracts.base.ClientIdentifier`): the first one separates the two.
+    client_id, _, order_id = member.partition("/")
+    return client_id, order_id

@@ -90,7 +90,7 @@ async def test_other_clients_order_cannot_be_touched(
     rejected = await tap.wait_for(lambda: rejections_of(tap, settings, command.order_id))
 
     assert [(r.client_id, r.code) for r in rejected] == [("client-b", RejectionCode.ORDER_NOT_FOUND)]
-    stored = await service.store.get(command.order_id)
+    stored = await service.store.get(command.client_id, command.order_id)
     assert stored is not None and stored.status is OrderStatus.CONFIRMED
 
 
@@ -105,9 +105,10 @@ async def test_replayed_and_stray_replies_change_nothing(
     unknown = counter("orders_reply_anomalies_total", anomaly="UNKNOWN_ORDER")
 
     reply = ReservationConfirmed(
-        reply_id=f"{command.order_id}/ITEM-1/reserve/reply",  # the simulator's id for this reservation
+        # the simulator's id for this reservation
+        reply_id=f"{command.client_id}/{command.order_id}/ITEM-1/reserve/reply",
         order_id=command.order_id,
-        reservation_id=f"{command.order_id}/ITEM-1",
+        reservation_id=f"{command.client_id}/{command.order_id}/ITEM-1",
     )
     await produce(producer, settings.topic_resource_replies, reply, command.order_id)
     stray = ReservationConfirmed(reply_id=unique("r"), order_id=unique("ORD"), reservation_id="nope/ITEM-1")
@@ -181,7 +182,7 @@ async def test_command_id_reused_for_another_order_is_an_idempotency_conflict(
 
     [rejected] = await tap.wait_for(lambda: rejections_of(tap, settings, elsewhere.order_id))
     assert (rejected.command_id, rejected.code) == (command.command_id, RejectionCode.IDEMPOTENCY_CONFLICT)
-    assert await service.store.get(elsewhere.order_id) is None
+    assert await service.store.get(elsewhere.client_id, elsewhere.order_id) is None
 
 
 def _create(order_id: str, items: list[dict[str, object]]) -> bytes:
@@ -208,7 +209,7 @@ async def test_an_order_id_with_a_slash_is_dead_lettered_and_creates_nothing(
 
     [letter] = await tap.wait_for(lambda: dead_letters(tap, settings, order_id))
     assert letter.error_type == "SCHEMA" and "order_id" in letter.error
-    assert await service.store.get(order_id) is None
+    assert await service.store.get("client-a", order_id) is None
 
 
 @pytest.mark.parametrize(

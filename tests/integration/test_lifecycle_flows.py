@@ -33,7 +33,9 @@ async def reply(
 
 
 def confirm(order_id: str, item: str) -> ReservationConfirmed:
-    return ReservationConfirmed(reply_id=unique("op"), order_id=order_id, reservation_id=f"{order_id}/{item}")
+    return ReservationConfirmed(
+        reply_id=unique("op"), order_id=order_id, reservation_id=f"client-a/{order_id}/{item}"
+    )
 
 
 async def test_walk_in_consumes_one_unit_per_passenger_or_is_refused(
@@ -214,7 +216,9 @@ async def test_partial_cancellation_keeps_the_rest_usable(
     assert (events[-1].previous_status, events[-1].reason) == (OrderStatus.CONFIRMED, "ITEMS_CANCELLED")
     assert [i.order_item_id for i in events[-1].order.items] == ["ITEM-1"]
     await bus.until(lambda: bus.releases(command.order_id))
-    assert [r.reservation_id for r in bus.releases(command.order_id)] == [f"{command.order_id}/ITEM-2"]
+    assert [r.reservation_id for r in bus.releases(command.order_id)] == [
+        f"{command.client_id}/{command.order_id}/ITEM-2"
+    ]
 
 
 async def test_partial_then_full_redemption(

@@ -84,7 +84,7 @@ async def test_events_stored_before_a_failed_publish_are_published_on_redelivery
 
     with pytest.raises(ConnectionError):
         await processor(redis, broken).process([command])
-    assert await redis.hlen(outbox_key(command.order_id)) == 6, (
+    assert await redis.hlen(outbox_key(command.client_id, command.order_id)) == 6, (
         "event, 2 reserves, timer, index, outcome wait"
     )
     outcomes, sent = CommandOutcomeStore(redis), command.message
@@ -98,8 +98,8 @@ async def test_events_stored_before_a_failed_publish_are_published_on_redelivery
 
     assert [e.sequence for e in healthy.events()] == [1]
     assert [e.destination for e in healthy.published].count(Destination.RESOURCE_REQUESTS) == 2
-    assert await redis.hlen(outbox_key(command.order_id)) == 0
-    stored = await store.get(command.order_id)
+    assert await redis.hlen(outbox_key(command.client_id, command.order_id)) == 0
+    stored = await store.get(command.client_id, command.order_id)
     assert stored is not None and stored.sequence == 1
 
     await processor(redis, healthy).process([command])
@@ -112,7 +112,9 @@ async def test_a_batch_applies_several_inputs_of_one_order_in_order(redis: Redis
     replies = [
         reply_input(
             ReservationConfirmed(
-                reply_id=f"r-{item}", order_id=create.order_id, reservation_id=f"{create.order_id}/{item}"
+                reply_id=f"r-{item}",
+                order_id=create.order_id,
+                reservation_id=f"{create.client_id}/{create.order_id}/{item}",
             )
         )
         for item in ("ITEM-1", "ITEM-2")
@@ -153,11 +155,11 @@ async def test_a_batch_that_hangs_fails_within_its_time_limit_and_keeps_its_outb
     with pytest.raises(TimeoutError):
         await hanging.process([create])
 
-    assert await redis.hlen(outbox_key(create.order_id)) > 0
+    assert await redis.hlen(outbox_key(create.client_id, create.order_id)) > 0
     publisher = RecordingPublisher()
     await processor(redis, publisher).process([create])
     assert [e.status for e in publisher.events()] == [OrderStatus.PENDING]
-    assert await redis.hlen(outbox_key(create.order_id)) == 0
+    assert await redis.hlen(outbox_key(create.client_id, create.order_id)) == 0
 
 
 async def test_stale_version_is_refused_by_the_commit_script(redis: Redis) -> None:
@@ -167,7 +169,12 @@ async def test_stale_version_is_refused_by_the_commit_script(redis: Redis) -> No
     await processor(redis, RecordingPublisher()).process([create])
 
     stale = Transition(
-        order_id=create.order_id, input_id="reply/late", fingerprint="f", expected_version="", new_state=b"{}"
+        client_id=create.client_id,
+        order_id=create.order_id,
+        input_id="reply/late",
+        fingerprint="f",
+        expected_version="",
+        new_state=b"{}",
     )
     [result] = await store.commit([stale])
 
@@ -181,6 +188,7 @@ async def test_a_commit_answers_the_numbers_its_entries_are_stored_under(redis: 
     order_id = unique("ORD-NUMBERED")
     entries = [OutboxEntry(Destination.STATUS_CHANGED, order_id, f"{n}".encode()) for n in range(12)]
     first = Transition(
+        client_id="client-a",
         order_id=order_id,
         input_id="in-1",
         fingerprint="f",
@@ -189,6 +197,7 @@ async def test_a_commit_answers_the_numbers_its_entries_are_stored_under(redis: 
         entries=entries[:2],
     )
     second = Transition(
+        client_id="client-a",
         order_id=order_id,
         input_id="in-2",
         fingerprint="f",
@@ -202,7 +211,9 @@ async def test_a_commit_answers_the_numbers_its_entries_are_stored_under(redis: 
     stored = [p for r in results for p in r.stored]
     assert [p.entry for p in stored] == entries
     assert sorted(p.number for p in stored) == [p.number for p in stored], "numbers sort in order"
-    assert await redis.hgetall(outbox_key(order_id)) == {p.number: p.entry.encode() for p in stored}
+    assert await redis.hgetall(outbox_key("client-a", order_id)) == {
+        p.number: p.entry.encode() for p in stored
+    }
 
 
 async def test_concurrent_processors_apply_each_input_exactly_once(redis: Redis) -> None:
@@ -213,7 +224,9 @@ async def test_concurrent_processors_apply_each_input_exactly_once(redis: Redis)
     replies = [
         reply_input(
             ReservationConfirmed(
-                reply_id=f"r-{n}", order_id=create.order_id, reservation_id=f"{create.order_id}/ITEM-{n}"
+                reply_id=f"r-{n}",
+                order_id=create.order_id,
+                reservation_id=f"{create.client_id}/{create.order_id}/ITEM-{n}",
             )
         )
         for n in (1, 2, 3)
@@ -227,7 +240,7 @@ async def test_concurrent_processors_apply_each_input_exactly_once(redis: Redis)
 
     confirmations = [e for e in first.events() + second.events() if e.status is OrderStatus.CONFIRMED]
     assert len({e.event_id for e in confirmations}) == 1
-    stored = await store.get(create.order_id)
+    stored = await store.get(create.client_id, create.order_id)
     assert stored is not None and (stored.status, stored.sequence) == (OrderStatus.CONFIRMED, 2)
 
 
@@ -258,7 +271,8 @@ async def test_deadlines_survive_restarts_and_fire_once_across_instances(redis: 
     ]
     assert sorted(e.order_id for e in failures) == sorted(ours), "each order failed once, by one watcher"
     assert {e.reason for e in failures} == {"CONFIRMATION_TIMEOUT"}
-    assert ours.isdisjoint(await TimerStore(redis).claim_due(later, 30, 1000)), (
+    owned = {(i.client_id, i.order_id) for i in pending}
+    assert owned.isdisjoint(await TimerStore(redis).claim_due(later, 30, 1000)), (
         "fired deadlines are forgotten"
     )
 
@@ -308,7 +322,9 @@ async def test_anomaly_record_survives_a_crash_before_publication(redis: Redis) 
     ).fire_due()
     late = reply_input(
         ReservationConfirmed(
-            reply_id=unique("late"), order_id=create.order_id, reservation_id=f"{create.order_id}/ITEM-1"
+            reply_id=unique("late"),
+            order_id=create.order_id,
+            reservation_id=f"{create.client_id}/{create.order_id}/ITEM-1",
         )
     )
 

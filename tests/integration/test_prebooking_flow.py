@@ -73,14 +73,16 @@ async def test_prebooking_is_confirmed_when_every_item_is(
         if r.key == command.order_id.encode()
     ]
     assert sorted(r.reservation_id for r in requests if isinstance(r, ReserveRequest)) == [
-        f"{command.order_id}/ITEM-1",
-        f"{command.order_id}/ITEM-2",
+        f"{command.client_id}/{command.order_id}/ITEM-1",
+        f"{command.client_id}/{command.order_id}/ITEM-2",
     ]
-    stored = await service.store.get(command.order_id)
+    stored = await service.store.get(command.client_id, command.order_id)
     assert stored is not None
     assert stored.status is OrderStatus.CONFIRMED and stored.sequence == 2
     assert {i.reservation for i in stored.items} == {ReservationState.CONFIRMED}
-    assert await redis.hlen(outbox_key(command.order_id)) == 0, "published entries leave the outbox"
+    assert await redis.hlen(outbox_key(command.client_id, command.order_id)) == 0, (
+        "published entries leave the outbox"
+    )
 
 
 async def test_prebooking_fails_when_any_item_fails(
@@ -112,9 +114,9 @@ async def test_prebooking_fails_when_any_item_fails(
         ]
 
     released = await tap.wait_for(releases)
-    assert [r.reservation_id for r in released] == [f"{command.order_id}/ITEM-1"]
+    assert [r.reservation_id for r in released] == [f"{command.client_id}/{command.order_id}/ITEM-1"]
     assert released[0].reason in ("ORDER_FAILED", "LATE_CONFIRMATION")
-    stored = await service.store.get(command.order_id)
+    stored = await service.store.get(command.client_id, command.order_id)
     assert stored is not None and stored.status is OrderStatus.FAILED
 
 
@@ -131,7 +133,8 @@ async def test_the_resources_booking_references_reach_the_event_and_the_api(
     command = prebooking("RES-OK", "RES-OK-2")
     await produce(producer, settings.topic_commands, command, command.order_id)
     expected = {
-        f"ITEM-{n}": booking_reference(f"{command.order_id}/ITEM-{n}/reserve") for n in (1, 2)
+        f"ITEM-{n}": booking_reference(f"{command.client_id}/{command.order_id}/ITEM-{n}/reserve")
+        for n in (1, 2)
     }  # what the simulator, standing in for the operators, sends
 
     _, confirmed = await final_events(tap, settings, command.order_id, 2)

@@ -22,13 +22,15 @@ async def cluster(redis_cluster_url: str) -> Redis:
 async def test_the_cluster_refuses_a_script_whose_keys_span_two_slots(cluster: Redis) -> None:
     """What makes the store's cluster runs meaningful: a step mixing two orders' keys would fail there."""
     commit = LuaScript("commit_transition")
-    mixed = [order_keys("ORD-A")[0], *order_keys("ORD-B")[1:]]
+    mixed = [order_keys("client-a", "ORD-A")[0], *order_keys("client-a", "ORD-B")[1:]]
 
     # The cluster client refuses it before sending; a server would answer CROSSSLOT.
     with pytest.raises((RedisClusterException, ResponseError), match=r"same key slot|CROSSSLOT"):
         await commit.run(cluster, mixed, ["in-1", "f", "", "{}", "in-1", ""])
 
-    [outcome] = await commit.run(cluster, order_keys("ORD-A"), ["in-1", "f", "", "{}", "in-1", ""])
+    [outcome] = await commit.run(
+        cluster, order_keys("client-a", "ORD-A"), ["in-1", "f", "", "{}", "in-1", ""]
+    )
     assert outcome == b"ok"
     await cluster.aclose()
 

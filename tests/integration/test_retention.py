@@ -29,13 +29,13 @@ async def test_a_pending_order_is_kept_and_a_failed_one_expires_after_the_retent
     create = prebooking()
     orders = processor(redis, RecordingPublisher())
     await orders.process([command_input(create)])
-    keys = [order_key(create.order_id), inputs_key(create.order_id)]
+    keys = [order_key(create.client_id, create.order_id), inputs_key(create.client_id, create.order_id)]
     assert [await redis.pttl(k) for k in keys] == [-1, -1]
 
     refusal = ReservationFailed(
         reply_id=unique("r"),
         order_id=create.order_id,
-        reservation_id=f"{create.order_id}/ITEM-1",
+        reservation_id=f"{create.client_id}/{create.order_id}/ITEM-1",
         reason_code="SOLD_OUT",
         reason="sold out",
     )
@@ -55,7 +55,7 @@ async def test_a_rejected_command_for_an_unknown_order_leaves_no_key_for_ever(re
 
     assert [e.destination for e in publisher.published] == [Destination.COMMAND_REJECTED]
     expected_ms = ((NOW + DEFAULT_ORDER_RETENTION).timestamp() - time.time()) * 1000
-    for key in (order_key(cancel.order_id), inputs_key(cancel.order_id)):
+    for key in (order_key(cancel.client_id, cancel.order_id), inputs_key(cancel.client_id, cancel.order_id)):
         assert abs(await redis.pttl(key) - expected_ms) < 60_000, key
 
 

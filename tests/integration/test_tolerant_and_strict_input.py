@@ -41,7 +41,7 @@ def confirmation(order_id: str, reply_id: str | None = None, **fields: Any) -> b
         "type": "confirmed",
         "reply_id": reply_id or unique("op"),
         "order_id": order_id,
-        "reservation_id": f"{order_id}/ITEM-1",
+        "reservation_id": f"client-a/{order_id}/ITEM-1",
     }
     return json.dumps({**reply, **fields}).encode()
 
@@ -124,7 +124,7 @@ async def test_an_invalid_command_with_a_readable_envelope_is_answered_and_claim
     ]
     raw = [r.value for r in observe.tap.records[observe.settings.topic_command_rejected]]
     assert not any(b"Ada" in value or b"20261224" in value for value in raw)
-    assert await service.store.get(command.order_id) is None
+    assert await service.store.get(command.client_id, command.order_id) is None
 
     await produce(producer, observe.settings.topic_commands, command, command.order_id)
 
@@ -155,7 +155,7 @@ async def test_invalid_commands_change_no_order_whether_answered_or_dead_lettere
     ]
     letter = await dead_letter(observe, command.order_id)
     assert (letter.error_type, json.loads(base64.b64decode(letter.value))) == ("SCHEMA", unreadable)
-    stored = await service.store.get(command.order_id)
+    stored = await service.store.get(command.client_id, command.order_id)
     assert stored is not None and stored.status is OrderStatus.CONFIRMED
     assert [e.sequence for e in observe.events(command.order_id)] == [1, 2]
 
@@ -175,7 +175,7 @@ async def test_a_repeated_key_is_dead_lettered_on_both_topics(
     letter = await dead_letter(observe, command.order_id)
     assert (letter.source_topic, letter.error_type) == (observe.settings.topic_commands, "SCHEMA")
     assert 'duplicate key "client_id"' in letter.error
-    assert await service.store.get(command.order_id) is None
+    assert await service.store.get(command.client_id, command.order_id) is None
 
     order_id = await pending_order(observe, producer)
     reply = confirmation(order_id).replace(b'"reservation_id"', b'"reservation_id": "x", "reservation_id"')

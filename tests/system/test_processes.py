@@ -1,6 +1,7 @@
 """The `orders` processes run for real: the demo, graceful shutdown, and no stray children."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -180,14 +181,19 @@ async def published_orders(settings: Settings, tap: TopicTap) -> set[str]:
 
 async def stored_orders(settings: Settings, tap: TopicTap) -> set[str]:
     """Order ids of the backlog that the service stored in Redis."""
-    order_ids = [record.key.decode() for record in tap.records[settings.topic_commands]]
+    # Order ids are scoped per client: each command names its own.
+    owners = {
+        record.key.decode(): json.loads(record.value)["client_id"]
+        for record in tap.records[settings.topic_commands]
+    }
+    order_ids = list(owners)
     redis = Redis.from_url(settings.redis_url)
     try:
         store = OrderStore(redis)
         found = set()
         for start in range(0, len(order_ids), 100):  # the client's connection pool is bounded
             chunk = order_ids[start : start + 100]
-            orders = await asyncio.gather(*(store.get(order_id) for order_id in chunk))
+            orders = await asyncio.gather(*(store.get(owners[order_id], order_id) for order_id in chunk))
             found |= {order_id for order_id, order in zip(chunk, orders, strict=True) if order is not None}
     finally:
         await redis.aclose()

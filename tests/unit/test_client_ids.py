@@ -29,12 +29,12 @@ class _Orders:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    async def get(self, order_id: str) -> Order:
+    async def get(self, client_id: str, order_id: str) -> Order:
         self.asked.append(order_id)
         now = datetime(2026, 11, 23, tzinfo=UTC)
         return Order(
             order_id=order_id,
-            client_id="client-a",
+            client_id=client_id,
             order_type=OrderType.PREBOOKING,
             status=OrderStatus.PENDING,
             sequence=1,

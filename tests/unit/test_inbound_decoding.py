@@ -13,7 +13,7 @@ from contracts.events import CommandRejected, DeadLetter
 from contracts.resources import ReservationConfirmed, resource_reply_adapter
 from contracts.statuses import RejectionCode
 from service import metrics
-from service.consumers.inbound import Inbound, command_decoder, reply_decoder
+from service.consumers.inbound import Inbound, command_decoder, reply_decoder, reservation_client
 from tests.waiting import counter
 
 NOW = datetime(2026, 12, 20, 9, 30, tzinfo=UTC)
@@ -319,3 +319,21 @@ def test_a_valid_command_keyed_otherwise_is_dead_lettered() -> None:
     letter = dead(COMMANDS.decode(record(json.dumps(prebooking()), key="ORD-2"), NOW), "SCHEMA")
 
     assert letter.error == "message key 'ORD-2' is not the order_id"
+
+
+@pytest.mark.parametrize(
+    ("reservation_id", "order_id", "client_id"),
+    [
+        ("client-a/ORD-1/ITEM-1", "ORD-1", "client-a"),
+        ("client-b/ORD-1/ITEM-1", "ORD-1", "client-b"),
+        ("client-a/ORD-2/ITEM-1", "ORD-1", ""),  # names another order than the reply's
+        ("ORD-1/ITEM-1", "ORD-1", ""),  # the v1.0 form: names no client's order
+        ("client-a/ORD-1", "ORD-1", ""),
+        ("/ORD-1/ITEM-1", "ORD-1", ""),
+    ],
+)
+def test_a_reply_finds_its_client_through_the_reservation_id(
+    reservation_id: str, order_id: str, client_id: str
+) -> None:
+    """The client comes from the reservation id, and only when it names the reply's order; else no order."""
+    assert reservation_client(reservation_id, order_id) == client_id

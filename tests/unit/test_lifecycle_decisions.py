@@ -49,7 +49,9 @@ def confirmed_order(*resources: str, passengers: int = 1) -> Order:
     order = stored(decide(None, prebooking(*resources, order_id="ORD-1", passengers=passengers), at(NOW)))
     for item in order.items:
         reply = ReservationConfirmed(
-            reply_id=f"r-{item.order_item_id}", order_id="ORD-1", reservation_id=f"ORD-1/{item.order_item_id}"
+            reply_id=f"r-{item.order_item_id}",
+            order_id="ORD-1",
+            reservation_id=f"client-a/ORD-1/{item.order_item_id}",
         )
         order = stored(decide(order, reply, at(NOW)))
     assert order.status is OrderStatus.CONFIRMED
@@ -160,7 +162,9 @@ def test_create_schedules_the_confirmation_deadline() -> None:
     decision = decide(None, prebooking(order_id="ORD-1"), at(NOW))
 
     assert decision.effects == [
-        ScheduleConfirmationTimeout(order_id="ORD-1", deadline=NOW + timedelta(seconds=60)),
+        ScheduleConfirmationTimeout(
+            client_id="client-a", order_id="ORD-1", deadline=NOW + timedelta(seconds=60)
+        ),
         IndexOrder(client_id="client-a", order_id="ORD-1", created_at=NOW),
     ]
 
@@ -171,7 +175,7 @@ def test_deadline_fails_a_pending_order_and_releases_its_reservations() -> None:
     half = stored(
         decide(
             order,
-            ReservationConfirmed(reply_id="r", order_id="ORD-1", reservation_id="ORD-1/ITEM-1"),
+            ReservationConfirmed(reply_id="r", order_id="ORD-1", reservation_id="client-a/ORD-1/ITEM-1"),
             at(NOW),
         )
     )
@@ -180,7 +184,10 @@ def test_deadline_fails_a_pending_order_and_releases_its_reservations() -> None:
 
     [event] = decision.events
     assert (event.status, event.reason) == (OrderStatus.FAILED, "CONFIRMATION_TIMEOUT")
-    assert sorted(r.reservation_id for r in decision.requests) == ["ORD-1/ITEM-1", "ORD-1/ITEM-2"]
+    assert sorted(r.reservation_id for r in decision.requests) == [
+        "client-a/ORD-1/ITEM-1",
+        "client-a/ORD-1/ITEM-2",
+    ]
     assert [i.reservation for i in stored(decision).items] == [
         ReservationState.RELEASED,
         ReservationState.WITHDRAWN,
@@ -200,10 +207,12 @@ def test_leaving_pending_cancels_the_deadline() -> None:
     order = stored(decide(None, prebooking("A", order_id="ORD-1"), at(NOW)))
 
     decision = decide(
-        order, ReservationConfirmed(reply_id="r", order_id="ORD-1", reservation_id="ORD-1/ITEM-1"), at(NOW)
+        order,
+        ReservationConfirmed(reply_id="r", order_id="ORD-1", reservation_id="client-a/ORD-1/ITEM-1"),
+        at(NOW),
     )
 
-    assert CancelConfirmationTimeout(order_id="ORD-1") in decision.effects
+    assert CancelConfirmationTimeout(client_id="client-a", order_id="ORD-1") in decision.effects
 
 
 def test_late_confirmation_after_a_timeout_is_released_again() -> None:
@@ -212,7 +221,9 @@ def test_late_confirmation_after_a_timeout_is_released_again() -> None:
     failed = stored(decide(order, ConfirmationDeadline("ORD-1"), at(NOW + timedelta(minutes=2))))
 
     late = decide(
-        failed, ReservationConfirmed(reply_id="r", order_id="ORD-1", reservation_id="ORD-1/ITEM-1"), at(NOW)
+        failed,
+        ReservationConfirmed(reply_id="r", order_id="ORD-1", reservation_id="client-a/ORD-1/ITEM-1"),
+        at(NOW),
     )
 
     assert late.anomaly == "LATE_CONFIRMATION" and late.events == []
@@ -253,7 +264,7 @@ def test_partial_cancellation_keeps_the_order_usable() -> None:
     assert [i.order_item_id for i in event.order.items] == ["ITEM-1"], (
         "the cancelled item is left out of the view"
     )
-    assert [r.reservation_id for r in decision.requests] == ["ORD-1/ITEM-2"]
+    assert [r.reservation_id for r in decision.requests] == ["client-a/ORD-1/ITEM-2"]
     assert event.order.status is OneOrderStatus.OPENED
 
 
@@ -263,7 +274,7 @@ def test_cancelling_the_only_unconfirmed_item_confirms_the_order() -> None:
     half = stored(
         decide(
             order,
-            ReservationConfirmed(reply_id="r", order_id="ORD-1", reservation_id="ORD-1/ITEM-1"),
+            ReservationConfirmed(reply_id="r", order_id="ORD-1", reservation_id="client-a/ORD-1/ITEM-1"),
             at(NOW),
         )
     )

@@ -21,14 +21,16 @@ def created(*resources: str) -> Order:
 
 
 def confirm(order: Order, item: str) -> ReservationConfirmed:
-    return ReservationConfirmed(reply_id=f"r-{item}", order_id=order.order_id, reservation_id=f"ORD-1/{item}")
+    return ReservationConfirmed(
+        reply_id=f"r-{item}", order_id=order.order_id, reservation_id=f"client-a/ORD-1/{item}"
+    )
 
 
 def refuse(order: Order, item: str) -> ReservationFailed:
     return ReservationFailed(
         reply_id=f"f-{item}",
         order_id=order.order_id,
-        reservation_id=f"ORD-1/{item}",
+        reservation_id=f"client-a/ORD-1/{item}",
         reason_code="SOLD_OUT",
         reason="-",
     )
@@ -42,8 +44,8 @@ def test_create_stores_a_pending_order_and_requests_each_reservation() -> None:
     [event] = decision.events
     assert (event.sequence, event.status, event.previous_status) == (1, OrderStatus.PENDING, None)
     assert [r.reservation_id for r in decision.requests if isinstance(r, ReserveRequest)] == [
-        "ORD-1/ITEM-1",
-        "ORD-1/ITEM-2",
+        "client-a/ORD-1/ITEM-1",
+        "client-a/ORD-1/ITEM-2",
     ]
 
 
@@ -86,7 +88,7 @@ def test_a_refusal_fails_the_order_and_releases_confirmed_items() -> None:
     assert (event.status, event.reason) == (OrderStatus.FAILED, "SOLD_OUT")
     assert event.order.status is OneOrderStatus.CLOSED
     assert [(r.reservation_id, r.reason) for r in decision.requests if isinstance(r, ReleaseRequest)] == [
-        ("ORD-1/ITEM-1", "ORDER_FAILED")
+        ("client-a/ORD-1/ITEM-1", "ORDER_FAILED")
     ]
 
 
