@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.limits import (
+    MAX_CLIENT_ID_LENGTH,
     MAX_IDENTIFIER_LENGTH,
     MAX_NAME_LENGTH,
     MAX_ORDER_ITEM_ID_LENGTH,
@@ -25,9 +26,19 @@ _CLIENT_IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
 ClientIdentifier = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, pattern=_CLIENT_IDENTIFIER)
 ]
-"""Identifiers a client chooses (`command_id`, `client_id`, `order_id`, `credential`, and the ids that name
+"""Identifiers a client chooses (`command_id`, `order_id`, `credential`, and the ids that name
 services and items): like `Identifier` without `/`, which separates the parts of reservation ids and of
 API paths, so that every order id is one path segment of `GET /v1/orders/{order_id}`."""
+
+CLIENT_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9-]{{0,{MAX_CLIENT_ID_LENGTH - 1}}}$"
+"""What a `client_id` is: 1-64 letters, digits and `-`, starting with a letter or digit."""
+
+ClientId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_CLIENT_ID_LENGTH, pattern=CLIENT_ID_PATTERN)
+]
+"""A `client_id`: 1-64 letters, digits and `-`, starting with a letter or digit. Narrower than
+`ClientIdentifier` because it also names the client's own Kafka topics (`orders.commands.<client_id>`) and
+is one part of composite keys: no `.`, `_`, `:` or `/`, which separate the parts of those names."""
 
 OrderItemId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ORDER_ITEM_ID_LENGTH, pattern=_CLIENT_IDENTIFIER)

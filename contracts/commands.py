@@ -7,6 +7,7 @@ from pydantic import Field, TypeAdapter, model_validator
 
 from contracts.base import (
     PRINTABLE_OR_LINE_BREAKS,
+    ClientId,
     ClientIdentifier,
     Identifier,
     Message,
@@ -31,9 +32,7 @@ class Command(Message):
         description="The client's idempotency key: the same command sent again has no further effect.",
         examples=["cmd-7f3a9c"],
     )
-    client_id: ClientIdentifier = Field(
-        description="The client system that owns the order.", examples=["acme-air"]
-    )
+    client_id: ClientId = Field(description="The client system that owns the order.", examples=["acme-air"])
     order_id: ClientIdentifier = Field(
         description="Chosen by the client; also the Kafka message key.", examples=["ORD-2026-000123"]
     )

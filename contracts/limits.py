@@ -14,6 +14,8 @@ MAX_IDENTIFIER_LENGTH = 128
 """Every identifier: command, client, order, resource, credential, reply ids; and ids naming services."""
 MAX_ORDER_ITEM_ID_LENGTH = 32
 """`order_item_id`: short, so that a service id it begins stays an identifier."""
+MAX_CLIENT_ID_LENGTH = 64
+"""Characters in a `client_id`: it is also part of Kafka topic names (at most 249 characters)."""
 MAX_PASSENGER_ID_LENGTH = 64
 """`passenger_id`: the other part of a service id."""
 MAX_SERVICE_ID_LENGTH = MAX_ORDER_ITEM_ID_LENGTH + 1 + MAX_PASSENGER_ID_LENGTH

@@ -97,3 +97,6 @@ class RejectionCode(StrEnum):
     ENTITLEMENT_EXHAUSTED = "ENTITLEMENT_EXHAUSTED"
     CANCELLATION_WINDOW_CLOSED = "CANCELLATION_WINDOW_CLOSED"
     NOT_SUPPORTED = "NOT_SUPPORTED"
+    CLIENT_MISMATCH = "CLIENT_MISMATCH"
+    """`per_client` topic layout: the command's `client_id` is not the client whose topic it was sent to.
+    Answered on the sender's (the topic's) rejections topic; nothing is claimed or changed."""

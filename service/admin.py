@@ -3,9 +3,15 @@
 import argparse
 import asyncio
 import json
+import sys
 
+from aiokafka.errors import KafkaError
+from pydantic import TypeAdapter, ValidationError
+
+from contracts.base import ClientId
 from service.clock import utc_now
 from service.config import load_settings
+from service.kafka import ensure_client_topics
 from service.store.authentication import ApiKeyStore
 from service.store.client import connect_with
 from service.store.entitlements import EntitlementStore
@@ -32,7 +38,10 @@ def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     show.set_defaults(run=lambda args: asyncio.run(_show(args)))
     clients = commands.add_parser("client", help="API keys of client systems")
     client_actions = clients.add_subparsers(dest="client_command", required=True)
-    create = client_actions.add_parser("create", help="issue an API key for a client; prints it once")
+    create = client_actions.add_parser(
+        "create",
+        help="issue an API key for a client (and its topics, per_client layout); prints the key once",
+    )
     create.add_argument("--client", required=True, help="client_id")
     create.set_defaults(run=lambda args: asyncio.run(_issue_key(args)))
     revoke = client_actions.add_parser("revoke", help="revoke an API key at once")
@@ -64,10 +73,31 @@ async def _anomalies(args: argparse.Namespace) -> int:
     return 0
 
 
+_client_id: TypeAdapter[str] = TypeAdapter(ClientId)
+
+
+def _fail(message: str) -> int:
+    print(f"orders: {message}", file=sys.stderr)
+    return 2
+
+
 async def _issue_key(args: argparse.Namespace) -> int:
-    async with connect_with(load_settings()) as redis:
-        issued = await ApiKeyStore(redis).issue(args.client, utc_now())
-    print(json.dumps({"client_id": issued.client_id, "key_id": issued.key_id, "api_key": issued.token}))
+    try:
+        client_id = _client_id.validate_python(args.client)
+    except ValidationError:
+        return _fail(
+            f"invalid client id {args.client!r}: 1-64 letters, digits and '-', not starting with '-'"
+        )
+    settings = load_settings()
+    try:
+        # Topics first: a key is only worth issuing once the client can reach the service.
+        topics = await ensure_client_topics(settings, client_id)
+    except (KafkaError, OSError, RuntimeError) as error:
+        return _fail(f"cannot create the topics of {client_id}: {error}")
+    async with connect_with(settings) as redis:
+        issued = await ApiKeyStore(redis).issue(client_id, utc_now())
+    created = {"client_id": issued.client_id, "key_id": issued.key_id, "api_key": issued.token}
+    print(json.dumps(created | ({"topics": topics} if topics else {})))
     return 0
 
 

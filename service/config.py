@@ -2,6 +2,7 @@
 
 import ipaddress
 from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -18,6 +19,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts import topics
 from contracts.limits import MAX_EVENT_BYTES
 from service.domain.policy import Policy
+
+
+class TopicLayout(StrEnum):
+    """How the commands, status and rejections topics are shared between clients."""
+
+    SHARED = "shared"
+    PER_CLIENT = "per_client"
 
 
 class Settings(BaseSettings):
@@ -43,6 +51,9 @@ class Settings(BaseSettings):
     topic_command_rejected: str = topics.COMMAND_REJECTED
     topic_dead_letter: str = topics.DEAD_LETTER
 
+    topic_layout: TopicLayout = TopicLayout.SHARED
+    """`shared`: one commands, status and rejections topic for every client. `per_client`: each client has
+    its own three (`<topic>.<client_id>`), so that the topic a principal may write says who it is."""
     topic_partitions: PositiveInt = 4
     """Partitions of the topics the service creates when they are missing."""
     topic_replication_factor: PositiveInt = 1
@@ -87,6 +98,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: PositiveInt = 10_000
     """A consumer silent this long (a crashed instance) loses its partitions to the others."""
     kafka_heartbeat_interval_ms: PositiveInt = 3_000
+    kafka_metadata_max_age_ms: PositiveInt = 5000
+    """How often consumers refresh the cluster's topic list: in the `per_client` layout, how soon the topics
+    of a client created while the processes run are read."""
     kafka_fetch_max_wait_ms: PositiveInt = 500
     """How long the broker may hold a consumer's fetch while no records wait. Kafka answers as soon as records
     arrive, so this only paces idle polling; Tansu, the embedded broker, holds every fetch this long, so the

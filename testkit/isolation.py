@@ -15,6 +15,7 @@ def isolated_names(run_id: str, settings_class: type[Settings] = Settings) -> di
     """
     names: dict[str, Any] = {}
     for name, field in settings_class.model_fields.items():
-        if (name.startswith("topic_") or name.endswith("_group")) and isinstance(field.default, str):
+        # `type(...) is str`: names only, not the topic layout (a StrEnum).
+        if (name.startswith("topic_") or name.endswith("_group")) and type(field.default) is str:
             names[name] = f"{run_id}.{GROUP_NAMES.get(name, field.default)}"
     return names

@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException
 
 from contracts.commands import OrderCommand
 from service.clock import utc_now
-from service.config import ApiSettings
+from service.config import ApiSettings, Settings
 from service.domain.command_outcomes import accepted
+from service.kafka import client_topics
 from service.store.authentication import ApiKeyStore
 from service.store.command_outcomes import CommandOutcomeStore
 from service.store.orders import OrderStore
@@ -86,7 +87,7 @@ class CommandPublisher:
     """Publishes commands to the commands topic, keyed by order id like every producer of it."""
 
     broker: KafkaBroker
-    topic: str
+    settings: Settings
     outcomes: CommandOutcomeStore
 
     async def publish(self, command: OrderCommand) -> None:
@@ -94,7 +95,8 @@ class CommandPublisher:
         has no outcome yet: the service may have decided it already, or the command_id was used before)."""
         await self.broker.publish(
             command.model_dump_json().encode(),
-            topic=self.topic,
+            # The caller's own commands topic in the `per_client` layout, the shared one otherwise.
+            topic=client_topics(self.settings, command.client_id).commands,
             key=command.order_id.encode(),
             headers={"content-type": "application/json"},
         )
@@ -104,7 +106,7 @@ class CommandPublisher:
 def command_publisher(request: Request) -> CommandPublisher:
     """Where the command routes publish to."""
     resources = _resources(request)
-    return CommandPublisher(resources.broker, resources.settings.topic_commands, resources.outcomes)
+    return CommandPublisher(resources.broker, resources.settings, resources.outcomes)
 
 
 SettingsDep = Annotated[ApiSettings, Depends(api_settings)]

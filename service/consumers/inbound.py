@@ -120,6 +120,9 @@ class InboundDecoder:
     max_message_bytes: int
     answers_invalid: bool = False
     """Whether an invalid message with a readable envelope is answered (`INVALID_COMMAND`) instead."""
+    client_of_topic: Callable[[str], str | None] | None = None
+    """`per_client` topic layout: the client whose topic a record was read from, the only client its
+    commands may name (`CLIENT_MISMATCH` otherwise)."""
 
     def decode(self, record: ConsumerRecord, now: datetime) -> Inbound | DeadLetter | CommandRejected:
         """Parse and validate one record; the key must be the message's `order_id`."""
@@ -133,6 +136,12 @@ class InboundDecoder:
         except UnreadableJson as error:
             return dead_letter(record, error.error_type, str(error), now)
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        if self.client_of_topic is not None:
+            sender = self.client_of_topic(record.topic)
+            if sender is None:
+                return dead_letter(record, "SCHEMA", "the topic is no client's", now)
+            if (mismatch := reject_other_client(document, key, value, sender, now)) is not None:
+                return mismatch
         try:
             message = self.adapter.validate_python(document)
         except ValidationError as error:
@@ -146,10 +155,17 @@ class InboundDecoder:
         return inbound
 
 
-def command_decoder(max_message_bytes: int) -> InboundDecoder:
-    """Decoder for `orders.commands`: strict, and answering invalid commands whose envelope is readable."""
+def command_decoder(
+    max_message_bytes: int, client_of_topic: Callable[[str], str | None] | None = None
+) -> InboundDecoder:
+    """Decoder for `orders.commands`: strict, and answering invalid commands whose envelope is readable;
+    with `client_of_topic` (the `per_client` layout), refusing commands that name another client."""
     return InboundDecoder(
-        order_command_adapter, _strict_command_input, max_message_bytes, answers_invalid=True
+        order_command_adapter,
+        _strict_command_input,
+        max_message_bytes,
+        answers_invalid=True,
+        client_of_topic=client_of_topic,
     )
 
 
@@ -221,11 +237,8 @@ def reject_invalid_command(
     readable (a known `type`; valid `command_id`, `client_id` and `order_id`; the key is the `order_id`),
     or None when it is not. It claims no command_id and changes no order: the client may fix the command and
     send it again under the same command_id."""
-    try:
-        envelope = _envelope_adapter.validate_python(document)
-    except ValidationError:
-        return None
-    if envelope.type not in COMMAND_TYPES or key != envelope.order_id:
+    envelope = _readable_envelope(document, key)
+    if envelope is None:
         return None
     problems = _problems(error, tag=envelope.type)
     message = f"the command does not match the contract: {_describe(problems)}"
@@ -235,6 +248,35 @@ def reject_invalid_command(
     decision = reject(envelope, envelope.type, RejectionCode.INVALID_COMMAND, message, now, variant=variant)
     assert decision.rejection is not None
     return decision.rejection.model_copy(update={"errors": problems})
+
+
+def _readable_envelope(document: Any, key: str | None) -> _CommandEnvelope | None:
+    """The envelope of a command of a known type whose key is its `order_id`, or None."""
+    try:
+        envelope = _envelope_adapter.validate_python(document)
+    except ValidationError:
+        return None
+    if envelope.type not in COMMAND_TYPES or key != envelope.order_id:
+        return None
+    return envelope
+
+
+def reject_other_client(
+    document: Any, key: str | None, value: bytes, sender: str, now: datetime
+) -> CommandRejected | None:
+    """The `CLIENT_MISMATCH` answer to a command read from `sender`'s topic that names another client, or
+    None. The answer is `sender`'s (its `client_id`, so it goes to `sender`'s rejections topic, and its
+    command_id in `sender`'s namespace); it claims nothing and changes no order, the named client's least."""
+    envelope = _readable_envelope(document, key)
+    if envelope is None or envelope.client_id == sender:
+        return None
+    named = envelope.client_id
+    as_sent = envelope.model_copy(update={"client_id": sender})
+    message = f"client_id {named!r} is not the client of this topic ({sender!r})"
+    variant = hashlib.blake2b(value, digest_size=16).hexdigest()
+    decision = reject(as_sent, envelope.type, RejectionCode.CLIENT_MISMATCH, message, now, variant=variant)
+    assert decision.rejection is not None
+    return decision.rejection
 
 
 def dead_letter(

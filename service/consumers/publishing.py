@@ -3,13 +3,14 @@
 import asyncio
 from collections.abc import Sequence
 
+import jiter
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.resources import ResourceRequestMessage
 from service.config import Settings
-from service.kafka import JSON_RECORD_HEADERS, build_producer
+from service.kafka import JSON_RECORD_HEADERS, build_producer, client_topics, per_client
 from service.store.outbox import Destination, OutboxEntry
 
 
@@ -42,6 +43,7 @@ class OutboxPublisher:
         for destination, title, schema, description in documented:
             broker.publisher(self._topics[destination], title=title, description=description, schema=schema)
         self._producer: AIOKafkaProducer | None = None
+        self._per_client = per_client(settings)
 
     async def start(self) -> None:
         """Connect the producer (before the consumers start: their first batch may publish)."""
@@ -63,7 +65,7 @@ class OutboxPublisher:
             raise RuntimeError("the outbox publisher is not started")
         pending = [
             await producer.send(
-                self._topics[entry.destination],
+                self._topic_of(entry),
                 entry.value,
                 key=entry.key.encode() or None,
                 headers=JSON_RECORD_HEADERS,
@@ -71,3 +73,15 @@ class OutboxPublisher:
             for entry in entries
         ]
         await asyncio.gather(*pending)
+
+    def _topic_of(self, entry: OutboxEntry) -> str:
+        """The entry's topic: in the `per_client` layout, status events and rejections go to the topics of
+        the client they name, so that a client reading its own topics sees only its own orders."""
+        destination = entry.destination
+        if not self._per_client or destination not in _PER_CLIENT:
+            return self._topics[destination]
+        topics = client_topics(self._settings, jiter.from_json(entry.value)["client_id"])
+        return topics.status_changed if destination is Destination.STATUS_CHANGED else topics.command_rejected
+
+
+_PER_CLIENT = frozenset({Destination.STATUS_CHANGED, Destination.COMMAND_REJECTED})

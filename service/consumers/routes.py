@@ -1,6 +1,7 @@
 """The service's two consumers: client commands and resource replies, each a batch subscriber."""
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -19,7 +20,7 @@ from service.consumers.inbound import Inbound, InboundDecoder, command_decoder, 
 from service.consumers.processor import OrderProcessor
 from service.consumers.publishing import OutboxPublisher
 from service.domain.command_outcomes import rejected
-from service.kafka import subscribe_batches
+from service.kafka import client_of_topic, client_topic_pattern, per_client, subscribe_batches
 from service.store.command_outcomes import CommandOutcomeStore
 from service.store.outbox import Destination, OutboxEntry
 
@@ -136,24 +137,30 @@ def register_order_consumers(
     outcomes: CommandOutcomeStore,
     clock: Callable[[], datetime],
 ) -> None:
-    """Subscribe the commands and replies handlers to their topics."""
+    """Subscribe the commands and replies handlers to their topics; in the `per_client` layout, the commands
+    handler to every client's commands topic, each command checked against its topic's client."""
+    commands = settings.topic_commands
+    by_topic = per_client(settings)
     consumers = [
         (
-            settings.topic_commands,
+            (None, client_topic_pattern(commands)) if by_topic else (commands, None),
             "commands",
             OrderCommand,
-            command_decoder(settings.max_message_bytes),
+            command_decoder(
+                settings.max_message_bytes,
+                functools.partial(client_of_topic, commands) if by_topic else None,
+            ),
             "Commands from client systems, keyed by order_id.",
         ),
         (
-            settings.topic_resource_replies,
+            (settings.topic_resource_replies, None),
             "replies",
             ResourceReplyMessage,
             reply_decoder(settings.max_message_bytes),
             "Replies from resource operators to `reserve` requests, keyed by order_id.",
         ),
     ]
-    for topic, name, payload, decoder, description in consumers:
+    for (topic, pattern), name, payload, decoder, description in consumers:
         handler = BatchHandler(
             decoder=decoder,
             processor=processor,
@@ -166,6 +173,7 @@ def register_order_consumers(
             broker,
             settings,
             topic=topic,
+            pattern=pattern,
             group=f"{settings.consumer_group}.{name}",
             title=name,
             description=description,

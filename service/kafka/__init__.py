@@ -9,21 +9,38 @@ from service.kafka._apps import BackgroundLoop, ConsumingProcess, build_app
 from service.kafka._clients import JSON_HEADERS, JSON_RECORD_HEADERS, build_broker, build_producer
 from service.kafka._security import broker_security, client_options
 from service.kafka._subscribers import RecordsHandler, subscribe_batches
-from service.kafka._topics import ensure_service_topics, ensure_topics, service_topics, topic_configs
+from service.kafka._topics import (
+    ClientTopics,
+    client_of_topic,
+    client_topic_pattern,
+    client_topics,
+    ensure_client_topics,
+    ensure_service_topics,
+    ensure_topics,
+    per_client,
+    service_topics,
+    topic_configs,
+)
 
 __all__ = [
     "JSON_HEADERS",
     "JSON_RECORD_HEADERS",
     "BackgroundLoop",
+    "ClientTopics",
     "ConsumingProcess",
     "RecordsHandler",
     "broker_security",
     "build_app",
     "build_broker",
     "build_producer",
+    "client_of_topic",
     "client_options",
+    "client_topic_pattern",
+    "client_topics",
+    "ensure_client_topics",
     "ensure_service_topics",
     "ensure_topics",
+    "per_client",
     "service_topics",
     "subscribe_batches",
     "topic_configs",

@@ -23,6 +23,7 @@ def build_broker(settings: Settings, *, client_id: str, description: str | None 
         client_id=client_id,
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
+        metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
         security=broker_security(settings),
         graceful_timeout=settings.shutdown_grace_seconds,
         apply_types=False,

@@ -28,17 +28,23 @@ def subscribe_batches(
     broker: KafkaBroker,
     settings: Settings,
     *,
-    topic: str,
+    topic: str | None = None,
+    pattern: str | None = None,
     group: str,
     title: str,
     payload: Any,
     handler: RecordsHandler,
     description: str | None = None,
 ) -> None:
-    """Subscribe `handler` to `topic` in consumer group `group`, up to `settings.max_batch` records at a
-    time; `title`, `description` and `payload` (the contract type) are what the AsyncAPI document shows."""
+    """Subscribe `handler` to `topic`, or to every topic matching the regular expression `pattern` (new
+    ones are found at the next metadata refresh), in consumer group `group`, up to `settings.max_batch`
+    records at a time; `title`, `description` and `payload` (the contract type) are what the AsyncAPI
+    document shows."""
+    if (topic is None) == (pattern is None):
+        raise ValueError("subscribe to a topic or to a pattern")
     subscriber = broker.subscriber(
-        topic,
+        *([topic] if topic is not None else []),
+        pattern=pattern,
         batch=True,
         max_records=settings.max_batch,
         group_id=group,

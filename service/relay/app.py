@@ -15,7 +15,14 @@ from contracts.events import CommandRejected, OrderStatusChanged
 from service import metrics
 from service.clock import utc_now
 from service.config import RelaySettings
-from service.kafka import ConsumingProcess, build_app, build_broker, subscribe_batches
+from service.kafka import (
+    ConsumingProcess,
+    build_app,
+    build_broker,
+    client_topic_pattern,
+    per_client,
+    subscribe_batches,
+)
 from service.relay.sender import HttpClient, http_client
 from service.relay.worker import DeliveryWorker
 from service.store.client import connect_with
@@ -98,7 +105,8 @@ class EventQueuer:
 
 
 def relay_topics(settings: RelaySettings) -> list[str]:
-    """The topics the relay reads (the order service creates them)."""
+    """The shared topics the relay reads (the order service creates them); in the `per_client` layout it
+    reads every client's topics named after these."""
     return [settings.topic_status_changed, settings.topic_command_rejected]
 
 
@@ -117,14 +125,17 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
         (settings.topic_command_rejected, f"{settings.relay_group}.rejections", "relay_command_rejected",
          CommandRejected, "The relay queues every rejection for the endpoints subscribed to rejections."),
     ]  # fmt: skip
+    by_topic = per_client(settings)
     for topic, group, title, model, description in consumers:
         queuer = EventQueuer(
             model=model, endpoints=endpoints, deliveries=deliveries, clock=clock, on_queued=worker.wake
         )
+        # In the `per_client` layout the same groups read every client's topics, found by name.
         subscribe_batches(
             broker,
             settings,
-            topic=topic,
+            topic=None if by_topic else topic,
+            pattern=client_topic_pattern(topic) if by_topic else None,
             group=group,
             title=title,
             description=description,

@@ -108,7 +108,7 @@ def _worst_event(reason: str) -> OrderStatusChanged:
     return OrderStatusChanged(
         event_id=str(uuid.uuid4()),
         order_id="O" * limits.MAX_IDENTIFIER_LENGTH,
-        client_id="C" * limits.MAX_IDENTIFIER_LENGTH,
+        client_id="C" * limits.MAX_CLIENT_ID_LENGTH,
         order_type=_longest(OrderType),
         sequence=10**6,  # far more events than an order can have: one per item or service at most, and two
         status=OrderStatus.FAILED,
@@ -153,7 +153,7 @@ def _worst_command(name_character: str) -> CreatePrebooking:
     per_item = limits.MAX_SERVICES_PER_ORDER // limits.MAX_ITEMS_PER_ORDER
     return CreatePrebooking(
         command_id="K" * limits.MAX_IDENTIFIER_LENGTH,
-        client_id="C" * limits.MAX_IDENTIFIER_LENGTH,
+        client_id="C" * limits.MAX_CLIENT_ID_LENGTH,
         order_id="O" * limits.MAX_IDENTIFIER_LENGTH,
         items=[
             PrebookingItem(
@@ -214,6 +214,12 @@ def _identifiers(max_size: int) -> st.SearchStrategy[str]:
     return st.builds(lambda a, b: a + b, first, rest)
 
 
+def _client_ids() -> st.SearchStrategy[str]:
+    first = st.sampled_from(_ID_ALPHABET[:62])
+    rest = st.text(alphabet=_ID_ALPHABET[:62] + "-", max_size=limits.MAX_CLIENT_ID_LENGTH - 1)
+    return st.builds(lambda a, b: a + b, first, rest)
+
+
 def _text(max_size: int, line_breaks: bool = False) -> st.SearchStrategy[str]:
     characters = st.characters(
         exclude_categories=["Cc", "Cs"], include_characters="\t\n\r" if line_breaks else ""
@@ -248,7 +254,7 @@ def _orders(draw: st.DrawFn) -> tuple[CreatePrebooking, list[str], str]:
         )
     command = CreatePrebooking(
         command_id=draw(_identifiers(limits.MAX_IDENTIFIER_LENGTH)),
-        client_id=draw(_identifiers(limits.MAX_IDENTIFIER_LENGTH)),
+        client_id=draw(_client_ids()),
         order_id=draw(_identifiers(limits.MAX_IDENTIFIER_LENGTH)),
         items=items,
     )

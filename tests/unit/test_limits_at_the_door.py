@@ -73,8 +73,8 @@ AT_AND_JUST_OVER = {
         _command("redeem_order", command_id="c/1"),
     ),
     "client_id characters": (
+        _command("redeem_order", client_id="acme-eu-" + "x" * 56),
         _command("redeem_order", client_id="acme:eu"),
-        _command("redeem_order", client_id="acme/eu"),
     ),
     "reason length": (_command("cancel_order", reason="r" * 500), _command("cancel_order", reason="r" * 501)),
     "reason characters": (
