@@ -8,7 +8,7 @@ import sys
 from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter, ValidationError
 
-from contracts.base import ClientId
+from contracts.base import ClientId, ClientIdentifier
 from service.clock import utc_now
 from service.config import load_settings
 from service.kafka import ensure_client_topics
@@ -16,6 +16,19 @@ from service.store.authentication import ApiKeyStore
 from service.store.client import connect_with
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
+
+_CLIENT_IDENTIFIER: TypeAdapter[str] = TypeAdapter(ClientIdentifier)
+
+
+def client_identifier(value: str) -> str:
+    """An argparse type: a client identifier as the contract has it (no `/`, which would make the
+    credential's Redis key another client's)."""
+    try:
+        return _CLIENT_IDENTIFIER.validate_python(value)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a client identifier (1-128 letters, digits and . _ : -)"
+        ) from None
 
 
 def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -29,9 +42,12 @@ def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     )
     show = actions.add_parser("show", help="print a credential's balance")
     for parser in (grant, show):
-        parser.add_argument("--client", required=True, help="client_id")
+        parser.add_argument("--client", required=True, type=client_identifier, help="client_id")
         parser.add_argument(
-            "--credential", required=True, help="the credential presented at the service point"
+            "--credential",
+            required=True,
+            type=client_identifier,
+            help="the credential presented at the service point",
         )
     grant.add_argument("--units", type=int, required=True, help="units to add (negative to withdraw)")
     grant.set_defaults(run=lambda args: asyncio.run(_grant(args)))

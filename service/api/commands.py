@@ -32,9 +32,10 @@ from service.store.orders import OrderStore
 commands = APIRouter(prefix="/v1", tags=["commands"])
 
 IdempotencyKey = Annotated[
-    str | None,
+    ClientIdentifier | None,
     Header(
-        description="Becomes the command's `command_id`: send the same key again and nothing happens twice."
+        description="Becomes the command's `command_id` (a client identifier: no `/`): send the same key "
+        "again and nothing happens twice."
     ),
 ]
 

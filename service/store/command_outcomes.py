@@ -32,7 +32,7 @@ class CommandOutcomeStore:
         if raw is None:
             return None
         outcome = CommandOutcome.model_validate_json(raw)
-        # Keys join client and command ids with `/`, which ids may contain: never answer another client's.
+        # Keys cannot collide (see `service.store.keys`); checking the owner as well costs nothing.
         return outcome if outcome.client_id == client_id else None
 
     async def record_accepted(self, outcome: CommandOutcome) -> bool:

@@ -1,10 +1,26 @@
 """Every Redis key the service uses. Keys of one order share the hash tag `{<client_id>/<order_id>}`.
 
 An order's identity is the pair (client_id, order_id): two clients may use the same order id, and each gets
-an order of its own. Neither id can contain `/`, `{` or `}` (`contracts.base.ClientIdentifier`), so the tag
-names exactly one pair and is always the whole tag. One atomic step only ever touches one order's keys, so
-every Lua script runs unchanged on Redis Cluster.
+an order of its own. One atomic step only ever touches one order's keys, so every Lua script runs unchanged
+on Redis Cluster.
+
+Composite keys join a client id and a client-chosen id with `/` (`order:{<client>/<order_id>}`,
+`entitlement:{<client>/<credential>}`, `command:{<client>/<command_id>}`). They are unambiguous because
+neither part may contain `/` (nor a brace, which would move the hash tag): `contracts.base.ClientIdentifier`
+refuses both at every door. We assert that here rather than escape the parts: an escaping would rename every
+stored balance and idempotency claim (a migration during a rolling upgrade), while the assertion keeps
+today's keys for every valid id and turns a caller that forgot to validate into a loud `ValueError` instead
+of a silent collision between two clients.
 """
+
+_FORBIDDEN_IN_PARTS = frozenset("/{}")
+
+
+def _part(value: str) -> str:
+    """`value` if it can be one part of a composite key: not empty, no `/` and no braces."""
+    if not value or not _FORBIDDEN_IN_PARTS.isdisjoint(value):
+        raise ValueError(f"not a valid key part (empty, or contains / {{ }}): {value!r}")
+    return value
 
 
 def order_ref(client_id: str, order_id: str) -> str:
@@ -37,7 +53,7 @@ def entitlement_key(client_id: str, credential: str) -> str:
 
     One key per credential, so consuming and refunding are single-key atomic steps on any topology.
     """
-    return f"entitlement:{{{client_id}/{credential}}}"
+    return f"entitlement:{{{_part(client_id)}/{_part(credential)}}}"
 
 
 CONFIRMATION_TIMERS = "timers:{confirmation}"
@@ -50,13 +66,13 @@ ANOMALIES = "anomalies:{log}"
 
 def command_claim_key(client_id: str, command_id: str) -> str:
     """String: fingerprint of the first payload seen under a client's command_id, across all orders."""
-    return f"command:{{{client_id}/{command_id}}}"
+    return f"command:{{{_part(client_id)}/{_part(command_id)}}}"
 
 
 def command_outcome_key(client_id: str, command_id: str) -> str:
     """String: the command's outcome as JSON (`service.domain.command_outcomes.CommandOutcome`). It shares
     the claim's hash tag, so that recording it can check the claim atomically, and expires with the claim."""
-    return f"command:{{{client_id}/{command_id}}}:outcome"
+    return f"{command_claim_key(client_id, command_id)}:outcome"
 
 
 # Webhook relay. Every key of one endpoint shares the hash tag `{<endpoint_id>}`, so that queueing, settling

@@ -66,7 +66,8 @@ async def test_a_command_naming_another_client_is_rejected_and_changes_nothing(
     )
     assert rejection[0].code is RejectionCode.CLIENT_MISMATCH
     assert rejection[0].client_id == "acme-air"
-    assert await OrderStore(redis).get(spoofed.order_id) is None
+    for client_id in CLIENTS:
+        assert await OrderStore(redis).get(client_id, spoofed.order_id) is None
     assert not [
         r for r in tap.records[beta.command_rejected] if spoofed.order_id.encode() in (r.value or b"")
     ]
