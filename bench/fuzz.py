@@ -119,7 +119,6 @@ class Fuzzer:
         """Categories aimed at an order that exists (another client's, or one whose command_id is reused)."""
         return {
             "commands.other_clients_order": self.other_clients_order,
-            "commands.other_clients_order_id": self.other_clients_order_id,
             "commands.idempotency_conflict_same_order": self.conflict_same_order,
             "commands.idempotency_conflict_other_order": self.conflict_other_order,
             "replies.unknown_reservation": self.reply_for_unknown_reservation,
@@ -293,12 +292,6 @@ class Fuzzer:
             command = RedeemOrder(command_id=self._id("cmd"), client_id=self.intruder, order_id=order_id)
         return self._rejected("other_clients_order", command, RejectionCode.ORDER_NOT_FOUND, False)
 
-    def other_clients_order_id(self, target: Target) -> Hostile:
-        """The intruder creates an order under an order_id the victim already uses."""
-        fresh = self._valid_command(self.intruder)
-        command = fresh.model_copy(update={"order_id": target.created_by.order_id})
-        return self._rejected("other_clients_order_id", command, RejectionCode.ORDER_ALREADY_EXISTS, False)
-
     def conflict_same_order(self, target: Target) -> Hostile:
         """The victim's command_id again, for the same order, with other content."""
         original = target.created_by
@@ -322,7 +315,8 @@ class Fuzzer:
 
     def reply_for_unknown_reservation(self, target: Target) -> Hostile:
         order_id = target.created_by.order_id
-        reply = self._reply(order_id, f"{order_id}/{self._id('NO-SUCH-ITEM')}")
+        reservation_id = f"{target.created_by.client_id}/{order_id}/{self._id('NO-SUCH-ITEM')}"
+        reply = self._reply(order_id, reservation_id)
         return self._stray("unknown_reservation", reply, "UNKNOWN_RESERVATION", None)
 
     # --- building blocks --------------------------------------------------------------------------------
