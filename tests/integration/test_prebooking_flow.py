@@ -26,12 +26,15 @@ from service.store.keys import outbox_key
 from testkit.factories import prebooking
 from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import FULL_RESOURCE
+from tests.integration.observe import Observer
 
 pytestmark = pytest.mark.usefixtures("simulator")
 
 
 def status_events(tap: TopicTap, settings: Settings, order_id: str) -> list[OrderStatusChanged]:
-    return tap.decoded(settings.topic_status_changed, OrderStatusChanged, lambda e: e.order_id == order_id)
+    """The order's events as a subscriber sees them: delivery is at least once (a producer retry after a
+    lost acknowledgement sends a record twice), so they are deduplicated by event_id, in sequence order."""
+    return Observer(tap, settings).events(order_id)
 
 
 async def final_events(
