@@ -94,3 +94,15 @@ MAX_COMMAND_BYTES = (
 )
 """The largest command inside the limits (a `create_prebooking`) in compact JSON, even with every non-ASCII
 character escaped: the HTTP API's body limit and the default `ORDERS_MAX_MESSAGE_BYTES` are above it."""
+
+# Per-client bounds: defaults of settings an operator may change (docs/api.md#bounds).
+WEBHOOK_ENDPOINTS_PER_CLIENT = 16
+"""Registered webhook endpoints (`ORDERS_MAX_WEBHOOK_ENDPOINTS_PER_CLIENT`); as many as Stripe allows."""
+API_KEYS_PER_CLIENT = 10
+"""Unrevoked API keys (`ORDERS_MAX_API_KEYS_PER_CLIENT`): room to rotate keys with several in use."""
+API_REQUESTS_PER_SECOND = 50.0
+"""Sustained requests per API key (`ORDERS_API_RATE_PER_SECOND`)."""
+API_REQUEST_BURST = 100
+"""Requests per API key at once after a quiet spell (`ORDERS_API_RATE_BURST`)."""
+ORDERS_PER_PAGE = 200
+"""The most orders one page of `GET /v1/orders` holds (`limit`, default 50)."""

@@ -13,6 +13,7 @@ from service.clock import utc_now
 from service.config import load_settings
 from service.kafka import ensure_client_topics
 from service.store.authentication import ApiKeyStore
+from service.store.capped_sets import LimitReached
 from service.store.client import connect_with
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
@@ -111,7 +112,12 @@ async def _issue_key(args: argparse.Namespace) -> int:
     except (KafkaError, OSError, RuntimeError) as error:
         return _fail(f"cannot create the topics of {client_id}: {error}")
     async with connect_with(settings) as redis:
-        issued = await ApiKeyStore(redis).issue(client_id, utc_now())
+        try:
+            issued = await ApiKeyStore(redis).issue(
+                client_id, utc_now(), limit=settings.max_api_keys_per_client
+            )
+        except LimitReached as error:
+            return _fail(f"{error}: revoke one first (ORDERS_MAX_API_KEYS_PER_CLIENT)")
     created = {"client_id": issued.client_id, "key_id": issued.key_id, "api_key": issued.token}
     print(json.dumps(created | ({"topics": topics} if topics else {})))
     return 0

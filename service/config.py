@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts import topics
+from contracts import limits, topics
 from contracts.limits import MAX_EVENT_BYTES
 from service.domain.policy import Policy
 
@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     kafka_enable_idempotence: bool = False
     """Turn on for real Kafka; the embedded Tansu broker does not support the idempotent producer."""
 
+    max_api_keys_per_client: PositiveInt = limits.API_KEYS_PER_CLIENT
+    """Unrevoked API keys a client may hold; `orders client create` refuses another (revoke one first)."""
+
     log_level: str = "INFO"
 
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
@@ -190,6 +193,8 @@ class WebhookTargetSettings(Settings):
     relay_allowed_networks: list[_Network] = []
     """CIDRs callable although private, loopback or link-local (a JSON list; the tests allow 127.0.0.0/8),
     parsed here so that a malformed one stops the process at start."""
+    max_webhook_endpoints_per_client: PositiveInt = limits.WEBHOOK_ENDPOINTS_PER_CLIENT
+    """Endpoints a client may register (API: 409 `LIMIT_REACHED`; `orders webhooks add` refuses)."""
 
 
 class RelaySettings(WebhookTargetSettings):
@@ -232,7 +237,13 @@ class RelaySettings(WebhookTargetSettings):
 
 class ApiSettings(WebhookTargetSettings):
     """The HTTP API (`orders api`): the connections, the commands topic and `ORDERS_API_HOST`/`_PORT` of
-    `Settings`, and the rules for webhook URLs, which it checks when an endpoint is registered."""
+    `Settings`, the rules for webhook URLs, which it checks when an endpoint is registered, and the request
+    rate of each API key."""
+
+    api_rate_per_second: PositiveFloat = limits.API_REQUESTS_PER_SECOND
+    """Requests per second each API key may make, sustained; beyond it, 429 with `Retry-After`."""
+    api_rate_burst: PositiveInt = limits.API_REQUEST_BURST
+    """Requests a key may make at once after a quiet spell (the size of its token bucket)."""
 
 
 def policy_from(settings: Settings) -> Policy:

@@ -6,9 +6,10 @@ from starlette.exceptions import HTTPException
 
 from contracts.base import ClientIdentifier
 from service.api.dependencies import ClientIdDep, OutcomesDep
+from service.api.problems import AUTHENTICATED
 from service.domain.command_outcomes import CommandOutcome
 
-command_outcomes = APIRouter(prefix="/v1/commands", tags=["commands"])
+command_outcomes = APIRouter(prefix="/v1/commands", tags=["commands"], responses=AUTHENTICATED)
 
 
 _COMMAND_ID: TypeAdapter[str] = TypeAdapter(ClientIdentifier)

@@ -27,9 +27,10 @@ from contracts.limits import (
 )
 from contracts.statuses import ProductType
 from service.api.dependencies import ClientIdDep, CommandPublisher, CommandsDep, OrdersDep
+from service.api.problems import AUTHENTICATED
 from service.store.orders import OrderStore
 
-commands = APIRouter(prefix="/v1", tags=["commands"])
+commands = APIRouter(prefix="/v1", tags=["commands"], responses=AUTHENTICATED)
 
 IdempotencyKey = Annotated[
     ClientIdentifier | None,

@@ -3,6 +3,7 @@
 `build_api` puts one `ApiResources` on the app when it starts serving; only this module reads it.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, cast
 
@@ -17,7 +18,7 @@ from service.clock import utc_now
 from service.config import ApiSettings, Settings
 from service.domain.command_outcomes import accepted
 from service.kafka import client_topics
-from service.store.authentication import ApiKeyStore
+from service.store.authentication import ApiKeyStore, RateLimit
 from service.store.command_outcomes import CommandOutcomeStore
 from service.store.orders import OrderStore
 from service.store.webhook_deliveries import DeliveryStore
@@ -123,13 +124,25 @@ bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: B
 
 
 async def calling_client(
-    keys: ApiKeysDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    keys: ApiKeysDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
-    """The client whose key made the request; 401 for a missing, unknown or revoked key."""
-    client_id = await keys.client_of(credentials.credentials) if credentials else None
-    if client_id is None:
+    """The client whose key made the request; 401 for a missing, unknown or revoked key, 429 (with
+    `Retry-After`) for a key over its request rate. Each key has its own bucket: one client's traffic never
+    slows another's."""
+    rate = RateLimit(settings.api_rate_per_second, settings.api_rate_burst)
+    caller = await keys.authenticate(credentials.credentials, rate) if credentials else None
+    if caller is None:
         raise HTTPException(401, "a valid API key is required (Authorization: Bearer …)")
-    return client_id
+    if caller.retry_after_seconds > 0:
+        raise HTTPException(
+            429,
+            f"this API key is over its rate of {settings.api_rate_per_second:g} requests a second "
+            f"(bursts of {settings.api_rate_burst}); retry after the time in Retry-After",
+            headers={"Retry-After": str(math.ceil(caller.retry_after_seconds))},
+        )
+    return caller.client_id
 
 
 ClientIdDep = Annotated[str, Depends(calling_client)]

@@ -10,16 +10,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 import contracts
+from contracts.limits import ORDERS_PER_PAGE
 from contracts.statuses import OrderStatus, OrderType
 from service.api.dependencies import BrokerDep, ClientIdDep, OrdersDep, RedisDep
 from service.api.models import Health, OrderDetails, OrderPage
+from service.api.problems import AUTHENTICATED
 from service.clock import to_epoch_ms
 from service.domain.one_order import order_view
 from service.domain.order import Order
 
 ASYNCAPI = Path(contracts.__file__).with_name("asyncapi.json")
 
-orders = APIRouter(prefix="/v1/orders", tags=["orders"])
+orders = APIRouter(prefix="/v1/orders", tags=["orders"], responses=AUTHENTICATED)
 
 
 @orders.get("", response_model=OrderPage)
@@ -30,7 +32,7 @@ async def list_orders(
     order_type: OrderType | None = None,
     created_from: datetime | None = None,
     created_until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=ORDERS_PER_PAGE)] = 50,
     cursor: str | None = None,
 ) -> OrderPage:
     """The caller's orders, newest first, filtered; follow `next_cursor` for the next page."""

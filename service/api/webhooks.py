@@ -8,6 +8,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from service.api.dependencies import ClientIdDep, DeliveriesDep, EndpointsDep, SettingsDep
+from service.api.problems import AUTHENTICATED, Problem
 from service.clock import utc_now
 from service.config import ApiSettings
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
@@ -19,7 +20,7 @@ from service.store.webhook_endpoints import (
     WebhookEventType,
 )
 
-webhooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
+webhooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"], responses=AUTHENTICATED)
 
 StatusFilter = Annotated[
     list[int] | None, Field(description="Status codes of the status events to deliver; all when null.")
@@ -114,14 +115,26 @@ async def _safe(settings: ApiSettings, url: str) -> None:
         raise HTTPException(422, f"refused webhook URL: {error}") from None
 
 
-@webhooks.post("", status_code=status.HTTP_201_CREATED, response_model=CreatedEndpoint)
+@webhooks.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatedEndpoint,
+    responses={409: {"model": Problem, "description": "`LIMIT_REACHED`: the client has its most endpoints."}},
+)
 async def create_endpoint(
     body: EndpointBody, client_id: ClientIdDep, endpoints: EndpointsDep, settings: SettingsDep
 ) -> CreatedEndpoint:
-    """Register an endpoint; the response holds its signing secret, which is not shown again."""
+    """Register an endpoint; the response holds its signing secret, which is not shown again. 409
+    `LIMIT_REACHED` when the client has `ORDERS_MAX_WEBHOOK_ENDPOINTS_PER_CLIENT` endpoints already."""
     await _safe(settings, str(body.url))
     endpoint = await endpoints.create(
-        client_id, str(body.url), utc_now(), body.description, body.status_filter, body.event_types
+        client_id,
+        str(body.url),
+        utc_now(),
+        body.description,
+        body.status_filter,
+        body.event_types,
+        limit=settings.max_webhook_endpoints_per_client,
     )
     return CreatedEndpoint(**_view(endpoint).model_dump(), secret=endpoint.secrets[0].secret)
 

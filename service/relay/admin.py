@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from service.clock import utc_now
 from service.config import RelaySettings
 from service.relay.safety import UnsafeTarget, check_target
+from service.store.capped_sets import LimitReached
 from service.store.client import connect_with
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore, WebhookEventType
@@ -95,7 +96,18 @@ async def _add(
     except UnsafeTarget as error:
         raise SystemExit(f"refused: {error}") from None
     subscribed = [WebhookEventType(t) for t in args.event_types] if args.event_types else None
-    endpoint = await store.create(args.client, args.url, utc_now(), args.description, args.status, subscribed)
+    try:
+        endpoint = await store.create(
+            args.client,
+            args.url,
+            utc_now(),
+            args.description,
+            args.status,
+            subscribed,
+            limit=settings.max_webhook_endpoints_per_client,
+        )
+    except LimitReached as error:
+        raise SystemExit(f"refused: {error} (ORDERS_MAX_WEBHOOK_ENDPOINTS_PER_CLIENT)") from None
     _print({**endpoint.public(), "secret": endpoint.secrets[0].secret})
     return 0
 

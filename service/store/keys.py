@@ -83,7 +83,7 @@ WEBHOOK_ENDPOINTS = "webhooks:{all}"
 
 
 def client_webhooks_key(client_id: str) -> str:
-    """Set: the endpoint ids a client registered."""
+    """Set: the endpoint ids a client registered, at most `ORDERS_MAX_WEBHOOK_ENDPOINTS_PER_CLIENT`."""
     return f"client:{{{client_id}}}:webhooks"
 
 
@@ -166,8 +166,14 @@ def api_key_key(key_id: str) -> str:
     return f"apikey:{{{key_id}}}"
 
 
+def api_key_bucket_key(key_id: str) -> str:
+    """Hash: `tokens` and `at` (epoch ms), the request-rate bucket of one API key; it expires once it would
+    be full again (a few seconds after the key's last request)."""
+    return f"apikey:{{{key_id}}}:rate"
+
+
 def client_api_keys_key(client_id: str) -> str:
-    """Set: the key ids of a client."""
+    """Set: the ids of a client's unrevoked keys, at most `ORDERS_MAX_API_KEYS_PER_CLIENT`."""
     return f"client:{{{client_id}}}:apikeys"
 
 

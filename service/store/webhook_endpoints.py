@@ -12,7 +12,9 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from contracts.events import CommandRejected, OrderStatusChanged
+from contracts.limits import WEBHOOK_ENDPOINTS_PER_CLIENT
 from service.clock import from_epoch_ms
+from service.store.capped_sets import PROVISIONAL_MS, LimitReached, admit
 from service.store.keys import (
     WEBHOOK_ENDPOINTS,
     client_webhooks_key,
@@ -128,9 +130,11 @@ class EndpointStore:
         description: str = "",
         status_filter: list[int] | None = None,
         subscribed: Iterable[WebhookEventType] | None = None,
+        *,
+        limit: int = WEBHOOK_ENDPOINTS_PER_CLIENT,
     ) -> Endpoint:
         """Register an endpoint (for status events only unless `subscribed` says otherwise); its secret is in
-        the returned object, and shown nowhere else."""
+        the returned object, and shown nowhere else. `LimitReached` if the client has `limit` already."""
         endpoint = Endpoint(
             endpoint_id=f"ep_{uuid.uuid4().hex}",
             client_id=client_id,
@@ -141,15 +145,28 @@ class EndpointStore:
             secrets=[SigningSecret(secret=new_secret())],
             created_at=now,
         )
-        await self.save(endpoint)
-        await self._redis.sadd(client_webhooks_key(client_id), endpoint.endpoint_id)
+        key = webhook_endpoint_key(endpoint.endpoint_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            # The configuration and state; the breaker's counters are the workers' to write.
+            pipe.hset(key, "config", endpoint.model_dump_json(exclude=_BREAKER_FIELDS))
+            pipe.pexpire(key, PROVISIONAL_MS)  # until admitted (see service.store.capped_sets)
+            await pipe.execute()
+        admitted = await admit(
+            self._redis, client_webhooks_key(client_id), endpoint.endpoint_id, limit, self._exist
+        )
+        if not admitted:
+            await self._redis.delete(key)
+            raise LimitReached("webhook endpoints", limit)
+        await self._redis.persist(key)
+        # Only now do the delivery workers see it: never an endpoint its client's bound refused.
         await self._redis.sadd(WEBHOOK_ENDPOINTS, endpoint.endpoint_id)
         return endpoint
 
-    async def save(self, endpoint: Endpoint) -> None:
-        """Store the endpoint's configuration and state (the breaker's counters are the workers' to write)."""
-        config = endpoint.model_dump_json(exclude=_BREAKER_FIELDS)
-        await self._redis.hset(webhook_endpoint_key(endpoint.endpoint_id), "config", config)
+    async def _exist(self, endpoint_ids: list[str]) -> list[bool]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for endpoint_id in endpoint_ids:
+                pipe.exists(webhook_endpoint_key(endpoint_id))
+            return [bool(n) for n in await pipe.execute()]
 
     async def get(self, endpoint_id: str) -> Endpoint | None:
         """One endpoint, or None."""

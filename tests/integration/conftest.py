@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 
 import httpx
 import pytest
@@ -14,13 +15,14 @@ from redis.asyncio import Redis
 
 from service.api.app import build_api
 from service.app import OrderService, build_service
-from service.config import ApiSettings, ResourceSimSettings, Settings
+from service.config import ApiSettings, ResourceSimSettings, Settings, TopicLayout
 from service.devstack import EmbeddedRedisCluster, Endpoints, free_port
-from service.kafka import ensure_topics, service_topics
+from service.kafka import ensure_client_topics, ensure_topics, service_topics
 from service.resource_sim import build_resource_sim
 from service.store.client import connect
 from testkit.isolation import isolated_names
 from testkit.kafka_tap import TopicTap
+from tests.integration.observe import FLOW_CLIENTS, event_topics
 from tests.waiting import eventually
 
 FULL_RESOURCE = "RES-FULL"
@@ -51,13 +53,29 @@ async def until_assigned(broker: KafkaBroker) -> None:
     await eventually(lambda: all(c is not None and c.assignment() for c in consumers))
 
 
+BOTH_LAYOUTS = pytest.mark.parametrize("topic_layout", list(TopicLayout), indirect=True, scope="module")
+"""Marks a module whose tests run once per topic layout, each with a service of its own."""
+
+
 @pytest.fixture(scope="module")
-async def settings(stack: Endpoints) -> Settings:
-    """Settings of this module's service; its topics exist before anything reads them."""
-    settings = isolated_settings(stack, f"t{uuid.uuid4().hex[:8]}")
+def topic_layout(request: pytest.FixtureRequest) -> TopicLayout:
+    """The layout of this module's service: shared, unless the module runs in `BOTH_LAYOUTS`."""
+    return cast(TopicLayout, getattr(request, "param", TopicLayout.SHARED))
+
+
+@pytest.fixture(scope="module")
+async def settings(stack: Endpoints, topic_layout: TopicLayout) -> Settings:
+    """Settings of this module's service; its topics (and, per client, the flow clients' topics) exist
+    before anything reads them."""
+    settings = isolated_settings(stack, f"t{uuid.uuid4().hex[:8]}").model_copy(
+        update={"topic_layout": topic_layout, "kafka_metadata_max_age_ms": 1000}
+    )
     await ensure_topics(
         settings.kafka_bootstrap_servers, service_topics(settings), settings.topic_partitions, 1
     )
+    if topic_layout is TopicLayout.PER_CLIENT:
+        for client in FLOW_CLIENTS:
+            await ensure_client_topics(settings, client)
     return settings
 
 
@@ -90,15 +108,12 @@ async def simulator(settings: Settings) -> AsyncIterator[None]:
 
 @pytest.fixture(scope="module")
 async def tap(settings: Settings) -> AsyncIterator[TopicTap]:
-    """Everything the service publishes, read from the beginning of each topic."""
+    """Everything the service publishes (in the `per_client` layout, for the flow clients), read from the
+    beginning of each topic."""
+    status, rejections = event_topics(settings)
     tap = TopicTap(
         settings.kafka_bootstrap_servers,
-        [
-            settings.topic_status_changed,
-            settings.topic_resource_requests,
-            settings.topic_command_rejected,
-            settings.topic_dead_letter,
-        ],
+        [*status, settings.topic_resource_requests, *rejections, settings.topic_dead_letter],
     )
     await tap.start()
     yield tap
@@ -144,18 +159,23 @@ async def store_redis(request: pytest.FixtureRequest, stack: Endpoints) -> Async
     await client.aclose()
 
 
-def api_settings(settings: Settings) -> ApiSettings:
-    """The service's test settings, with loopback webhook targets allowed (the receivers run there)."""
+def api_settings(settings: Settings, **overrides: object) -> ApiSettings:
+    """The service's test settings, with loopback webhook targets allowed (the receivers run there), and
+    any API setting in `overrides`."""
     return ApiSettings(
-        **settings.model_dump(), relay_require_https=False, relay_allowed_networks=["127.0.0.0/8"]
+        **settings.model_dump()
+        | {"relay_require_https": False, "relay_allowed_networks": ["127.0.0.0/8"]}
+        | overrides
     )
 
 
 @contextlib.asynccontextmanager
-async def serving_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP API of `settings` under uvicorn on a free loopback port, and a client pointed at it."""
+async def serving_api(settings: Settings, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API of `settings` (and API `overrides`) under uvicorn on a free loopback port, and a client
+    pointed at it."""
     port = free_port()
-    config = uvicorn.Config(build_api(api_settings(settings)), host="127.0.0.1", port=port, log_config=None)
+    app = build_api(api_settings(settings, **overrides))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     await eventually(lambda: server.started)

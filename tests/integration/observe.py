@@ -6,7 +6,22 @@ from contracts.events import CommandRejected, OrderStatusChanged
 from contracts.resources import ReleaseRequest, ReserveRequest, resource_request_adapter
 from contracts.statuses import OrderStatus
 from service.config import Settings
+from service.kafka import client_topics
 from testkit.kafka_tap import TopicTap
+
+FLOW_CLIENTS = ("client-a",)
+"""The clients the flow modules send as: in the `per_client` layout, these have topics of their own."""
+
+
+def event_topics(settings: Settings) -> tuple[list[str], list[str]]:
+    """The status and the rejection topics the flow clients' messages go to, in either layout."""
+    topics = [client_topics(settings, client) for client in FLOW_CLIENTS]
+    return sorted({t.status_changed for t in topics}), sorted({t.command_rejected for t in topics})
+
+
+def commands_topic(settings: Settings, client_id: str) -> str:
+    """Where `client_id` writes its commands, in either layout."""
+    return client_topics(settings, client_id).commands
 
 
 class Observer:
@@ -15,22 +30,24 @@ class Observer:
     def __init__(self, tap: TopicTap, settings: Settings) -> None:
         self.tap = tap
         self.settings = settings
+        self._status_topics, self._rejection_topics = event_topics(settings)
 
     def events(self, order_id: str) -> list[OrderStatusChanged]:
         """Status events of the order, deduplicated by event_id, in sequence order."""
         unique = {
             e.event_id: e
-            for e in self.tap.decoded(
-                self.settings.topic_status_changed, OrderStatusChanged, lambda e: e.order_id == order_id
-            )
+            for topic in self._status_topics
+            for e in self.tap.decoded(topic, OrderStatusChanged, lambda e: e.order_id == order_id)
         }
         return sorted(unique.values(), key=lambda e: e.sequence)
 
     def rejections(self, order_id: str) -> list[CommandRejected]:
         """Rejections of commands naming the order."""
-        return self.tap.decoded(
-            self.settings.topic_command_rejected, CommandRejected, lambda r: r.order_id == order_id
-        )
+        return [
+            r
+            for topic in self._rejection_topics
+            for r in self.tap.decoded(topic, CommandRejected, lambda r: r.order_id == order_id)
+        ]
 
     def requests(self, order_id: str) -> list[ReserveRequest | ReleaseRequest]:
         """Requests the service sent to resources about the order."""

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from contracts.commands import CancelOrder
 from service.config import Settings
 from service.store.authentication import ApiKeyStore
+from testkit.api_keys import issue_key
 from testkit.factories import prebooking, unique
 from testkit.kafka_tap import produce
 from tests.waiting import eventually
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("service", "simulator")
 
 
 async def key_for(redis: Redis, client_id: str) -> dict[str, str]:
-    issued = await ApiKeyStore(redis).issue(client_id, datetime.now(UTC))
+    issued = await issue_key(redis, client_id)
     return {"Authorization": f"Bearer {issued.token}"}
 
 
@@ -63,7 +64,7 @@ async def test_order_seen_through_the_api_while_commands_flow_over_kafka(
 async def test_missing_unknown_and_revoked_keys_are_401(api: httpx.AsyncClient, redis: Redis) -> None:
     """No key, a made-up key, and a key revoked a moment ago are all refused, as problem details."""
     keys = ApiKeyStore(redis)
-    issued = await keys.issue("client-a", datetime.now(UTC))
+    issued = await issue_key(redis, "client-a")
     good = {"Authorization": f"Bearer {issued.token}"}
     assert (await api.get("/v1/orders/ORD-NONE", headers=good)).status_code == 404
 

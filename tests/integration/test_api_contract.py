@@ -1,7 +1,6 @@
 """Contract v1.1 at the HTTP door: ambiguous JSON, the limits and the identifier rule, on the real API."""
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ from redis.asyncio import Redis
 from contracts.limits import MAX_IDENTIFIER_LENGTH, MAX_NAME_LENGTH
 from service.api.app import build_api
 from service.config import Settings
-from service.store.authentication import ApiKeyStore
+from testkit.api_keys import issue_key
 from tests.integration.conftest import api_settings
 from tests.waiting import eventually
 
@@ -28,7 +27,7 @@ def _item(passengers: int = 1, **fields: Any) -> dict[str, Any]:
 
 
 async def _headers(redis: Redis) -> dict[str, str]:
-    issued = await ApiKeyStore(redis).issue("client-a", datetime.now(UTC))
+    issued = await issue_key(redis, "client-a")
     return {"Authorization": f"Bearer {issued.token}", "content-type": "application/json"}
 
 

@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 
 from service.config import RelaySettings, Settings
 from service.relay.app import build_relay
-from service.store.authentication import ApiKeyStore
 from service.store.keys import webhook_endpoint_key
+from testkit.api_keys import issue_key
 from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import api_settings, until_assigned
@@ -58,7 +58,7 @@ SCOPED = [route for route in ROUTES if "{" in route[1]]
 
 
 async def bearer(redis: Redis, client_id: str) -> dict[str, str]:
-    issued = await ApiKeyStore(redis).issue(client_id, datetime.now(UTC))
+    issued = await issue_key(redis, client_id)
     return {"Authorization": f"Bearer {issued.token}"}
 
 

@@ -19,10 +19,10 @@ from service.devstack import Endpoints
 from service.domain.command_outcomes import accepted, decided, rejected
 from service.domain.local_effects import RecordCommandOutcome
 from service.kafka import ensure_topics, service_topics
-from service.store.authentication import ApiKeyStore
 from service.store.command_outcomes import CommandOutcomeStore
 from service.store.keys import command_claim_key, command_outcome_key
 from service.store.orders import CommandClaim, OrderStore
+from testkit.api_keys import issue_key
 from testkit.factories import prebooking, unique
 from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import isolated_settings, serving_api, until_assigned
@@ -39,7 +39,7 @@ ITEM = {
 
 
 async def bearer(redis: Redis, client_id: str) -> dict[str, str]:
-    issued = await ApiKeyStore(redis).issue(client_id, datetime.now(UTC))
+    issued = await issue_key(redis, client_id)
     return {"Authorization": f"Bearer {issued.token}"}
 
 

@@ -10,11 +10,11 @@ from service.app import OrderService
 from service.config import Settings
 from testkit.factories import prebooking, unique, walk_in
 from testkit.kafka_tap import TopicTap, produce
-from tests.integration.conftest import SHORT_WINDOW_LOUNGE, SILENT_RESOURCE
-from tests.integration.observe import Observer
+from tests.integration.conftest import BOTH_LAYOUTS, SHORT_WINDOW_LOUNGE, SILENT_RESOURCE
+from tests.integration.observe import Observer, commands_topic
 from tests.waiting import counter, eventually
 
-pytestmark = pytest.mark.usefixtures("simulator")
+pytestmark = [pytest.mark.usefixtures("simulator"), BOTH_LAYOUTS]
 
 
 @pytest.fixture
@@ -23,7 +23,8 @@ def bus(tap: TopicTap, settings: Settings) -> Observer:
 
 
 async def send(producer: AIOKafkaProducer, settings: Settings, command: object) -> None:
-    await produce(producer, settings.topic_commands, command, command.order_id)  # type: ignore[arg-type, attr-defined]
+    topic = commands_topic(settings, command.client_id)  # type: ignore[attr-defined]
+    await produce(producer, topic, command, command.order_id)  # type: ignore[arg-type, attr-defined]
 
 
 async def reply(

@@ -2,7 +2,6 @@
 
 import statistics
 import time
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -14,7 +13,7 @@ from contracts.events import OrderStatusChanged
 from contracts.statuses import OrderStatus
 from service.app import OrderService
 from service.config import Settings
-from service.store.authentication import ApiKeyStore
+from testkit.api_keys import issue_key
 from testkit.factories import prebooking, unique
 from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import FULL_RESOURCE, SILENT_RESOURCE
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("simulator")
 
 
 async def key_for(redis: Redis, client_id: str) -> dict[str, str]:
-    issued = await ApiKeyStore(redis).issue(client_id, datetime.now(UTC))
+    issued = await issue_key(redis, client_id)
     return {"Authorization": f"Bearer {issued.token}"}
 
 

@@ -1,7 +1,5 @@
 """Prebookings driven through the real broker and Redis, from command to final status."""
 
-from datetime import UTC, datetime
-
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -21,14 +19,14 @@ from service.app import OrderService
 from service.config import Settings
 from service.domain.order import ReservationState
 from service.resource_sim import booking_reference
-from service.store.authentication import ApiKeyStore
 from service.store.keys import outbox_key
+from testkit.api_keys import issue_key
 from testkit.factories import prebooking
 from testkit.kafka_tap import TopicTap, produce
-from tests.integration.conftest import FULL_RESOURCE
-from tests.integration.observe import Observer
+from tests.integration.conftest import BOTH_LAYOUTS, FULL_RESOURCE
+from tests.integration.observe import Observer, commands_topic
 
-pytestmark = pytest.mark.usefixtures("simulator")
+pytestmark = [pytest.mark.usefixtures("simulator"), BOTH_LAYOUTS]
 
 
 def status_events(tap: TopicTap, settings: Settings, order_id: str) -> list[OrderStatusChanged]:
@@ -52,7 +50,7 @@ async def test_prebooking_is_confirmed_when_every_item_is(
 ) -> None:
     """Pending (5) then Confirmed (1), with one reserve per item and the ONE Order view following along."""
     command = prebooking("RES-OK", "RES-OK-2", passengers=2)
-    await produce(producer, settings.topic_commands, command, command.order_id)
+    await produce(producer, commands_topic(settings, command.client_id), command, command.order_id)
 
     pending, confirmed = await final_events(tap, settings, command.order_id, 2)
 
@@ -93,7 +91,7 @@ async def test_prebooking_fails_when_any_item_fails(
 ) -> None:
     """One refused item fails the order (10) with the resource's reason; held capacity is released."""
     command = prebooking("RES-OK", FULL_RESOURCE)
-    await produce(producer, settings.topic_commands, command, command.order_id)
+    await produce(producer, commands_topic(settings, command.client_id), command, command.order_id)
 
     pending, failed = await final_events(tap, settings, command.order_id, 2)
 
@@ -134,7 +132,7 @@ async def test_the_resources_booking_references_reach_the_event_and_the_api(
     """Each `confirmed` reply's booking_reference is kept with its item: the Confirmed event's view shows
     both items' references (the first arrived before any event), and GET /v1/orders/{id} shows them too."""
     command = prebooking("RES-OK", "RES-OK-2")
-    await produce(producer, settings.topic_commands, command, command.order_id)
+    await produce(producer, commands_topic(settings, command.client_id), command, command.order_id)
     expected = {
         f"ITEM-{n}": booking_reference(f"{command.client_id}/{command.order_id}/ITEM-{n}/reserve")
         for n in (1, 2)
@@ -143,7 +141,7 @@ async def test_the_resources_booking_references_reach_the_event_and_the_api(
     _, confirmed = await final_events(tap, settings, command.order_id, 2)
 
     assert {i.order_item_id: i.booking_reference for i in confirmed.order.items} == expected
-    issued = await ApiKeyStore(redis).issue(command.client_id, datetime.now(UTC))
+    issued = await issue_key(redis, command.client_id)
     response = await api.get(
         f"/v1/orders/{command.order_id}", headers={"Authorization": f"Bearer {issued.token}"}
     )

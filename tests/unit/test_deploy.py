@@ -32,7 +32,7 @@ from pydantic_settings import BaseSettings
 from service.api.routes import operations
 from service.cli import build_parser
 from service.config import ApiSettings, RelaySettings, ResourceSimSettings, Settings
-from service.kafka import topic_configs
+from service.kafka import client_topics, topic_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -584,22 +584,23 @@ def test_compose_orders_containers_wait_for_topics_and_redis() -> None:
             assert depends_on["redis"]["condition"] == "service_healthy", name
 
 
-def test_compose_topic_step_creates_the_configured_topics(tmp_path: Path) -> None:
-    """The kafka-topics step, run with a stand-in kafka-topics.sh, creates each topic of the settings with the
-    settings' partitions, replication factor and retention (the service's own, see `topic_configs`), and does
-    not fail when they exist."""
+def _run_topic_step(
+    workdir: Path, **overrides: str
+) -> tuple[Settings, dict[str, tuple[int, int]], dict[str, str]]:
+    """The kafka-topics step run with a stand-in kafka-topics.sh (and `overrides` of its environment): its
+    settings, and the partitions and replication, and the retention, of each topic it created."""
     step = compose_services()["kafka-topics"]
     assert step["image"] == compose_services()["kafka"]["image"]
     entrypoint, (script,) = step["entrypoint"], step["command"]
     assert entrypoint[0] in {"/bin/sh", "/bin/bash"}
     tool = "/opt/kafka/bin/kafka-topics.sh"
     assert tool in script
-    calls = tmp_path / "calls"
-    stub = tmp_path / "kafka-topics.sh"
+    calls = workdir / "calls"
+    stub = workdir / "kafka-topics.sh"
     stub.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(calls))}\n', encoding="utf-8")
     stub.chmod(0o755)
     runnable = script.replace("$$", "$").replace(tool, str(stub))  # compose's `$$` is a literal `$`
-    environment = compose_environment(step)
+    environment = compose_environment(step) | overrides
     result = subprocess.run(
         ["/bin/sh", *entrypoint[1:], runnable],
         env={"PATH": os.environ["PATH"], **environment},
@@ -618,12 +619,42 @@ def test_compose_topic_step_creates_the_configured_topics(tmp_path: Path) -> Non
         assert options["--bootstrap-server"] == settings.kafka_bootstrap_servers
         created[options["--topic"]] = (int(options["--partitions"]), int(options["--replication-factor"]))
         retention[options["--topic"]] = options["--config"]
+    return settings, created, retention
+
+
+def test_compose_topic_step_creates_the_configured_topics(tmp_path: Path) -> None:
+    """The kafka-topics step, run with a stand-in kafka-topics.sh, creates each topic of the settings with the
+    settings' partitions, replication factor and retention (the service's own, see `topic_configs`), and does
+    not fail when they exist."""
+    settings, created, retention = _run_topic_step(tmp_path)
     topics = {getattr(settings, name.removeprefix("ORDERS_").lower()) for name in topic_setting_names()}
     assert set(created) == topics and len(topics) == 6
     assert set(created.values()) == {(settings.topic_partitions, settings.topic_replication_factor)}
     assert retention == {
         topic: f"retention.ms={config['retention.ms']}" for topic, config in topic_configs(settings).items()
     }
+
+
+def test_compose_topic_step_creates_the_clients_topics_in_the_per_client_layout(tmp_path: Path) -> None:
+    """With `ORDERS_TOPIC_LAYOUT=per_client`, the clients in `CLIENT_IDS` get the topics `orders client
+    create` makes (`client_topics`), configured alike; in the shared layout `CLIENT_IDS` changes nothing."""
+    clients = ["acme-air", "beta-air"]
+    per_client, shared = tmp_path / "per_client", tmp_path / "shared"
+    per_client.mkdir()
+    shared.mkdir()
+
+    settings, created, retention = _run_topic_step(
+        per_client, ORDERS_TOPIC_LAYOUT="per_client", CLIENT_IDS=" ".join(clients)
+    )
+    shared_settings, shared_created, _ = _run_topic_step(shared, CLIENT_IDS=" ".join(clients))
+
+    own = {t for c in clients for t in client_topics(settings, c).all()}
+    assert len(own) == 6
+    assert set(topic_configs(settings)) < set(shared_created)  # the shared ones are made too, unused
+    assert set(created) == set(shared_created) | own
+    assert {created[t] for t in own} == {(settings.topic_partitions, settings.topic_replication_factor)}
+    assert {retention[t] for t in own} == {f"retention.ms={settings.topic_retention_ms}"}
+    assert set(shared_created) == set(topic_configs(shared_settings))
 
 
 def test_compose_api_listens_on_all_interfaces_and_publishes_its_port() -> None:
