@@ -8,13 +8,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from contracts.events import OrderStatusChanged, OrderView
-from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
+from contracts.events import CommandRejected, OrderStatusChanged, OrderView
+from contracts.statuses import OneOrderStatus, OrderStatus, OrderType, RejectionCode
 from service.config import RelaySettings
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
 from service.relay.app import Relay, build_relay, relay_topics
-from service.store.webhook_endpoints import Endpoint, EndpointStore
+from service.store.webhook_endpoints import Endpoint, EndpointStore, WebhookEventType
+from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import until_assigned
 
@@ -108,3 +109,26 @@ async def publish(producer: AIOKafkaProducer, settings: RelaySettings, *events: 
 async def register(redis: Redis, client_id: str, url: str) -> Endpoint:
     """An endpoint registered straight in the store (the CLI and API add the SSRF check on top)."""
     return await EndpointStore(redis).create(client_id, url, datetime.now(UTC))
+
+
+BOTH = (WebhookEventType.ORDER_STATUS_CHANGED, WebhookEventType.COMMAND_REJECTED)
+
+
+def rejection(order_id: str, client_id: str) -> CommandRejected:
+    """A `command_rejected` event, as the order service publishes it."""
+    command_id = unique("cmd")
+    return CommandRejected(
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{client_id}/{command_id}/rejected")),
+        command_id=command_id,
+        command_type="cancel_order",
+        order_id=order_id,
+        client_id=client_id,
+        code=RejectionCode.INVALID_STATE,
+        message="order is Used",
+        occurred_at=datetime.now(UTC),
+    )
+
+
+async def subscribe(redis: Redis, client_id: str, url: str, *types: WebhookEventType) -> Endpoint:
+    """An endpoint registered straight in the store, for `types` (the default ones if none)."""
+    return await EndpointStore(redis).create(client_id, url, datetime.now(UTC), subscribed=types or None)

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,41 +12,19 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from contracts.events import CommandRejected
-from contracts.statuses import RejectionCode
 from service.config import RelaySettings
 from service.devstack import Endpoints
 from service.relay.app import Relay
 from service.store.keys import webhook_done_key, webhook_settled_key
 from service.store.webhook_deliveries import Claim, DeliveryStore, Head, Outcome, QueuedEvent, rejection_queue
-from service.store.webhook_endpoints import Endpoint, EndpointStore, WebhookEventType
+from service.store.webhook_endpoints import EndpointStore
 from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
-from tests.relay.conftest import publish, status_event
+from tests.relay.conftest import BOTH, publish, rejection, status_event, subscribe
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-BOTH = (WebhookEventType.ORDER_STATUS_CHANGED, WebhookEventType.COMMAND_REJECTED)
-
-
-def rejection(order_id: str, client_id: str) -> CommandRejected:
-    """A `command_rejected` event, as the order service publishes it."""
-    command_id = unique("cmd")
-    return CommandRejected(
-        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{client_id}/{command_id}/rejected")),
-        command_id=command_id,
-        command_type="cancel_order",
-        order_id=order_id,
-        client_id=client_id,
-        code=RejectionCode.INVALID_STATE,
-        message="order is Used",
-        occurred_at=datetime.now(UTC),
-    )
-
-
-async def subscribe(redis: Redis, client_id: str, url: str, *types: WebhookEventType) -> Endpoint:
-    """An endpoint registered straight in the store, for `types` (the default ones if none)."""
-    return await EndpointStore(redis).create(client_id, url, datetime.now(UTC), subscribed=types or None)
 
 
 async def test_a_rejection_is_delivered_signed_to_the_endpoints_subscribed_to_it_only(
