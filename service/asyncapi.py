@@ -29,7 +29,10 @@ def asyncapi_document(broker: KafkaBroker) -> str:
         version="1.0.0",
         description=(
             "Contract v1. JSON messages in UTF-8, keyed by `order_id`; every message has a `type` field. "
-            "See docs/contract.md for keys, ordering, idempotency and the status codes."
+            "See docs/contract.md for keys, ordering, idempotency and the status codes. The channels are "
+            "those of the `shared` topic layout; in the `per_client` layout (docs/contract.md#tenancy) each "
+            "client has its own `orders.commands.<client_id>`, `orders.status-changed.<client_id>` and "
+            "`orders.command-rejected.<client_id>`, carrying the same messages."
         ),
         schema_version="3.0.0",
     )
