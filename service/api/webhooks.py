@@ -1,17 +1,20 @@
 """Webhook endpoint management over HTTP: the same store the relay and `orders webhooks` use."""
 
+import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from service.api.dependencies import ClientIdDep, DeliveriesDep, EndpointsDep, SettingsDep
 from service.api.problems import AUTHENTICATED, Problem
 from service.clock import utc_now
 from service.config import ApiSettings
+from service.relay.recovery import recover_missed, recovery_horizon
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
+from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import (
     DEFAULT_EVENT_TYPES,
     Endpoint,
@@ -19,6 +22,8 @@ from service.store.webhook_endpoints import (
     EndpointStore,
     WebhookEventType,
 )
+
+log = logging.getLogger(__name__)
 
 webhooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"], responses=AUTHENTICATED)
 
@@ -84,6 +89,24 @@ class Rotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grace_seconds: float = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+
+
+class Recovery(BaseModel):
+    """Since when to recover the events an endpoint missed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime = Field(
+        description="Recover the events that occurred at or after this time: at most the topics' retention "
+        "ago (`ORDERS_TOPIC_RETENTION_MS`, 7 days by default)."
+    )
+
+
+class RecoveryStarted(BaseModel):
+    """The recovery runs in the background: the missed events are queued as it reads them."""
+
+    endpoint_id: str
+    since: datetime
 
 
 class Replay(BaseModel):
@@ -234,3 +257,40 @@ async def replay(
     if body.since is None:
         raise HTTPException(422, "give event_id or since")
     return {"replayed": await deliveries.replay_since(endpoint_id, body.since, utc_now())}
+
+
+@webhooks.post("/{endpoint_id}/recover", status_code=status.HTTP_202_ACCEPTED, response_model=RecoveryStarted)
+async def recover(
+    endpoint_id: str,
+    body: Recovery,
+    client_id: ClientIdDep,
+    endpoints: EndpointsDep,
+    deliveries: DeliveriesDep,
+    settings: SettingsDep,
+    background: BackgroundTasks,
+) -> RecoveryStarted:
+    """Queue again the client's events since a time that the endpoint wants and has not been delivered
+    (missed while it was disabled, say): each is sent once, each order's in sequence. Idempotent."""
+    endpoint = await _owned(endpoints, client_id, endpoint_id)
+    now = utc_now()
+    horizon = recovery_horizon(settings, now)
+    if body.since < horizon:
+        raise HTTPException(
+            422,
+            f"events can be recovered since {horizon.isoformat()} at the earliest "
+            "(ORDERS_TOPIC_RETENTION_MS)",
+        )
+    background.add_task(_recover_in_background, settings, deliveries, endpoint, body.since, now)
+    return RecoveryStarted(endpoint_id=endpoint_id, since=body.since)
+
+
+async def _recover_in_background(
+    settings: ApiSettings, deliveries: DeliveryStore, endpoint: Endpoint, since: datetime, now: datetime
+) -> None:
+    extra = {"endpoint_id": endpoint.endpoint_id, "client_id": endpoint.client_id}
+    try:
+        recovered = await recover_missed(settings, deliveries, endpoint, since=since, now=now)
+    except Exception:
+        log.exception("api.recovery_failed", extra=extra)  # the caller may ask again: it is idempotent
+        return
+    log.info("api.recovered", extra=extra | {"read": recovered.read, "queued": recovered.queued})

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from service.clock import utc_now
 from service.config import RelaySettings
+from service.relay.recovery import BeyondHorizon, recover_missed
 from service.relay.safety import UnsafeTarget, check_target
 from service.store.capped_sets import LimitReached
 from service.store.client import connect_with
@@ -63,6 +64,14 @@ def add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argument
         "--since", type=datetime.fromisoformat, help="replay every delivery that died since (ISO)"
     )
     _bind(replay, _replay)
+    recover = actions.add_parser(
+        "recover", help="queue again the client's events since a time that the endpoint missed"
+    )
+    recover.add_argument("--endpoint", required=True)
+    recover.add_argument(
+        "--since", type=datetime.fromisoformat, required=True, help="events that occurred since (ISO)"
+    )
+    _bind(recover, _recover)
 
 
 def _bind(parser: argparse.ArgumentParser, action: Action) -> None:
@@ -178,4 +187,17 @@ async def _replay(
         since = args.since if args.since.tzinfo else args.since.astimezone()
         replayed = await deliveries.replay_since(args.endpoint, since, utc_now())
     _print({"replayed": replayed})
+    return 0
+
+
+async def _recover(
+    args: argparse.Namespace, store: EndpointStore, deliveries: DeliveryStore, settings: RelaySettings
+) -> int:
+    endpoint = await _endpoint(store, args.endpoint)
+    since = args.since if args.since.tzinfo else args.since.astimezone()
+    try:
+        recovered = await recover_missed(settings, deliveries, endpoint, since=since, now=utc_now())
+    except BeyondHorizon as error:
+        raise SystemExit(f"refused: {error}") from None
+    _print({"endpoint_id": endpoint.endpoint_id, "read": recovered.read, "queued": recovered.queued})
     return 0
