@@ -112,6 +112,27 @@ class CommandRejected(TolerantMessage):
     )
 
 
+class EndpointStateChanged(TolerantMessage):
+    """A webhook endpoint was paused, disabled or enabled again. Sent as a webhook to the client's other
+    endpoints subscribed to `endpoint_state_changed` (as Svix's operational `EndpointDisabled`); not
+    published on Kafka."""
+
+    type: Literal["endpoint_state_changed"] = "endpoint_state_changed"
+    event_id: str = Field(description="Unique per change: deduplicate on it.")
+    client_id: str = Field(description="The client the endpoint belongs to.")
+    endpoint_id: str = Field(description="The endpoint whose state changed.")
+    url: str = Field(description="Its URL.")
+    state: Literal["ACTIVE", "PAUSED", "DISABLED"] = Field(
+        description="The new state: PAUSED while the circuit breaker holds deliveries back, until "
+        "`paused_until`; DISABLED until enabled again; ACTIVE once enabled."
+    )
+    reason: str | None = Field(
+        description="Why, e.g. `answered 410 Gone`, `failing for too long`, `disabled by the client`."
+    )
+    paused_until: datetime | None = Field(default=None, description="With PAUSED: when attempts resume.")
+    occurred_at: datetime = Field(description="When the state changed (UTC).")
+
+
 class DeadLetter(TolerantMessage):
     """Input that could not be parsed or validated; published on `orders.dead-letter`."""
 

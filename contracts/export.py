@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from contracts.commands import OrderCommand
-from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
+from contracts.events import CommandRejected, DeadLetter, EndpointStateChanged, OrderStatusChanged
 from contracts.resources import ResourceReplyMessage, ResourceRequestMessage
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -23,10 +23,14 @@ TOPIC_PAYLOADS: dict[str, Any] = {
 }
 
 
+# Webhook payloads that travel on no topic, named after their `type`.
+WEBHOOK_PAYLOADS: dict[str, Any] = {"webhooks.endpoint_state_changed": EndpointStateChanged}
+
+
 def json_schemas() -> dict[str, str]:
-    """File name → JSON Schema text for every topic payload."""
+    """File name → JSON Schema text for every topic payload and webhook-only payload."""
     out = {}
-    for topic, payload in TOPIC_PAYLOADS.items():
+    for topic, payload in (TOPIC_PAYLOADS | WEBHOOK_PAYLOADS).items():
         schema = TypeAdapter(payload).json_schema(mode="validation")
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{topic}.json", **schema}
         out[f"{topic}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -12,6 +12,7 @@ from service.api.dependencies import ClientIdDep, DeliveriesDep, EndpointsDep, S
 from service.api.problems import AUTHENTICATED, Problem
 from service.clock import utc_now
 from service.config import ApiSettings
+from service.relay.announcements import announce_state_change
 from service.relay.recovery import recover_missed, recovery_horizon
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
 from service.store.webhook_deliveries import DeliveryStore
@@ -34,7 +35,8 @@ EventTypes = Annotated[
     list[WebhookEventType],
     Field(
         min_length=1,
-        description="The types of event to deliver: `order_status_changed`, `command_rejected`, or both.",
+        description="The types of event to deliver: `order_status_changed`, `command_rejected`, "
+        "`endpoint_state_changed`, or any combination.",
         examples=[["order_status_changed", "command_rejected"]],
     ),
 ]
@@ -201,17 +203,37 @@ async def update_endpoint(
 
 
 @webhooks.post("/{endpoint_id}/disable", response_model=EndpointView)
-async def disable_endpoint(endpoint_id: str, client_id: ClientIdDep, endpoints: EndpointsDep) -> EndpointView:
-    """Stop deliveries (new events are not queued meanwhile)."""
+async def disable_endpoint(
+    endpoint_id: str, client_id: ClientIdDep, endpoints: EndpointsDep, deliveries: DeliveriesDep
+) -> EndpointView:
+    """Stop deliveries (new events are not queued meanwhile); the client's other endpoints subscribed to
+    `endpoint_state_changed` are told."""
     await _owned(endpoints, client_id, endpoint_id)
-    return _view(await endpoints.set_state(endpoint_id, EndpointState.DISABLED, "disabled by the client"))
+    reason = "disabled by the client"
+    changed = await endpoints.set_state(endpoint_id, EndpointState.DISABLED, reason)
+    await announce_state_change(
+        endpoints, deliveries, changed, state=EndpointState.DISABLED, reason=reason, now=utc_now()
+    )
+    return _view(changed)
 
 
 @webhooks.post("/{endpoint_id}/enable", response_model=EndpointView)
-async def enable_endpoint(endpoint_id: str, client_id: ClientIdDep, endpoints: EndpointsDep) -> EndpointView:
-    """Resume deliveries, clearing the circuit breaker."""
+async def enable_endpoint(
+    endpoint_id: str, client_id: ClientIdDep, endpoints: EndpointsDep, deliveries: DeliveriesDep
+) -> EndpointView:
+    """Resume deliveries, clearing the circuit breaker; the client's other endpoints subscribed to
+    `endpoint_state_changed` are told."""
     await _owned(endpoints, client_id, endpoint_id)
-    return _view(await endpoints.set_state(endpoint_id, EndpointState.ACTIVE, None))
+    changed = await endpoints.set_state(endpoint_id, EndpointState.ACTIVE, None)
+    await announce_state_change(
+        endpoints,
+        deliveries,
+        changed,
+        state=EndpointState.ACTIVE,
+        reason="enabled by the client",
+        now=utc_now(),
+    )
+    return _view(changed)
 
 
 @webhooks.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

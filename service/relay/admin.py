@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from service.clock import utc_now
 from service.config import RelaySettings
+from service.relay.announcements import announce_state_change
 from service.relay.recovery import BeyondHorizon, recover_missed
 from service.relay.safety import UnsafeTarget, check_target
 from service.store.capped_sets import LimitReached
@@ -127,23 +128,35 @@ async def _list(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore
     return 0
 
 
-async def _enable(args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings) -> int:
+async def _enable(
+    args: argparse.Namespace, store: EndpointStore, deliveries: DeliveryStore, _: RelaySettings
+) -> int:
     endpoint = await store.set_state(
         (await _endpoint(store, args.endpoint)).endpoint_id, EndpointState.ACTIVE, None
+    )
+    await announce_state_change(
+        store,
+        deliveries,
+        endpoint,
+        state=EndpointState.ACTIVE,
+        reason="enabled by an operator",
+        now=utc_now(),
     )
     _print(endpoint.public())
     return 0
 
 
 async def _disable(
-    args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, __: RelaySettings
+    args: argparse.Namespace, store: EndpointStore, deliveries: DeliveryStore, _: RelaySettings
 ) -> int:
-    endpoint = await _endpoint(store, args.endpoint)
-    _print(
-        (
-            await store.set_state(endpoint.endpoint_id, EndpointState.DISABLED, "disabled by an operator")
-        ).public()
+    reason = "disabled by an operator"
+    endpoint = await store.set_state(
+        (await _endpoint(store, args.endpoint)).endpoint_id, EndpointState.DISABLED, reason
     )
+    await announce_state_change(
+        store, deliveries, endpoint, state=EndpointState.DISABLED, reason=reason, now=utc_now()
+    )
+    _print(endpoint.public())
     return 0
 
 

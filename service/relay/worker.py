@@ -10,6 +10,7 @@ from typing import Any
 
 from service import metrics
 from service.config import RelaySettings
+from service.relay.announcements import announce_state_change
 from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
 from service.relay.sender import AttemptResult, HttpClient, post_event
 from service.store.webhook_deliveries import Claim, DeliveryStore, Head, Outcome
@@ -146,8 +147,16 @@ class DeliveryWorker:
             self._registered[endpoint_id] = known.model_copy(update=changes)
 
     async def _disable(self, endpoint_id: str, reason: str) -> None:
-        await self._endpoints.set_state(endpoint_id, EndpointState.DISABLED, reason)
+        disabled = await self._endpoints.set_state(endpoint_id, EndpointState.DISABLED, reason)
         self._note(endpoint_id, state=EndpointState.DISABLED, state_reason=reason)
+        await announce_state_change(
+            self._endpoints,
+            self._deliveries,
+            disabled,
+            state=EndpointState.DISABLED,
+            reason=reason,
+            now=self._clock(),
+        )
 
     async def _update_gauges(self, registered: list[Endpoint], now: datetime) -> None:
         """Endpoint states and backlog, at most once a second (a round trip over every endpoint)."""
@@ -268,7 +277,18 @@ class DeliveryWorker:
             )
             return
         if failures >= breaker[0] and outcome != "hold":  # the settle script opened the breaker
-            self._note(endpoint.endpoint_id, paused_until=now + timedelta(seconds=breaker[1]))
+            paused_until = now + timedelta(seconds=breaker[1])
+            self._note(endpoint.endpoint_id, paused_until=paused_until)
+            if failures == breaker[0]:  # it opened now (later failures only extend the pause)
+                await announce_state_change(
+                    self._endpoints,
+                    self._deliveries,
+                    endpoint,
+                    state=EndpointState.PAUSED,
+                    reason=f"{failures} failed attempts in a row",
+                    now=now,
+                    paused_until=paused_until,
+                )
         if outcome == "delivered":
             metrics.WEBHOOK_DELIVERED.inc()
         failing_since = endpoint.failing_since or now

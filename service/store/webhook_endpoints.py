@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from contracts.events import CommandRejected, OrderStatusChanged
+from contracts.events import CommandRejected, EndpointStateChanged, OrderStatusChanged
 from contracts.limits import WEBHOOK_ENDPOINTS_PER_CLIENT
 from service.clock import from_epoch_ms
 from service.store.capped_sets import PROVISIONAL_MS, LimitReached, admit
@@ -42,6 +42,8 @@ class WebhookEventType(StrEnum):
 
     ORDER_STATUS_CHANGED = "order_status_changed"
     COMMAND_REJECTED = "command_rejected"
+    ENDPOINT_STATE_CHANGED = "endpoint_state_changed"
+    """Another endpoint of the same client was paused, disabled or enabled again."""
 
 
 DEFAULT_EVENT_TYPES = (WebhookEventType.ORDER_STATUS_CHANGED,)
@@ -90,11 +92,17 @@ class Endpoint(BaseModel):
             return EndpointState.PAUSED
         return self.state
 
-    def wants(self, event: OrderStatusChanged | CommandRejected) -> bool:
-        """Whether the event goes to this endpoint: its type is subscribed, and a status event passes the
-        status filter."""
+    def wants(self, event: OrderStatusChanged | CommandRejected | EndpointStateChanged) -> bool:
+        """Whether the event goes to this endpoint: its type is subscribed, a status event passes the
+        status filter, and an endpoint's state change is another endpoint's (the one that changed may not
+        be taking deliveries)."""
         if isinstance(event, CommandRejected):
             return WebhookEventType.COMMAND_REJECTED in self.event_types
+        if isinstance(event, EndpointStateChanged):
+            return (
+                WebhookEventType.ENDPOINT_STATE_CHANGED in self.event_types
+                and event.endpoint_id != self.endpoint_id
+            )
         return WebhookEventType.ORDER_STATUS_CHANGED in self.event_types and (
             self.status_filter is None or event.status in self.status_filter
         )
