@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from bench.harness import OrdersProcess, Report, Run, parser, progress, run
 from bench.pipeline import Observer, commands
 from contracts.statuses import OrderStatus
-from service.store.keys import command_claim_key, inputs_key, order_key
+from service.store.keys import command_claim_key, history_key, inputs_key, order_key
 from testkit.factories import prebooking
 
 CLIENT = prebooking().client_id
@@ -117,6 +117,7 @@ async def benchmark(bench: Run, orders: int, refused: int) -> Report:
         for name, key in (
             ("order state", order_key(CLIENT, order_id)),
             ("applied inputs", inputs_key(CLIENT, order_id)),
+            ("history (its status events)", history_key(CLIENT, order_id)),
         ):
             report.add(f"  of which {name} (one order)", await redis.memory_usage(key) or 0, "bytes")
         report.add("Redis memory at 30 days' retention and 1M orders a day", per_order * 30e6 / 2**30, "GiB")

@@ -106,3 +106,5 @@ API_REQUEST_BURST = 100
 """Requests per API key at once after a quiet spell (`ORDERS_API_RATE_BURST`)."""
 ORDERS_PER_PAGE = 200
 """The most orders one page of `GET /v1/orders` holds (`limit`, default 50)."""
+EVENTS_PER_PAGE = 100
+"""The most events one page of `GET /v1/orders/{order_id}/events` holds (`limit`, default 100)."""

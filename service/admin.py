@@ -33,7 +33,8 @@ def client_identifier(value: str) -> str:
 
 
 def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """`orders entitlements grant|show`, `orders client create|revoke` and `orders anomalies`."""
+    """`orders entitlements grant|show`, `orders client create|revoke`, `orders history` and
+    `orders anomalies`."""
     entitlements = commands.add_parser(
         "entitlements", help="walk-in entitlement balances per client and credential"
     )
@@ -64,6 +65,10 @@ def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     revoke = client_actions.add_parser("revoke", help="revoke an API key at once")
     revoke.add_argument("--key-id", required=True, help="the id printed when the key was issued")
     revoke.set_defaults(run=lambda args: asyncio.run(_revoke_key(args)))
+    history = commands.add_parser("history", help="print an order's status events in sequence, one per line")
+    history.add_argument("--client", required=True, type=client_identifier, help="client_id")
+    history.add_argument("--order", required=True, type=client_identifier, help="order_id")
+    history.set_defaults(run=lambda args: asyncio.run(_history(args)))
     anomalies = commands.add_parser("anomalies", help="print the newest recorded anomalies as JSON lines")
     anomalies.add_argument("--count", type=int, default=20)
     anomalies.set_defaults(run=lambda args: asyncio.run(_anomalies(args)))
@@ -81,6 +86,20 @@ async def _show(args: argparse.Namespace) -> int:
         balance = await EntitlementStore(redis).balance(args.client, args.credential)
     print(json.dumps({"client_id": args.client, "credential": args.credential, "balance": balance}))
     return 0 if balance is not None else 1
+
+
+async def _history(args: argparse.Namespace) -> int:
+    async with connect_with(load_settings()) as redis:
+        store, start = OrderStore(redis), 0
+        while True:
+            exists, events = await store.history(args.client, args.order, start=start, count=500)
+            if not exists:
+                return _fail(f"no order {args.order!r} of client {args.client!r}")
+            for event in events:
+                print(event.decode())
+            if len(events) < 500:
+                return 0
+            start += len(events)
 
 
 async def _anomalies(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from contracts.events import OrderView
+from contracts.events import OrderStatusChanged, OrderView
 from contracts.statuses import OrderStatus, OrderType
 
 
@@ -33,4 +33,11 @@ class OrderPage(BaseModel):
     """One page of a client's orders."""
 
     orders: list[OrderDetails]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class EventPage(BaseModel):
+    """One page of an order's history: its status events in sequence, as they were published."""
+
+    events: list[OrderStatusChanged]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

@@ -10,10 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 import contracts
-from contracts.limits import ORDERS_PER_PAGE
+from contracts.limits import EVENTS_PER_PAGE, ORDERS_PER_PAGE
 from contracts.statuses import OrderStatus, OrderType
 from service.api.dependencies import BrokerDep, ClientIdDep, OrdersDep, RedisDep
-from service.api.models import Health, OrderDetails, OrderPage
+from service.api.models import EventPage, Health, OrderDetails, OrderPage
 from service.api.problems import AUTHENTICATED
 from service.clock import to_epoch_ms
 from service.domain.one_order import order_view
@@ -105,6 +105,27 @@ async def get_order(
         return Response(status_code=304, headers={"ETag": etag})
     response.headers["ETag"] = etag
     return details(order)
+
+
+@orders.get("/{order_id}/events", response_model=EventPage)
+async def order_history(
+    order_id: str,
+    client_id: ClientIdDep,
+    store: OrdersDep,
+    limit: Annotated[int, Query(ge=1, le=EVENTS_PER_PAGE)] = EVENTS_PER_PAGE,
+    cursor: Annotated[str | None, Query(pattern="^[0-9]{1,6}$")] = None,
+) -> Response:
+    """The order's status events in sequence order, the same payloads `orders.status-changed` carried,
+    kept as long as the order; follow `next_cursor` for the next page. Another client's order is answered
+    like a missing one."""
+    start = int(cursor) if cursor else 0
+    exists, events = await store.history(client_id, order_id, start=start, count=limit)
+    if not exists:
+        raise HTTPException(404, "no such order")
+    next_cursor = f'"{start + limit}"' if len(events) == limit else "null"
+    # The events as stored, not parsed and serialised again: byte for byte what subscribers received.
+    body = b'{"events":[' + b",".join(events) + b'],"next_cursor":' + next_cursor.encode() + b"}"
+    return Response(body, media_type="application/json")
 
 
 operations = APIRouter(tags=["operations"])

@@ -43,9 +43,19 @@ def outbox_key(client_id: str, order_id: str) -> str:
     return f"order:{{{order_ref(client_id, order_id)}}}:outbox"
 
 
+def history_key(client_id: str, order_id: str) -> str:
+    """List: the order's status events as published, the one of `sequence` n at index n - 1."""
+    return f"order:{{{order_ref(client_id, order_id)}}}:events"
+
+
 def order_keys(client_id: str, order_id: str) -> list[str]:
     """The keys of one order, in the order the Lua scripts expect them."""
-    return [order_key(client_id, order_id), inputs_key(client_id, order_id), outbox_key(client_id, order_id)]
+    return [
+        order_key(client_id, order_id),
+        inputs_key(client_id, order_id),
+        outbox_key(client_id, order_id),
+        history_key(client_id, order_id),
+    ]
 
 
 def entitlement_key(client_id: str, credential: str) -> str:

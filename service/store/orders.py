@@ -13,6 +13,7 @@ from service.store.keys import (
     ANOMALIES,
     client_orders_key,
     command_claim_key,
+    history_key,
     inputs_key,
     order_key,
     order_keys,
@@ -162,6 +163,17 @@ class OrderStore:
         """The client's stored order, or None: another client's order under the same id is never read."""
         state = await self._redis.hget(order_key(client_id, order_id), "state")
         return Order.model_validate_json(state) if state else None
+
+    async def history(
+        self, client_id: str, order_id: str, *, start: int, count: int
+    ) -> tuple[bool, list[bytes]]:
+        """Whether the client has the order, and its status events from position `start` (0 the first), at
+        most `count`, as they were published. One round trip; another client's order is never read."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(order_key(client_id, order_id))
+            pipe.lrange(history_key(client_id, order_id), start, start + count - 1)
+            exists, events = await pipe.execute()
+        return bool(exists), list(events) if exists else []
 
     async def record_anomalies(self, anomalies: Sequence[tuple[str, str, str, str]]) -> None:
         """Append `(client_id, order_id, input_id, anomaly)` records to the capped anomaly stream."""

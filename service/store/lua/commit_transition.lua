@@ -1,7 +1,7 @@
 -- Apply one decided input to one order, atomically: the idempotency check, the optimistic version check,
 -- the new state, the input record and the outbox entries happen together or not at all.
 --
--- KEYS[1] order hash, KEYS[2] inputs hash, KEYS[3] outbox hash (all with the same hash tag)
+-- KEYS[1] order hash, KEYS[2] inputs hash, KEYS[3] outbox hash, KEYS[4] history list (one hash tag)
 -- ARGV[1] input id            ARGV[2] fingerprint of the input's payload
 -- ARGV[3] expected version    ARGV[4] new state JSON, or '' to leave the state as it is
 -- ARGV[5] new version         ARGV[6] epoch ms at which the order's keys expire, 0 for never, '' to leave
@@ -38,6 +38,12 @@ if entries > 0 then
   for i = 1, entries do
     numbers[i] = string.format('%012d', first + i - 1)
     redis.call('HSET', KEYS[3], numbers[i], ARGV[6 + i])
+    -- A status event (`status\n<key>\n<event>`) is also kept in the order's history. Each is decided
+    -- once, in sequence (an input applied before returned above), so the list index is sequence - 1.
+    if string.sub(ARGV[6 + i], 1, 7) == 'status\n' then
+      local key_end = string.find(ARGV[6 + i], '\n', 8, true)
+      redis.call('RPUSH', KEYS[4], string.sub(ARGV[6 + i], key_end + 1))
+    end
   end
 end
 
@@ -47,12 +53,21 @@ if ARGV[6] ~= '' then
   if ARGV[6] == '0' then
     redis.call('PERSIST', KEYS[1])
     redis.call('PERSIST', KEYS[2])
+    redis.call('PERSIST', KEYS[4])
   else
     redis.call('PEXPIREAT', KEYS[1], ARGV[6])
     redis.call('PEXPIREAT', KEYS[2], ARGV[6])
+    redis.call('PEXPIREAT', KEYS[4], ARGV[6])
     if entries > 0 then
       redis.call('PEXPIREAT', KEYS[3], ARGV[6])
     end
+  end
+end
+-- Expiry left as it is: a history begun now (an order stored before histories were kept) takes the order's.
+if ARGV[6] == '' and redis.call('PTTL', KEYS[4]) == -1 then
+  local order_ttl = redis.call('PTTL', KEYS[1])
+  if order_ttl > 0 then
+    redis.call('PEXPIRE', KEYS[4], order_ttl)
   end
 end
 return {'ok', unpack(numbers)}
