@@ -19,7 +19,7 @@ from service.relay.admin import add_webhook_commands
 if TYPE_CHECKING:
     from faststream import FastStream
 
-    from service.config import Settings
+    from service.config import ApiSettings, Settings
 
 
 def edge_error(error: Exception) -> str | None:
@@ -117,6 +117,7 @@ def _run_api(_: argparse.Namespace) -> int:
 
     settings = ApiSettings()
     configure_logging(settings.log_level)
+    asyncio.run(_reach_kafka_and_redis(settings))
     # The app logs each request itself (`service.api.access_log`): uvicorn's access log has query strings.
     uvicorn.run(
         build_api(settings),
@@ -126,6 +127,25 @@ def _run_api(_: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+async def _reach_kafka_and_redis(settings: "ApiSettings") -> None:
+    """Connect once before serving, so that an API that cannot start says why in one line: uvicorn would
+    report the same failure in its startup with a traceback."""
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+
+    from service.kafka import client_options  # noqa: PLC0415
+    from service.store.client import connect_with  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **client_options(settings)
+    )
+    try:
+        await admin.start()
+    finally:
+        await admin.close()
+    async with connect_with(settings) as redis:
+        await redis.ping()
 
 
 def _run_dev(_: argparse.Namespace) -> int:

@@ -68,9 +68,11 @@ def test_redis_out_of_reach_is_one_line_and_exit_1(args: tuple[str, ...]) -> Non
     assert "not-a-real-password" not in done.stderr
 
 
-def test_kafka_out_of_reach_ends_the_service_with_one_line() -> None:
-    """`orders service` logs its JSON lines, then ends with one plain line naming Kafka, no traceback."""
-    done = orders("service", KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
+@pytest.mark.parametrize("process", ["service", "api"])
+def test_kafka_out_of_reach_ends_a_process_with_one_line(process: str) -> None:
+    """`orders service` and `orders api` log their JSON lines, then end with one plain line naming Kafka,
+    no traceback."""
+    done = orders(process, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1].startswith("orders: Kafka: KafkaConnectionError"), done.stderr
