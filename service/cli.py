@@ -30,6 +30,9 @@ def edge_error(error: Exception) -> str | None:
     """
     if isinstance(error, ValidationError) and error.title.endswith("Settings"):
         return f"invalid settings: {settings_problems(error)}"
+    if isinstance(error, ValidationError):
+        details = error.errors(include_url=False, include_input=False, include_context=False)
+        return "invalid input: " + "; ".join(_located(d["loc"], d["msg"]) for d in details)
     if isinstance(error, SettingsError):
         return f"invalid settings: {error}"
     if isinstance(error, RedisError | RedisClusterException):
@@ -39,6 +42,12 @@ def edge_error(error: Exception) -> str | None:
     if isinstance(error, OSError):
         return str(error) or type(error).__name__
     return None
+
+
+def _located(location: tuple[str | int, ...], message: str) -> str:
+    """`field.0: message`, or the message alone where pydantic names no field (a validator's own name)."""
+    path = ".".join(map(str, location))
+    return f"{path}: {message}" if path and "[" not in path else message
 
 
 def _serve_metrics(port: int) -> None:

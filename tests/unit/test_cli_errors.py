@@ -6,6 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from pydantic import BaseModel, HttpUrl, TypeAdapter, ValidationError
+
+from service.cli import edge_error
 
 UNREACHABLE_REDIS = "redis://:not-a-real-password@127.0.0.1:1/0"
 """Port 1 refuses at once: Redis "unreachable" without waiting for a timeout."""
@@ -110,3 +113,24 @@ def test_wrong_settings_are_one_line_naming_the_variables_and_exit_2(
 def test_an_unhealthy_process_is_one_line_and_exit_1() -> None:
     """`orders healthcheck` with nothing listening names what it asked."""
     assert_one_line(orders("healthcheck", ORDERS_API_PORT="1"), 1, "unhealthy: http://127.0.0.1:1/healthz")
+
+
+class _Endpoint(BaseModel):
+    url: HttpUrl
+
+
+def test_other_validation_errors_are_one_line_without_the_input() -> None:
+    """An input a command validates itself is reported by location and reason, never by its value."""
+    with pytest.raises(ValidationError) as by_model:
+        _Endpoint(url="no-url-secret-1")
+    with pytest.raises(ValidationError) as by_adapter:
+        TypeAdapter(HttpUrl).validate_python("no-url-secret-2")
+
+    assert (
+        edge_error(by_model.value)
+        == "invalid input: url: Input should be a valid URL, relative URL without a base"
+    )
+    assert (
+        edge_error(by_adapter.value)
+        == "invalid input: Input should be a valid URL, relative URL without a base"
+    )
