@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from service.devstack import Endpoints, free_port, redis_server_binary, spawn, stop_process, wait_for_port
+from testkit.commands import run_orders
 from testkit.isolation import isolated_names
 from tests.waiting import eventually
 
@@ -61,14 +62,7 @@ def environment(stack: Endpoints, locked_redis_port: int) -> dict[str, str]:
 
 
 def orders(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env=environment,
-    )
+    return run_orders(*args, environment=environment)
 
 
 def assert_no_secret(output: str, secrets: list[str]) -> None:

@@ -3,26 +3,22 @@ stderr, exits non-zero, and shows no traceback (the commands run as processes, a
 
 import os
 import subprocess
-import sys
 
 import pytest
 from pydantic import BaseModel, HttpUrl, TypeAdapter, ValidationError
 
 from service.cli import edge_error
+from testkit.commands import run_orders
 
 UNREACHABLE_REDIS = "redis://:not-a-real-password@127.0.0.1:1/0"
 """Port 1 refuses at once: Redis "unreachable" without waiting for a timeout."""
 
 
 def orders(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
-    """`orders <args>` in a process of its own, with only `environment` set (no stack's URLs inherited)."""
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env={"PATH": os.environ["PATH"], "ORDERS_REDIS_URL": UNREACHABLE_REDIS, **environment},
+    """`orders <args>` with only `environment` set (no stack's URLs inherited), Redis out of reach."""
+    return run_orders(
+        *args,
+        environment={"PATH": os.environ["PATH"], "ORDERS_REDIS_URL": UNREACHABLE_REDIS, **environment},
     )
 
 
