@@ -73,7 +73,7 @@ async def crash_loop(run: Run, options: Options, *, kills: int, target: str) -> 
     report = Report("crash_loop", {**options.parameters(), "kills": kills, "target": target})
     started = time.monotonic()
     workload = build_workload(options.orders, rng)
-    redis = Redis.from_url(run.settings.redis_url)
+    redis = Redis.from_url(run.settings.redis_url.get_secret_value())
     await grant_entitlements(redis, workload)
     await redis.aclose()
     logs = log_directory("crash_loop")

@@ -82,7 +82,7 @@ def settings_environment(settings: Settings, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "REDIS_URL": settings.redis_url,
+        "REDIS_URL": settings.redis_url.get_secret_value(),
     }
     for name, value in settings.model_dump(mode="json").items():  # networks, enums: as the env spells them
         if name in ("kafka_bootstrap_servers", "redis_url") or value is None:

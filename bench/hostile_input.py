@@ -174,7 +174,7 @@ async def benchmark(run_: Run, args: argparse.Namespace) -> Report:
         {"orders": args.orders, "hostile": args.fuzz, "seed": seed, "partitions": settings.topic_partitions},
     )
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     await EntitlementStore(redis).grant(VICTIM, plan.credential, plan.units_granted)
     topics = {"commands": settings.topic_commands, "replies": settings.topic_resource_replies}
     tap = TopicTap(

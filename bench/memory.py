@@ -88,7 +88,7 @@ async def benchmark(bench: Run, orders: int, refused: int) -> Report:
     )
     service = OrdersProcess("service", env, bench.workdir / "service.log", consumers=2)
     simulator = OrdersProcess("resource-sim", env, bench.workdir / "sim.log")
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     bootstrap, fetch_wait = settings.kafka_bootstrap_servers, settings.kafka_fetch_max_wait_ms
     confirmed = Observer(
         bootstrap, settings.topic_status_changed, status_of(OrderStatus.CONFIRMED), fetch_wait

@@ -270,7 +270,7 @@ class Pipeline:
             # A relay killed mid-request makes aiohttp log the lost connection with a traceback: expected.
             logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
             await self.receiver.start()
-            redis = Redis.from_url(self.run.settings.redis_url)
+            redis = Redis.from_url(self.run.settings.redis_url.get_secret_value())
             try:
                 await EndpointStore(redis).create(CLIENT_ID, self.receiver.url, datetime.now(UTC))
             finally:
@@ -547,7 +547,7 @@ async def verify_outcome(report: Report, run: Run, workload: Workload, observati
     """Hold the run's outcome to the crash-loop verdicts; the processes must have stopped."""
     statuses = observation.statuses
     statuses.fold()
-    redis = Redis.from_url(run.settings.redis_url)
+    redis = Redis.from_url(run.settings.redis_url.get_secret_value())
     try:
         stored = await read_stored_outcome(redis, workload)
     finally:

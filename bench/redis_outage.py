@@ -134,7 +134,7 @@ async def redis_outage(
     settings = run.settings
     bootstrap = settings.kafka_bootstrap_servers
     workload = build_workload(options.orders, random.Random(options.seed))
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     await grant_entitlements(redis, workload)
     await redis.aclose()
     logs = log_directory("redis_outage")

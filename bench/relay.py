@@ -287,7 +287,7 @@ async def benchmark(run_: Run, args: argparse.Namespace) -> Report:
     )
     receiver = ReceiverProcess(run_.workdir, sample_every=args.sample_every)
     await receiver.start()
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     relay = OrdersProcess("relay", run_.environ(), run_.workdir / "relay.log")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     try:

@@ -130,7 +130,7 @@ async def replay_inputs(
     stop everything."""
     settings = run.settings
     bootstrap = settings.kafka_bootstrap_servers
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     try:
         before = await snapshot(redis, workload)
         outputs_before = await end_offsets(bootstrap, output_topics(settings))
@@ -244,7 +244,7 @@ async def replay(run: Run, options: Options) -> Report:
     bootstrap = settings.kafka_bootstrap_servers
     stall_seconds = options.stall_seconds
     workload = build_workload(options.orders, random.Random(options.seed))
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     await grant_entitlements(redis, workload)
     await redis.aclose()
     logs = log_directory("replay")

@@ -90,7 +90,7 @@ async def scale_out(bench: Run, options: Options) -> Report:
     started = time.monotonic()
     settings = bench.settings
     workload = build_workload(options.orders, rng)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     await grant_entitlements(redis, workload)
     await redis.aclose()
     logs = log_directory("scale_out")

@@ -81,7 +81,7 @@ async def benchmark(run_: Run, args: argparse.Namespace) -> Report:
     receivers = {m: ChaosReceiver(m, settings.relay_timeout_seconds) for m in Misbehaviour}
     for receiver in receivers.values():
         await receiver.start()
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     # Registered before any order exists, so that every status event is queued for every endpoint.
     endpoints = {
         m: await EndpointStore(redis).create(CLIENT, r.url, datetime.now(UTC), description=m.value)

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import json
+import re
 import sys
 
 from aiokafka.errors import KafkaError
@@ -19,6 +20,7 @@ from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
 
 _CLIENT_IDENTIFIER: TypeAdapter[str] = TypeAdapter(ClientIdentifier)
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def client_identifier(value: str) -> str:
@@ -30,6 +32,24 @@ def client_identifier(value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a client identifier (1-128 letters, digits and . _ : -)"
         ) from None
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return number
+
+
+def _key_id(value: str) -> str:
+    """An argparse type: an API key id as `client create` prints it (16 hex digits)."""
+    if not _KEY_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a key id (16 hexadecimal digits)")
+    return value
 
 
 def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -63,14 +83,16 @@ def add_admin_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     create.add_argument("--client", required=True, help="client_id")
     create.set_defaults(run=lambda args: asyncio.run(_issue_key(args)))
     revoke = client_actions.add_parser("revoke", help="revoke an API key at once")
-    revoke.add_argument("--key-id", required=True, help="the id printed when the key was issued")
+    revoke.add_argument(
+        "--key-id", required=True, type=_key_id, help="the id printed when the key was issued"
+    )
     revoke.set_defaults(run=lambda args: asyncio.run(_revoke_key(args)))
     history = commands.add_parser("history", help="print an order's status events in sequence, one per line")
     history.add_argument("--client", required=True, type=client_identifier, help="client_id")
     history.add_argument("--order", required=True, type=client_identifier, help="order_id")
     history.set_defaults(run=lambda args: asyncio.run(_history(args)))
     anomalies = commands.add_parser("anomalies", help="print the newest recorded anomalies as JSON lines")
-    anomalies.add_argument("--count", type=int, default=20)
+    anomalies.add_argument("--count", type=positive_int, default=20, help="how many (default 20)")
     anomalies.set_defaults(run=lambda args: asyncio.run(_anomalies(args)))
 
 

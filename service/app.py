@@ -67,7 +67,8 @@ def build_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     broker = build_broker(settings, client_id=CLIENT_ID, description=BROKER_DESCRIPTION)
     redis = connect_with(settings, reply_timeout=None)  # each batch is time-limited as a whole
     store = OrderStore(redis, settings.client_index_retention_seconds)
-    entitlements, timers = EntitlementStore(redis), TimerStore(redis)
+    entitlements = EntitlementStore(redis, record_seconds=settings.order_retention_seconds)
+    timers = TimerStore(redis)
     publisher = OutboxPublisher(broker, settings)
     outcomes = CommandOutcomeStore(redis, settings.idempotency_retention_seconds)
     effects = LocalEffects(entitlements, timers, store, outcomes)

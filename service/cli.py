@@ -4,16 +4,50 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from service.admin import add_admin_commands
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from redis.exceptions import RedisClusterException, RedisError
+
+from service.admin import add_admin_commands, positive_int
+from service.config import settings_problems
 from service.logs import configure_logging
 from service.relay.admin import add_webhook_commands
 
 if TYPE_CHECKING:
     from faststream import FastStream
 
-    from service.config import Settings
+    from service.config import ApiSettings, Settings
+
+
+def edge_error(error: Exception) -> str | None:
+    """What a command tells its user in one line, for the errors that come of its input or its environment
+    (settings, arguments, Kafka or Redis away); None for any other error, which is a bug.
+
+    Never a setting's value: a validation error is described by variable names and reasons only.
+    """
+    if isinstance(error, ValidationError) and error.title.endswith("Settings"):
+        return f"invalid settings: {settings_problems(error)}"
+    if isinstance(error, ValidationError):
+        details = error.errors(include_url=False, include_input=False, include_context=False)
+        return "invalid input: " + "; ".join(_located(d["loc"], d["msg"]) for d in details)
+    if isinstance(error, SettingsError):
+        return f"invalid settings: {error}"
+    if isinstance(error, RedisError | RedisClusterException):
+        return f"Redis: {error or type(error).__name__}"
+    if isinstance(error, KafkaError):
+        return f"Kafka: {error or type(error).__name__}"
+    if isinstance(error, OSError):
+        return str(error) or type(error).__name__
+    return None
+
+
+def _located(location: tuple[str | int, ...], message: str) -> str:
+    """`field.0: message`, or the message alone where pydantic names no field (a validator's own name)."""
+    path = ".".join(map(str, location))
+    return f"{path}: {message}" if path and "[" not in path else message
 
 
 def _serve_metrics(port: int) -> None:
@@ -92,8 +126,35 @@ def _run_api(_: argparse.Namespace) -> int:
 
     settings = ApiSettings()
     configure_logging(settings.log_level)
-    uvicorn.run(build_api(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    asyncio.run(_reach_kafka_and_redis(settings))
+    # The app logs each request itself (`service.api.access_log`): uvicorn's access log has query strings.
+    uvicorn.run(
+        build_api(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
     return 0
+
+
+async def _reach_kafka_and_redis(settings: "ApiSettings") -> None:
+    """Connect once before serving, so that an API that cannot start says why in one line: uvicorn would
+    report the same failure in its startup with a traceback."""
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+
+    from service.kafka import client_options  # noqa: PLC0415
+    from service.store.client import connect_with  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **client_options(settings)
+    )
+    try:
+        await admin.start()
+    finally:
+        await admin.close()
+    async with connect_with(settings) as redis:
+        await redis.ping()
 
 
 def _run_dev(_: argparse.Namespace) -> int:
@@ -121,9 +182,17 @@ def _export_contracts(_: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Reports a bad argument in one line on stderr (argparse adds the usage on lines of its own); every
+    subcommand's parser is of this class too, as argparse makes them of their parent's."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `orders`."""
-    parser = argparse.ArgumentParser(prog="orders", description=__doc__)
+    parser: argparse.ArgumentParser = _OneLineParser(prog="orders", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("service", help="run the order service (command and reply consumers)").set_defaults(
         run=_run_service
@@ -142,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dev", help="run the embedded Kafka and Redis, the service and the simulator until interrupted"
     ).set_defaults(run=_run_dev)
     demo = commands.add_parser("demo", help="run the dev stack, send prebookings, print their status changes")
-    demo.add_argument("--orders", type=int, default=6, help="how many prebookings to send")
+    demo.add_argument("--orders", type=positive_int, default=6, help="how many prebookings to send")
     demo.set_defaults(run=_run_demo)
     contracts = commands.add_parser("contracts", help="contract files")
     contracts_commands = contracts.add_subparsers(dest="contracts_command", required=True)
@@ -157,7 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `orders` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        problem = edge_error(error)
+        if problem is None:
+            raise  # a bug: its traceback is what it takes to fix it
+        print(f"orders: {problem}", file=sys.stderr)
+        return 2 if isinstance(error, ValueError) else 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,19 +30,30 @@ class TopicLayout(StrEnum):
     PER_CLIENT = "per_client"
 
 
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 class Settings(BaseSettings):
     """`KAFKA_BOOTSTRAP_SERVERS` and `REDIS_URL` as is; everything else prefixed `ORDERS_`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ORDERS_", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix="ORDERS_",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        # A validation error would otherwise quote what it was given: for a model-wide check, every
+        # setting at once, the SASL password and the Redis URL among them.
+        hide_input_in_errors=True,
     )
 
     kafka_bootstrap_servers: Annotated[
         str, Field(validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "ORDERS_KAFKA_BOOTSTRAP_SERVERS"))
     ] = "127.0.0.1:9092"
-    redis_url: Annotated[str, Field(validation_alias=AliasChoices("REDIS_URL", "ORDERS_REDIS_URL"))] = (
-        "redis://127.0.0.1:6379/0"
+    redis_url: Annotated[SecretStr, Field(validation_alias=AliasChoices("REDIS_URL", "ORDERS_REDIS_URL"))] = (
+        SecretStr("redis://127.0.0.1:6379/0")
     )
+    """May carry the Redis password (`redis://:<password>@host:6379/0`), so it is a secret: shown as
+    `**********` in reprs, dumps and errors; `redis_url.get_secret_value()` is for the Redis client only."""
     redis_cluster: bool = False
     """`REDIS_URL` names one node of a Redis Cluster (every atomic step stays within one hash slot)."""
 
@@ -128,6 +141,14 @@ class Settings(BaseSettings):
     """`orders service` and `orders relay` serve Prometheus metrics on this port (0: not served)."""
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_has_a_scheme(cls, url: SecretStr) -> SecretStr:
+        # redis-py would refuse it only at the first connection, with the URL in a traceback.
+        if not url.get_secret_value().startswith(_REDIS_SCHEMES):
+            raise ValueError(f"must start with {', '.join(_REDIS_SCHEMES)}")
+        return url
 
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> "Settings":
@@ -254,6 +275,31 @@ def policy_from(settings: Settings) -> Policy:
         cancellation_windows={r: timedelta(seconds=s) for r, s in settings.cancellation_windows.items()},
         order_retention=timedelta(seconds=settings.order_retention_seconds),
     )
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, in one line: each variable by name and what is wrong with it, never
+    its value (which may be a secret)."""
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False, include_context=False):
+        field, *within = detail["loc"] or ("",)
+        message = detail["msg"].removeprefix("Value error, ")
+        if not field:
+            problems.append(message)
+            continue
+        path = "".join(f"[{part}]" for part in within)
+        problems.append(f"{_variable(str(field))}{path}: {message}")
+    return "; ".join(problems)
+
+
+def _variable(field: str) -> str:
+    """The environment variable that sets `field` (of `Settings` or any of its subclasses); an error's
+    location names a field that has aliases by its alias, which is already the variable."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return field if field.isupper() else f"ORDERS_{field.upper()}"
 
 
 def load_settings() -> Settings:

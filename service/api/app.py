@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from service.api.access_log import AccessLog
 from service.api.bodies import refuse_ambiguous_json
 from service.api.command_outcomes import command_outcomes
 from service.api.commands import commands
@@ -77,4 +78,6 @@ def build_api(settings: ApiSettings) -> FastAPI:
             )
         return await call_next(request)
 
+    # Outermost, so that every answer is logged, the middlewares' own refusals too.
+    app.add_middleware(AccessLog)
     return app

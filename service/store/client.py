@@ -32,7 +32,9 @@ class HiredisPackingConnection(Connection):
 
 def connect_with(settings: Settings, *, reply_timeout: float | None = 5.0) -> Redis:
     """A client of the Redis that `settings` name (`REDIS_URL`, `ORDERS_REDIS_CLUSTER`)."""
-    return connect(settings.redis_url, reply_timeout=reply_timeout, cluster=settings.redis_cluster)
+    return connect(
+        settings.redis_url.get_secret_value(), reply_timeout=reply_timeout, cluster=settings.redis_cluster
+    )
 
 
 def connect(url: str, *, reply_timeout: float | None = 5.0, cluster: bool = False) -> Redis:

@@ -59,11 +59,17 @@ def order_keys(client_id: str, order_id: str) -> list[str]:
 
 
 def entitlement_key(client_id: str, credential: str) -> str:
-    """Hash: `balance`, `c:<input_id>` (units a walk-in consumed), `r:<input_id>` (refunded marker).
-
-    One key per credential, so consuming and refunding are single-key atomic steps on any topology.
-    """
+    """Hash: `balance`, kept as long as the credential is. Hashes written before consumption records had keys
+    of their own also hold `c:<input_id>` (units a walk-in consumed), `r:<input_id>` (refunded marker) and,
+    once `consume_entitlement.lua` found those, `legacy_until` (epoch s), after which it drops them."""
     return f"entitlement:{{{_part(client_id)}/{_part(credential)}}}"
+
+
+def entitlement_consumption_key(client_id: str, credential: str, input_id: str) -> str:
+    """String: the units one walk-in input took from the credential's balance, `refunded` once given back.
+    It expires `EntitlementStore`'s record lifetime after the walk-in; it shares the balance's hash tag, so
+    that consuming and refunding stay single-slot atomic steps on any topology."""
+    return f"{entitlement_key(client_id, credential)}:consumed:{input_id}"
 
 
 CONFIRMATION_TIMERS = "timers:{confirmation}"

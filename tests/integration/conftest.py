@@ -132,7 +132,7 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     """A client of the service's Redis."""
-    client = Redis.from_url(settings.redis_url)
+    client = Redis.from_url(settings.redis_url.get_secret_value())
     yield client
     await client.aclose()
 

@@ -70,7 +70,7 @@ async def test_a_command_is_accepted_until_the_service_decides_it_then_applied(s
     settings = isolated_settings(stack, f"t{uuid.uuid4().hex[:8]}")
     await ensure_topics(settings.kafka_bootstrap_servers, service_topics(settings), 2, 1)
     async with serving_api(settings) as api:
-        redis = Redis.from_url(settings.redis_url)
+        redis = Redis.from_url(settings.redis_url.get_secret_value())
         headers = await bearer(redis, "client-a")
         order_id, command_id = unique("ORD"), unique("create")
         await create(api, headers, order_id, command_id)

@@ -75,7 +75,7 @@ async def producer(settings: RelaySettings) -> AsyncIterator[AIOKafkaProducer]:
 
 @pytest.fixture
 async def redis(settings: RelaySettings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
+    client = Redis.from_url(settings.redis_url.get_secret_value())
     yield client
     await client.aclose()
 

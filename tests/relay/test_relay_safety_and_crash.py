@@ -51,7 +51,7 @@ def relay_environment(settings: RelaySettings) -> dict[str, str]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "REDIS_URL": settings.redis_url,
+        "REDIS_URL": settings.redis_url.get_secret_value(),
     }
     for name, value in settings.model_dump(mode="json").items():
         if name not in ("kafka_bootstrap_servers", "redis_url"):

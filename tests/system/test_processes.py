@@ -187,7 +187,7 @@ async def stored_orders(settings: Settings, tap: TopicTap) -> set[str]:
         for record in tap.records[settings.topic_commands]
     }
     order_ids = list(owners)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
     try:
         store = OrderStore(redis)
         found = set()

@@ -26,7 +26,7 @@ import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
-from pydantic import AliasChoices
+from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
 from service.api.routes import operations
@@ -553,7 +553,13 @@ def test_compose_containers_share_one_configuration() -> None:
         name: {field: getattr(compose_settings(service), field) for field in shared}
         for name, service in orders_containers().items()
     }
-    assert len({json.dumps(view, sort_keys=True) for view in views.values()}) == 1, views
+    revealed = [json.dumps(view, sort_keys=True, default=_secret_value) for view in views.values()]
+    assert len(set(revealed)) == 1, views
+
+
+def _secret_value(secret: SecretStr) -> str:
+    """What `REDIS_URL` (a SecretStr) holds, to compare it."""
+    return secret.get_secret_value()
 
 
 def test_compose_enables_the_idempotent_producer() -> None:
