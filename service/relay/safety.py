@@ -35,7 +35,14 @@ class UnresolvableTarget(OSError):
     """The URL's host does not resolve now (perhaps only for now): a failed attempt, not a verdict.
 
     An `OSError`, so that aiohttp reports it from a connection attempt as a DNS failure
-    (`ClientConnectorDNSError`), like any other lookup that failed."""
+    (`ClientConnectorDNSError`, which shows its `strerror`), like any other lookup that failed."""
+
+    def __init__(self, host: str, error: Exception) -> None:
+        reason = getattr(error, "strerror", None) or str(error)
+        super().__init__(getattr(error, "errno", None) or 0, f"cannot resolve {host}: {reason}")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 # The IANA special-purpose address registries (IPv4 and IPv6, as of 2025), and the few ranges outside them
@@ -234,7 +241,7 @@ class PublicAddressResolver(AbstractResolver):
             return await self._lookup.resolve(host, port, family)
         except (OSError, UnicodeError) as error:
             # UnicodeError: the IDNA codec refusing the name, which is no more resolvable than a typo.
-            raise UnresolvableTarget(f"cannot resolve {host}: {error}") from None
+            raise UnresolvableTarget(host, error) from None
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
