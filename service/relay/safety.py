@@ -12,6 +12,7 @@ Three places use this module, each for what it can see:
 """
 
 import bisect
+import functools
 import ipaddress
 import re
 import socket
@@ -212,6 +213,14 @@ def check_target(url: str, *, require_https: bool, allowed: Sequence[Network]) -
     called. Before every attempt; no lookup. The address is taken both as the URL parser sees it and as
     aiohttp will (yarl), so that neither reading of an odd URL reaches an address unchecked: aiohttp
     connects to an address in a URL without asking the resolver, which checks names."""
+    _check_target(url, require_https, tuple(allowed))
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_target(url: str, require_https: bool, allowed: tuple[Network, ...]) -> None:
+    # The verdict depends on its arguments alone (no lookup), and an endpoint's URL repeats attempt after
+    # attempt: remembered, it costs the hot path nothing (parsing it twice is about 15 µs). A refusal is an
+    # exception, which is not remembered, but it disables the endpoint.
     host = parse_endpoint_url(url, require_https=require_https).host or ""
     for seen in {host, yarl.URL(url).raw_host or ""}:
         literal = _literal(seen)

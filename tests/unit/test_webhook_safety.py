@@ -302,3 +302,18 @@ def test_a_malformed_allowed_network_fails_the_settings(network: str, reason: st
     """A typo in the allowed networks stops the process at start, saying what is wrong, not at first use."""
     with pytest.raises(ValidationError, match=f"relay_allowed_networks.0\n.*not a network in CIDR.*{reason}"):
         RelaySettings(relay_allowed_networks=[network])
+
+
+async def test_a_name_of_this_machine_is_refused_at_registration() -> None:
+    """`localhost` resolves (through the real resolver) to loopback only."""
+    with pytest.raises(UnsafeTarget, match="localhost resolves to"):
+        await check_endpoint_url("http://localhost:8080/hook", require_https=False, allowed=[])
+
+
+def test_a_remembered_verdict_is_still_the_verdict_for_other_settings() -> None:
+    """The delivery-time check remembers its verdicts per URL and settings, not per URL alone."""
+    check_target("http://127.0.0.1:9/hook", require_https=False, allowed=LOOPBACK_ALLOWED)
+    with pytest.raises(UnsafeTarget):
+        check_target("http://127.0.0.1:9/hook", require_https=False, allowed=[])
+    with pytest.raises(UnsafeTarget, match="scheme"):
+        check_target("http://127.0.0.1:9/hook", require_https=True, allowed=LOOPBACK_ALLOWED)
