@@ -19,6 +19,7 @@ from service.relay.sender import HttpClient
 from service.relay.worker import DeliveryWorker
 from service.store.webhook_deliveries import Claim, DeliveryStore, Head, QueuedEvent
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
+from testkit.factories import unique
 from testkit.hostile_receivers import SlowBodyReceiver
 from testkit.stub_dns import StubDns
 from testkit.webhook_receiver import Reply, WebhookReceiver
@@ -55,8 +56,9 @@ async def test_a_body_trickled_byte_by_byte_is_cut_at_the_deadline_and_the_event
     deliveries = DeliveryStore(redis)
     try:
         await until_assigned(relay.broker)
-        endpoint = await register(redis, "client-a", receiver.url)
-        event = status_event("ORD-TRICKLE", 1)
+        client = unique("trickled")  # its own: client-a's endpoints are capped, and shared by many tests
+        endpoint = await register(redis, client, receiver.url)
+        event = status_event("ORD-TRICKLE", 1, client)
 
         with caplog.at_level(logging.WARNING, logger="service.relay"):
             await publish(producer, settings, event)
@@ -119,7 +121,7 @@ async def _deliver(
     whose HTTP client looks names up in `dns`."""
     endpoints = EndpointStore(redis)
     deliveries = deliveries or DeliveryStore(redis)
-    endpoint = await endpoints.create("client-a", f"http://{HOST}:{port}/hooks", datetime.now(UTC))
+    endpoint = await endpoints.create(unique("hostile"), f"http://{HOST}:{port}/hooks", datetime.now(UTC))
     queued = [
         QueuedEvent(
             endpoint_id=endpoint.endpoint_id,
