@@ -5,6 +5,8 @@ import re
 import socket
 
 import pytest
+from hypothesis import given
+from hypothesis.strategies import ip_addresses
 from pydantic import ValidationError
 
 from service.config import RelaySettings
@@ -128,7 +130,41 @@ def test_ipv6_forms_that_embed_or_hide_an_internal_address_are_forbidden(address
 
 @pytest.mark.parametrize(
     "address",
-    ["8.8.8.8", "93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "2001:4860:4860::8888", "2a00:1450::1"],
+    [
+        "8.8.8.8",
+        "93.184.215.14",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "2001:4860:4860::8888",
+        "2a00:1450::1",
+        # Just outside a forbidden range: the ranges are no wider than the registries say.
+        "9.255.255.255",
+        "11.0.0.0",
+        "100.63.255.255",
+        "100.128.0.0",
+        "126.255.255.255",
+        "128.0.0.0",
+        "169.253.255.255",
+        "169.255.0.0",
+        "172.15.255.255",
+        "172.32.0.0",
+        "192.0.1.0",
+        "192.0.3.0",
+        "192.88.98.255",
+        "192.88.100.0",
+        "192.167.255.255",
+        "192.169.0.0",
+        "198.17.255.255",
+        "198.20.0.0",
+        "203.0.112.255",
+        "203.0.114.0",
+        "223.255.255.255",
+        "2001:200::1",  # right after 2001::/23
+        "2001:db9::1",
+        "2003::1",
+        "3ffe:ffff::1",  # right before 3fff::/20
+        "3fff:1000::1",  # right after it
+    ],
 )
 def test_public_addresses_are_allowed(address: str) -> None:
     assert not is_forbidden(ipaddress.ip_address(address), [])
@@ -317,3 +353,17 @@ def test_a_remembered_verdict_is_still_the_verdict_for_other_settings() -> None:
         check_target("http://127.0.0.1:9/hook", require_https=False, allowed=[])
     with pytest.raises(UnsafeTarget, match="scheme"):
         check_target("http://127.0.0.1:9/hook", require_https=True, allowed=LOOPBACK_ALLOWED)
+
+
+@given(ip_addresses())
+def test_whatever_python_does_not_call_global_is_forbidden(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    """A cross-check against `ipaddress`'s own list (Hypothesis oversamples the special-purpose ranges):
+    the tables forbid at least what it calls non-global, except the two prefixes decided by the IPv4
+    address inside, where the embedded address decides instead."""
+    embedding = isinstance(address, ipaddress.IPv6Address) and (
+        address in ipaddress.ip_network("::ffff:0:0/96") or address in ipaddress.ip_network("64:ff9b::/96")
+    )
+    if not embedding and not address.is_global:
+        assert is_forbidden(address, [])
