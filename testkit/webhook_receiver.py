@@ -37,7 +37,8 @@ class Received:
 class WebhookReceiver:
     """Answers from a script of replies (then `default`), and records every request."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = port or free_port()
         self.script: list[Reply] = []
         self.default = Reply()
@@ -48,14 +49,14 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return f"http://{self.host}:{self.port}/hooks"
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hooks", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, self.host, self.port).start()
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from service.api.dependencies import ClientIdDep, DeliveriesDep, EndpointsDep, SettingsDep
@@ -14,7 +14,7 @@ from service.clock import utc_now
 from service.config import ApiSettings
 from service.relay.announcements import announce_state_change
 from service.relay.recovery import recover_missed, recovery_horizon
-from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
+from service.relay.safety import EndpointUrl, UnresolvableTarget, UnsafeTarget, check_endpoint_url
 from service.store.webhook_deliveries import DeliveryStore
 from service.store.webhook_endpoints import (
     DEFAULT_EVENT_TYPES,
@@ -47,7 +47,7 @@ class EndpointBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl
+    url: EndpointUrl
     description: str = Field(default="", max_length=500)
     status_filter: StatusFilter = None
     event_types: EventTypes = Field(default_factory=lambda: list(DEFAULT_EVENT_TYPES))
@@ -58,7 +58,7 @@ class EndpointUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl | None = None
+    url: EndpointUrl | None = None
     description: str | None = Field(default=None, max_length=500)
     status_filter: StatusFilter = None
     event_types: EventTypes | None = None
@@ -131,9 +131,10 @@ async def _owned(endpoints: EndpointStore, client_id: str, endpoint_id: str) -> 
     return endpoint
 
 
-async def _safe(settings: ApiSettings, url: str) -> None:
+async def _safe(settings: ApiSettings, url: str) -> str:
+    """The URL to store, if the relay may call it: the check `orders webhooks add` makes too."""
     try:
-        await check_target(
+        return await check_endpoint_url(
             url, require_https=settings.relay_require_https, allowed=settings.relay_allowed_networks
         )
     except (UnsafeTarget, UnresolvableTarget) as error:
@@ -151,10 +152,10 @@ async def create_endpoint(
 ) -> CreatedEndpoint:
     """Register an endpoint; the response holds its signing secret, which is not shown again. 409
     `LIMIT_REACHED` when the client has `ORDERS_MAX_WEBHOOK_ENDPOINTS_PER_CLIENT` endpoints already."""
-    await _safe(settings, str(body.url))
+    url = await _safe(settings, str(body.url))
     endpoint = await endpoints.create(
         client_id,
-        str(body.url),
+        url,
         utc_now(),
         body.description,
         body.status_filter,
@@ -186,9 +187,7 @@ async def update_endpoint(
 ) -> EndpointView:
     """Change an endpoint's URL, description, status filter or event types."""
     await _owned(endpoints, client_id, endpoint_id)
-    if body.url is not None:
-        await _safe(settings, str(body.url))
-    url = str(body.url) if body.url is not None else None
+    url = await _safe(settings, str(body.url)) if body.url is not None else None
     # `status_filter: null` sent explicitly clears the filter (every status is delivered); left out, it stays.
     clear_filter = "status_filter" in body.model_fields_set and body.status_filter is None
     changed = await endpoints.update(

@@ -10,7 +10,7 @@ from service.clock import utc_now
 from service.config import RelaySettings
 from service.relay.announcements import announce_state_change
 from service.relay.recovery import BeyondHorizon, recover_missed
-from service.relay.safety import UnsafeTarget, check_target
+from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_endpoint_url
 from service.store.capped_sets import LimitReached
 from service.store.client import connect_with
 from service.store.webhook_deliveries import DeliveryStore
@@ -100,16 +100,17 @@ async def _add(
     args: argparse.Namespace, store: EndpointStore, _: DeliveryStore, settings: RelaySettings
 ) -> int:
     try:
-        await check_target(
+        # The API's check: the same parsing, normalisation and refusals (service/api/webhooks.py).
+        url = await check_endpoint_url(
             args.url, require_https=settings.relay_require_https, allowed=settings.relay_allowed_networks
         )
-    except UnsafeTarget as error:
+    except (UnsafeTarget, UnresolvableTarget) as error:
         raise SystemExit(f"refused: {error}") from None
     subscribed = [WebhookEventType(t) for t in args.event_types] if args.event_types else None
     try:
         endpoint = await store.create(
             args.client,
-            args.url,
+            url,
             utc_now(),
             args.description,
             args.status,

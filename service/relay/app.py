@@ -116,7 +116,7 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
     redis = connect_with(settings)
     endpoints = EndpointStore(redis)
     deliveries = DeliveryStore(redis, settled_memory_seconds=settings.idempotency_retention_seconds)
-    client = http_client()
+    client = http_client(settings.relay_allowed_networks)
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)
     consumers: list[tuple[str, str, str, type[Event], str]] = [
         (settings.topic_status_changed, settings.relay_group, "relay_status_changed", OrderStatusChanged,

@@ -1,13 +1,17 @@
 """One delivery attempt: a signed POST with bounded time and bounded reading of the answer."""
 
+import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from standardwebhooks.webhooks import Webhook
 
+from service.relay.safety import Network, PublicAddressResolver
 from service.store.webhook_endpoints import Endpoint
 
 
@@ -32,25 +36,45 @@ class HttpClient:
     alive between attempts. aiohttp rather than httpx: on the relay benchmark's baseline it posts about
     8 times as many requests per CPU second, and the client is most of an attempt's cost.
 
+    Names are resolved by `PublicAddressResolver`: once per new connection, never for a reused one, with
+    every address outside `allowed_networks` that is not public dropped, and the connection made only to
+    what is left. `lookup` is where names are looked up (getaddrinfo in a thread by default; tests pass a
+    stub DNS).
+
     The session is made on first use, because aiohttp binds it to the running event loop.
     """
 
-    def __init__(self, max_connections: int = 500) -> None:
+    def __init__(
+        self,
+        allowed_networks: Sequence[Network] = (),
+        *,
+        max_connections: int = 500,
+        lookup: AbstractResolver | None = None,
+    ) -> None:
+        self._allowed = list(allowed_networks)
         self._max_connections = max_connections
+        self._lookup = lookup
+        self._resolver: PublicAddressResolver | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
+            self._resolver = PublicAddressResolver(self._allowed, self._lookup)
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 limit_per_host=0,
-                # Resolve on every new connection, as the delivery-time SSRF check does: a cached answer
-                # would widen the window between the check and the connection.
+                resolver=self._resolver,
+                # No cache: each new connection's addresses come from a lookup of its own, checked there.
                 use_dns_cache=False,
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                # No timeouts of aiohttp's own (their defaults are per phase and long): `post_event` gives the
+                # whole attempt one deadline.
+                timeout=aiohttp.ClientTimeout(total=None),
             )
         return self._session
 
@@ -58,6 +82,9 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()  # the connector closes only a resolver it made itself
+            self._resolver = None
 
     async def __aenter__(self) -> "HttpClient":
         return self
@@ -66,9 +93,28 @@ class HttpClient:
         await self.aclose()
 
 
-def http_client() -> HttpClient:
+def http_client(allowed_networks: Sequence[Network] = ()) -> HttpClient:
     """The relay's HTTP client (the benchmark's baseline uses the same)."""
-    return HttpClient()
+    return HttpClient(allowed_networks)
+
+
+SETTLE_RESERVE_SECONDS = 5.0
+"""Of a claim's lease, the time kept for recording the attempt's outcome after its deadline."""
+
+
+def lease_seconds(timeout: float) -> float:
+    """A claim's lease for attempts of `timeout` (ORDERS_RELAY_TIMEOUT_SECONDS): up to `timeout` from the
+    claim to the start of the attempt, the attempt's own `timeout`, then the settle reserve."""
+    return 2 * timeout + SETTLE_RESERVE_SECONDS
+
+
+def attempt_deadline(timeout: float, *, lease_ms: int, now: datetime) -> float:
+    """Seconds the attempt starting `now` may take: `timeout`, or less if the claim's lease (ending at epoch
+    ms `lease_ms`) has less left than that plus the settle reserve. So an attempt always ends before its
+    lease, and the queue cannot be claimed again, and attempted by another, while a request is in flight.
+    Zero or less: too late to start one."""
+    left = lease_ms / 1000 - now.timestamp() - SETTLE_RESERVE_SECONDS
+    return min(timeout, round(left, 3))
 
 
 def signature_headers(endpoint: Endpoint, event_id: str, body: bytes, now: datetime) -> dict[str, str]:
@@ -90,34 +136,39 @@ async def post_event(
     event_id: str,
     body: bytes,
     now: datetime,
-    timeout: float,  # noqa: ASYNC109 - a per-request HTTP timeout handed to aiohttp, not a cancel scope
+    timeout: float,  # noqa: ASYNC109 - the attempt's deadline, enforced in here
     max_response_bytes: int,
 ) -> AttemptResult:
-    """POST the event to the endpoint once."""
+    """POST the event to the endpoint once, within one deadline of `timeout` seconds: from waiting for a
+    pooled connection (or resolving and connecting) to the last byte of the answer read. A slow answer, one
+    byte at a time, is cut off there like no answer at all.
+
+    Raises `UnsafeTarget` when the endpoint's host resolves to no address that may be called."""
     headers = signature_headers(endpoint, event_id, body, now)
-    # Per phase, like the documented setting: waiting for a pooled connection plus connecting, then each
-    # read of the answer. No total cap, so a slow but steady answer is read to its (bounded) excerpt.
-    phases = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
     started = time.monotonic()
+    status: int | None = None
     try:
-        async with client.session.post(
-            endpoint.url, data=body, headers=headers, timeout=phases, allow_redirects=False
-        ) as response:
-            excerpt = b""
-            while len(excerpt) < max_response_bytes:
-                chunk = await response.content.read(max_response_bytes - len(excerpt))
-                if not chunk:
-                    break
-                excerpt += chunk
-            return AttemptResult(
-                response.status,
-                _elapsed(started),
-                excerpt.decode("utf-8", "replace"),
-                None,
-                _retry_after(response.status, response.headers.get("retry-after"), now),
-            )
+        async with asyncio.timeout(timeout):
+            async with client.session.post(
+                endpoint.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                excerpt = b""
+                while len(excerpt) < max_response_bytes:
+                    chunk = await response.content.read(max_response_bytes - len(excerpt))
+                    if not chunk:
+                        break
+                    excerpt += chunk
+                return AttemptResult(
+                    response.status,
+                    _elapsed(started),
+                    excerpt.decode("utf-8", "replace"),
+                    None,
+                    _retry_after(response.status, response.headers.get("retry-after"), now),
+                )
     except TimeoutError:
-        return AttemptResult(None, _elapsed(started), "", f"no answer within {timeout}s", None)
+        unfinished = "" if status is None else f": status {status} came, the rest of the answer did not"
+        return AttemptResult(None, _elapsed(started), "", f"no answer within {timeout}s{unfinished}", None)
     except (aiohttp.ClientError, OSError) as error:
         return AttemptResult(None, _elapsed(started), "", f"{type(error).__name__}: {error}"[:300], None)
 

@@ -11,8 +11,8 @@ from typing import Any
 from service import metrics
 from service.config import RelaySettings
 from service.relay.announcements import announce_state_change
-from service.relay.safety import UnresolvableTarget, UnsafeTarget, check_target
-from service.relay.sender import AttemptResult, HttpClient, post_event
+from service.relay.safety import UnsafeTarget, check_target
+from service.relay.sender import AttemptResult, HttpClient, attempt_deadline, lease_seconds, post_event
 from service.store.webhook_deliveries import Claim, DeliveryStore, Head, Outcome
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 
@@ -38,7 +38,7 @@ class DeliveryWorker:
         self._clock = clock
         self._random = rng or random.Random()
         self._allowed = settings.relay_allowed_networks
-        self._lease_seconds = settings.relay_timeout_seconds * 2 + 5
+        self._lease_seconds = lease_seconds(settings.relay_timeout_seconds)
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -185,9 +185,27 @@ class DeliveryWorker:
                 )
                 await self._conclude(endpoint, claim, head, refused, final=True)
                 return
+            deadline = attempt_deadline(
+                self._settings.relay_timeout_seconds, lease_ms=claim.lease_ms, now=now
+            )
+            if deadline <= 0:
+                # Claimed too long ago (a stalled loop or Redis): an attempt now could outlive the lease.
+                log.warning("relay.lease_short", extra={"endpoint_id": claim.endpoint_id})
+                await self._settle(claim, head, "hold", now, now, None, endpoint)
+                return
             try:
-                await check_target(
+                # The form, and an address in the URL; a name is checked by the client's resolver.
+                check_target(
                     endpoint.url, require_https=self._settings.relay_require_https, allowed=self._allowed
+                )
+                result = await post_event(
+                    self._client,
+                    endpoint,
+                    head.event.event_id,
+                    head.event.body,
+                    now,
+                    deadline,
+                    self._settings.relay_max_response_bytes,
                 )
             except UnsafeTarget as error:
                 await self._disable(endpoint.endpoint_id, f"unsafe target: {error}")
@@ -196,18 +214,6 @@ class DeliveryWorker:
                 )
                 await self._settle(claim, head, "hold", now, now, None, endpoint)
                 return
-            except UnresolvableTarget as error:
-                result = AttemptResult(None, 0, "", str(error), None)
-            else:
-                result = await post_event(
-                    self._client,
-                    endpoint,
-                    head.event.event_id,
-                    head.event.body,
-                    now,
-                    self._settings.relay_timeout_seconds,
-                    self._settings.relay_max_response_bytes,
-                )
             await self._conclude(endpoint, claim, head, result)
         except Exception:
             log.exception(
