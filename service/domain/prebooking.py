@@ -113,23 +113,35 @@ def fail_reservation(order: Order, reply: ReservationFailed, now: datetime) -> D
         return Decision(anomaly=Anomaly.reply_for(item.reservation))
     updated = order.clone()
     _item_of(updated, reply.reservation_id).reservation = ReservationState.FAILED
-    return _fail_in_place(updated, reply.reason_code, now)
+    return _fail_in_place(updated, reply.reason_code, now, unable=(ReservationState.FAILED,))
 
 
 def expire_confirmation(order: Order, now: datetime) -> Decision:
     """The confirmation deadline passed: a still Pending order fails; any other order is left alone."""
     if order.status is not OrderStatus.PENDING:
         return Decision.nothing()
-    return _fail_in_place(order.clone(), Reason.CONFIRMATION_TIMEOUT, now)
+    return _fail_in_place(
+        order.clone(), Reason.CONFIRMATION_TIMEOUT, now, unable=(ReservationState.REQUESTED,)
+    )
 
 
-def _fail_in_place(updated: Order, reason: str, now: datetime) -> Decision:
-    """Fail the Pending order `updated`, the handler's clone: every live item is withdrawn at once."""
+def _fail_in_place(
+    updated: Order, reason: str, now: datetime, *, unable: tuple[ReservationState, ...]
+) -> Decision:
+    """Fail the Pending order `updated`, the handler's clone: every live item is withdrawn at once.
+
+    Items whose reservation is in `unable` (the one the resource refused; on a timeout, those it never
+    answered) are left UNABLE_TO_DELIVER, so a reader tells a refusal from a cancellation; their siblings,
+    withdrawn because of them, are REMOVED.
+    """
     at_sequence = updated.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []
     for item in updated.items:
         if item.cancelled_at_sequence is None:
-            releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_FAILED)
+            delivery = (
+                DeliveryStatus.UNABLE_TO_DELIVER if item.reservation in unable else DeliveryStatus.REMOVED
+            )
+            releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_FAILED, delivery)
     event = change_status(updated, OrderStatus.FAILED, reason, now)
     return Decision(order=updated, events=[event], requests=releases)
 

@@ -34,8 +34,17 @@ def release_request(order: Order, item: OrderItem, reason: ReleaseReason) -> Rel
     )
 
 
-def withdraw(order: Order, item: OrderItem, at_sequence: int, reason: ReleaseReason) -> list[ReleaseRequest]:
-    """Cancel an item's services (their value removed) and release whatever the resource holds or may hold.
+def withdraw(
+    order: Order,
+    item: OrderItem,
+    at_sequence: int,
+    reason: ReleaseReason,
+    delivery_status: DeliveryStatus = DeliveryStatus.REMOVED,
+) -> list[ReleaseRequest]:
+    """Cancel an item's services and release whatever the resource holds or may hold.
+
+    The services become `delivery_status`: REMOVED (their value removed by a cancellation or a sibling's
+    failure), or UNABLE_TO_DELIVER for the item whose resource refused or never answered in time.
 
     A reservation still awaiting its reply is released too (WITHDRAWN): the resource reads `release` after
     `reserve` on the same partition. Should it confirm anyway, the late confirmation sends the release again.
@@ -43,7 +52,7 @@ def withdraw(order: Order, item: OrderItem, at_sequence: int, reason: ReleaseRea
     item.cancelled_at_sequence = at_sequence
     for service in item.services:
         service.status = ServiceStatus.CANCELLED
-        service.delivery_status = DeliveryStatus.REMOVED
+        service.delivery_status = delivery_status
     if item.reservation is ReservationState.REQUESTED:
         item.reservation = ReservationState.WITHDRAWN
     elif item.reservation is ReservationState.CONFIRMED:

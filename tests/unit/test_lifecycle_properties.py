@@ -85,6 +85,8 @@ def check_consistent(order: Order) -> None:
         assert any(s.delivery_status == "DELIVERED" for i in order.items for s in i.services)
     else:
         assert one_order is OneOrderStatus.CLOSED, "a cancelled or failed order holds no value"
+    unable = any(s.delivery_status == "UNABLE_TO_DELIVER" for i in order.items for s in i.services)
+    assert unable == (order.status is S.FAILED), "a refusal or timeout shows as UNABLE_TO_DELIVER, only then"
 
 
 @settings(max_examples=300, deadline=None)

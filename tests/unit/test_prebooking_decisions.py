@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from contracts.commands import CancelOrder
 from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
 from contracts.statuses import DeliveryStatus, OneOrderStatus, OrderStatus, RejectionCode
-from service.domain.decide import Context, decide
+from service.domain.decide import ConfirmationDeadline, Context, decide
 from service.domain.order import Order, ReservationState
 from service.domain.policy import Policy
 from testkit.factories import prebooking
@@ -155,11 +155,30 @@ def test_commands_for_another_clients_order_look_like_missing_orders() -> None:
     assert decision.order is None
 
 
-def test_failed_services_are_removed_so_they_hold_no_value() -> None:
-    """A failed order's services are REMOVED, so they hold no value."""
-    order = created("A")
+def test_refused_services_are_unable_to_deliver_and_their_siblings_removed() -> None:
+    """The refused item's services are UNABLE_TO_DELIVER, its withdrawn sibling's REMOVED: none holds value,
+    every item is CANCELLED (withdrawn in one transaction) and the view CLOSED."""
+    order = created("A", "B")
 
-    failed = decide(order, refuse(order, "ITEM-1"), CONTEXT)
+    failed = decide(order, refuse(order, "ITEM-2"), CONTEXT)
 
     assert failed.order is not None
-    assert {s.delivery_status for i in failed.order.items for s in i.services} == {DeliveryStatus.REMOVED}
+    delivery = {i.order_item_id: {s.delivery_status for s in i.services} for i in failed.order.items}
+    assert delivery == {"ITEM-1": {DeliveryStatus.REMOVED}, "ITEM-2": {DeliveryStatus.UNABLE_TO_DELIVER}}
+    [event] = failed.events
+    assert event.order.status is OneOrderStatus.CLOSED
+    assert [i.status for i in event.order.items] == ["CANCELLED", "CANCELLED"]
+
+
+def test_a_timeout_leaves_the_unanswered_items_unable_to_deliver() -> None:
+    """On the deadline the items the resources never answered are UNABLE_TO_DELIVER; a confirmed one that
+    is released because of them is REMOVED."""
+    order = created("A", "B")
+    confirmed = decide(order, confirm(order, "ITEM-1"), CONTEXT).order
+    assert confirmed is not None
+
+    failed = decide(confirmed, ConfirmationDeadline(order.order_id), CONTEXT)
+
+    assert failed.order is not None
+    delivery = {i.order_item_id: {s.delivery_status for s in i.services} for i in failed.order.items}
+    assert delivery == {"ITEM-1": {DeliveryStatus.REMOVED}, "ITEM-2": {DeliveryStatus.UNABLE_TO_DELIVER}}
