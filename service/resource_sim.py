@@ -1,4 +1,4 @@
-"""A resource operator simulator: answers `reserve` requests with `confirmed` or `failed`.
+"""A resource operator simulator: answers `reserve` requests with `confirmed`, `failed` or `waitlisted`.
 
 Used by the demo, the tests and the benchmarks. Its reply ids and booking references derive from the
 request ids, so a re-delivered request produces a duplicate reply, as a real operator's retry would.
@@ -19,6 +19,7 @@ from contracts.resources import (
     ReleaseRequest,
     ReservationConfirmed,
     ReservationFailed,
+    ReservationWaitlisted,
     ReserveRequest,
     ResourceReplyMessage,
     ResourceRequestMessage,
@@ -33,12 +34,14 @@ CLIENT_ID = "resource-sim"
 
 
 class ResourceSimulator:
-    """Decides each reservation's fate by the settings: a fixed set of failing resources, then chance."""
+    """Decides each reservation's fate by the settings: fixed sets of failing and waitlisting resources,
+    then chance."""
 
     def __init__(self, settings: ResourceSimSettings) -> None:
         self._settings = settings
         self._failing = _resource_set(settings.sim_fail_resources)
         self.silent = _resource_set(settings.sim_silent_resources)
+        self._waitlisting = _resource_set(settings.sim_waitlist_resources)
         self._random = random.Random(settings.sim_seed)
         self.releases = 0
 
@@ -52,6 +55,10 @@ class ResourceSimulator:
                 reservation_id=request.reservation_id,
                 reason_code="SOLD_OUT",
                 reason=f"{request.resource_id} has no capacity left on {request.service_date}",
+            )
+        if request.resource_id in self._waitlisting:
+            return ReservationWaitlisted(
+                reply_id=reply_id, order_id=request.order_id, reservation_id=request.reservation_id
             )
         if self._random.random() < self._settings.sim_failure_ratio:
             return ReservationFailed(

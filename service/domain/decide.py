@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn, RedeemOrder
-from contracts.resources import ReservationConfirmed, ReservationFailed
+from contracts.resources import ReservationConfirmed, ReservationFailed, ReservationWaitlisted
 from contracts.statuses import OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
 from service.domain.local_effects import EntitlementCheck
@@ -18,7 +18,9 @@ from service.domain.prebooking import (
     confirm_reservation,
     create_prebooking,
     expire_confirmation,
+    expire_waitlist,
     fail_reservation,
+    waitlist_reservation,
 )
 from service.domain.reasons import Anomaly
 from service.domain.redemption import redeem
@@ -26,7 +28,7 @@ from service.domain.transitions import follow_up_effects
 from service.domain.walk_in import cancel_walk_in, record_walk_in
 
 Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder
-Reply = ReservationConfirmed | ReservationFailed
+Reply = ReservationConfirmed | ReservationFailed | ReservationWaitlisted
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,17 @@ class ConfirmationDeadline:
     order_id: str
 
 
-Input = Command | Reply | ConfirmationDeadline
+@dataclass(frozen=True)
+class WaitlistDeadline:
+    """The clock's input: the waitlist deadline of an order with a waitlisted item has passed."""
+
+    order_id: str
+
+
+Deadline = ConfirmationDeadline | WaitlistDeadline
+"""The clock's inputs."""
+
+Input = Command | Reply | Deadline
 
 
 @dataclass(frozen=True)
@@ -59,10 +71,12 @@ def decide(order: Order | None, message: Input, context: Context) -> Decision:
 
 def _decide(order: Order | None, message: Input, context: Context) -> Decision:
     now = context.now
-    if isinstance(message, ReservationConfirmed | ReservationFailed):
-        return _on_reply(order, message, now)
+    if isinstance(message, ReservationConfirmed | ReservationFailed | ReservationWaitlisted):
+        return _on_reply(order, message, context)
     if isinstance(message, ConfirmationDeadline):
-        return expire_confirmation(order, now) if order is not None else Decision.nothing()
+        return expire_confirmation(order, now, context.policy) if order is not None else Decision.nothing()
+    if isinstance(message, WaitlistDeadline):
+        return expire_waitlist(order, now) if order is not None else Decision.nothing()
     if isinstance(message, CreatePrebooking):
         return create_prebooking(order, message, now, context.policy)
     if isinstance(message, RecordWalkIn):
@@ -77,9 +91,11 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
     return cancel_prebooking(order, message, now)
 
 
-def _on_reply(order: Order | None, reply: Reply, now: datetime) -> Decision:
+def _on_reply(order: Order | None, reply: Reply, context: Context) -> Decision:
     if order is None:
         return Decision(anomaly=Anomaly.UNKNOWN_ORDER)
     if isinstance(reply, ReservationConfirmed):
-        return confirm_reservation(order, reply, now)
-    return fail_reservation(order, reply, now)
+        return confirm_reservation(order, reply, context.now)
+    if isinstance(reply, ReservationWaitlisted):
+        return waitlist_reservation(order, reply, context.now, context.policy)
+    return fail_reservation(order, reply, context.now)

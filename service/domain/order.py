@@ -15,6 +15,7 @@ class ReservationState(StrEnum):
 
     NOT_NEEDED = "NOT_NEEDED"  # walk-in: used on the spot, nothing to reserve
     REQUESTED = "REQUESTED"  # `reserve` sent, no reply yet
+    WAITLISTED = "WAITLISTED"  # the resource put it on its waitlist: `confirmed` or `failed` still to come
     CONFIRMED = "CONFIRMED"  # the resource holds capacity
     FAILED = "FAILED"  # the resource refused
     WITHDRAWN = "WITHDRAWN"  # `release` sent before the resource answered the `reserve`

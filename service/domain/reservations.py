@@ -6,6 +6,9 @@ from contracts.statuses import DeliveryStatus, ServiceStatus
 from service.domain.order import Order, OrderItem, ReservationState
 from service.domain.reasons import ReleaseReason
 
+AWAITING = (ReservationState.REQUESTED, ReservationState.WAITLISTED)
+"""Reservations the resource has not settled yet: a `confirmed` or `failed` is still to come."""
+
 
 def reserve_request(order: Order, item: OrderItem) -> ReserveRequest:
     """Ask the item's resource to hold capacity."""
@@ -53,7 +56,7 @@ def withdraw(
     for service in item.services:
         service.status = ServiceStatus.CANCELLED
         service.delivery_status = delivery_status
-    if item.reservation is ReservationState.REQUESTED:
+    if item.reservation in AWAITING:
         item.reservation = ReservationState.WITHDRAWN
     elif item.reservation is ReservationState.CONFIRMED:
         item.reservation = ReservationState.RELEASED

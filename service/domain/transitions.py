@@ -21,17 +21,18 @@ StatusChange = tuple[OrderStatus | None, OrderStatus]
 TRANSITIONS: Final[Mapping[OrderType, Mapping[StatusChange, str]]] = {
     OrderType.PREBOOKING: {
         (None, S.PENDING): "CreatePrebooking: a reserve request per item, the confirmation deadline set",
-        (
-            S.PENDING,
-            S.PENDING,
-        ): "CancelOrder of some items while others await a reply (ITEMS_CANCELLED)",
+        (S.PENDING, S.PENDING): (
+            "CancelOrder of some items while others await a reply (ITEMS_CANCELLED), "
+            "or ReservationWaitlisted for an item awaiting its reply (WAITLISTED)"
+        ),
         (S.PENDING, S.CONFIRMED): (
             "ReservationConfirmed for the last live item awaiting one, "
             "or CancelOrder of the only items still awaiting one"
         ),
         (S.PENDING, S.FAILED): (
             "ReservationFailed for any item (the resource's reason_code), "
-            "or the confirmation deadline (CONFIRMATION_TIMEOUT)"
+            "the confirmation deadline (CONFIRMATION_TIMEOUT), "
+            "or the waitlist deadline of an order with a waitlisted item (WAITLIST_TIMEOUT)"
         ),
         (S.PENDING, S.CANCELLED): "CancelOrder of every live item (CANCELLED_BY_* or the command's reason)",
         (S.CONFIRMED, S.CONFIRMED): "CancelOrder of some items (ITEMS_CANCELLED)",

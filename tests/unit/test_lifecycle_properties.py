@@ -6,12 +6,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.commands import CancelOrder, RedeemOrder
-from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed
+from contracts.resources import (
+    ReleaseRequest,
+    ReservationConfirmed,
+    ReservationFailed,
+    ReservationWaitlisted,
+)
 from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
-from service.domain.decide import ConfirmationDeadline, Context, Input, decide
+from service.domain.decide import ConfirmationDeadline, Context, Input, WaitlistDeadline, decide
 from service.domain.local_effects import EntitlementCheck, RefundEntitlement
 from service.domain.one_order import order_status
 from service.domain.order import Order, ReservationState
+from service.domain.outcome import Decision
 from service.domain.policy import Policy
 from service.domain.transitions import TRANSITIONS
 from testkit.factories import prebooking, walk_in
@@ -27,7 +33,9 @@ actions = st.lists(
     st.one_of(
         st.tuples(st.just("confirm"), st.sampled_from(ITEMS), st.integers(0, 2)),
         st.tuples(st.just("fail"), st.sampled_from(ITEMS), st.integers(0, 2)),
+        st.tuples(st.just("waitlisted"), st.sampled_from(ITEMS), st.integers(0, 2)),
         st.tuples(st.just("deadline"), st.none(), st.none()),
+        st.tuples(st.just("waitlist_deadline"), st.none(), st.none()),
         st.tuples(
             st.just("cancel"), st.lists(st.sampled_from(ITEMS), max_size=2, unique=True), st.booleans()
         ),
@@ -41,16 +49,20 @@ actions = st.lists(
 
 def to_input(action: tuple[str, object, object], n: int, kind: OrderType) -> Input | None:
     name, arg, extra = action
-    if name in ("confirm", "fail"):
+    if name in ("confirm", "fail", "waitlisted"):
         reply_id = f"{name}-{arg}-{extra}"  # a repeated reply_id is a duplicate delivery
         reservation = f"ORD-1/{arg}"
         if name == "confirm":
             return ReservationConfirmed(reply_id=reply_id, order_id="ORD-1", reservation_id=reservation)
+        if name == "waitlisted":
+            return ReservationWaitlisted(reply_id=reply_id, order_id="ORD-1", reservation_id=reservation)
         return ReservationFailed(
             reply_id=reply_id, order_id="ORD-1", reservation_id=reservation, reason_code="X", reason="x"
         )
     if name == "deadline":
         return ConfirmationDeadline("ORD-1")
+    if name == "waitlist_deadline":
+        return WaitlistDeadline("ORD-1")
     if name == "cancel":
         staff = "RESOURCE_STAFF" if extra else "CLIENT"
         return CancelOrder(
@@ -85,8 +97,31 @@ def check_consistent(order: Order) -> None:
         assert any(s.delivery_status == "DELIVERED" for i in order.items for s in i.services)
     else:
         assert one_order is OneOrderStatus.CLOSED, "a cancelled or failed order holds no value"
+    for item in order.items:
+        waitlisted = {s.status == "WAITLISTED" for s in item.services}
+        assert waitlisted <= {item.reservation is ReservationState.WAITLISTED}, "WAITLISTED while waitlisted"
     unable = any(s.delivery_status == "UNABLE_TO_DELIVER" for i in order.items for s in i.services)
     assert unable == (order.status is S.FAILED), "a refusal or timeout shows as UNABLE_TO_DELIVER, only then"
+
+
+def check_step(previous: Order, message: Input, decision: Decision, order: Order) -> None:
+    """One applied input: gapless sequences, legal transitions, and the rules of the input's own flow."""
+    assert order.sequence == previous.sequence + len(decision.events)
+    status = previous.status
+    for offset, event in enumerate(decision.events, start=1):
+        assert event.sequence == previous.sequence + offset
+        assert event.previous_status is status
+        assert (status, event.status) in TRANSITIONS[order.order_type]
+        status = event.status
+    assert status is order.status
+    if previous.status in (S.CANCELLED, S.FAILED):
+        assert order.status is previous.status, "terminal statuses stay"
+    if isinstance(message, ConfirmationDeadline) and any(
+        i.reservation is ReservationState.WAITLISTED for i in previous.items
+    ):
+        assert order.status is S.PENDING, "a waitlisted item defers the deadline to the waitlist's"
+    if isinstance(message, ReservationWaitlisted):
+        assert order.status is S.PENDING and decision.events[0].reason == "WAITLISTED"
 
 
 @settings(max_examples=300, deadline=None)
@@ -115,8 +150,8 @@ def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
             continue
         message = to_input(action, n, kind)
         assert message is not None
-        input_id = str(getattr(message, "reply_id", None) or getattr(message, "command_id", "deadline"))
-        if input_id in seen_inputs and input_id != "deadline":
+        input_id = str(getattr(message, "reply_id", None) or getattr(message, "command_id", action[0]))
+        if input_id in seen_inputs and not input_id.endswith("deadline"):
             continue  # the processor drops exact duplicates before the domain sees them
         seen_inputs.add(input_id)
         before = order.model_dump()
@@ -132,18 +167,8 @@ def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
         if decision.order is None:
             assert not decision.events
             continue
-        previous = order
-        order = decision.order
-        assert order.sequence == previous.sequence + len(decision.events)
-        status = previous.status
-        for offset, event in enumerate(decision.events, start=1):
-            assert event.sequence == previous.sequence + offset
-            assert event.previous_status is status
-            assert (status, event.status) in TRANSITIONS[kind]
-            status = event.status
-        assert status is order.status
-        if previous.status in (S.CANCELLED, S.FAILED):
-            assert order.status is previous.status, "terminal statuses stay"
+        previous, order = order, decision.order
+        check_step(previous, message, decision, order)
         check_consistent(order)
     dead = {i.reservation_id for i in order.items if i.cancelled_at_sequence is not None}
     assert (confirmed_by_resource & dead) <= released, "capacity held for a withdrawn item is given back"
