@@ -114,6 +114,9 @@ class RejectionCode(StrEnum):
     ENTITLEMENT_EXHAUSTED = "ENTITLEMENT_EXHAUSTED"
     CANCELLATION_WINDOW_CLOSED = "CANCELLATION_WINDOW_CLOSED"
     NOT_SUPPORTED = "NOT_SUPPORTED"
+    SERVICES_SUSPENDED = "SERVICES_SUSPENDED"
+    """Redemption or cancellation (a refund) of services whose delivery is suspended: refused until the
+    suspension is lifted."""
     CLIENT_MISMATCH = "CLIENT_MISMATCH"
     """`per_client` topic layout: the command's `client_id` is not the client whose topic it was sent to.
     Answered on the sender's (the topic's) rejections topic; nothing is claimed or changed."""

@@ -10,6 +10,7 @@ from service.domain.outcome import Decision, change_status, reject
 from service.domain.prebooking import all_live_items_confirmed
 from service.domain.reasons import Reason, ReleaseReason
 from service.domain.reservations import withdraw
+from service.domain.suspension import refuse_if_suspended
 from service.domain.transitions import can_become
 
 
@@ -28,6 +29,9 @@ def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Deci
     if wanted - set(live):
         message = f"already cancelled: {sorted(wanted - set(live))}"
         return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
+    touched = (s for item in order.items if item.order_item_id in wanted for s in item.services)
+    if refusal := refuse_if_suspended(command, touched, now):
+        return refusal
     updated = order.clone()
     at_sequence = updated.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []

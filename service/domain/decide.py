@@ -6,7 +6,14 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn, RedeemOrder
+from contracts.commands import (
+    CancelOrder,
+    CreatePrebooking,
+    LiftSuspension,
+    RecordWalkIn,
+    RedeemOrder,
+    SuspendServices,
+)
 from contracts.resources import ReservationConfirmed, ReservationFailed, ReservationWaitlisted
 from contracts.statuses import OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
@@ -24,10 +31,11 @@ from service.domain.prebooking import (
 )
 from service.domain.reasons import Anomaly
 from service.domain.redemption import redeem
+from service.domain.suspension import lift_suspension, suspend_services
 from service.domain.transitions import follow_up_effects
 from service.domain.walk_in import cancel_walk_in, record_walk_in
 
-Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder
+Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder | SuspendServices | LiftSuspension
 Reply = ReservationConfirmed | ReservationFailed | ReservationWaitlisted
 
 
@@ -86,6 +94,10 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
         return reject(message, message.type, RejectionCode.ORDER_NOT_FOUND, "no such order", now)
     if isinstance(message, RedeemOrder):
         return redeem(order, message, now)
+    if isinstance(message, SuspendServices):
+        return suspend_services(order, message, now)
+    if isinstance(message, LiftSuspension):
+        return lift_suspension(order, message, now)
     if order.order_type is OrderType.WALK_IN:
         return cancel_walk_in(order, message, now, context.policy)
     return cancel_prebooking(order, message, now)

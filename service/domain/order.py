@@ -32,6 +32,9 @@ class Service(BaseModel):
     passenger_name: str
     status: ServiceStatus
     delivery_status: DeliveryStatus
+    suspended_from: DeliveryStatus | None = None
+    """The delivery status the service had when it was last suspended: what a REVERT gives back (kept after
+    a REMOVE, so a removed usage still shows it was delivered)."""
 
 
 class OrderItem(BaseModel):

@@ -35,13 +35,25 @@ TRANSITIONS: Final[Mapping[OrderType, Mapping[StatusChange, str]]] = {
             "or the waitlist deadline of an order with a waitlisted item (WAITLIST_TIMEOUT)"
         ),
         (S.PENDING, S.CANCELLED): "CancelOrder of every live item (CANCELLED_BY_* or the command's reason)",
-        (S.CONFIRMED, S.CONFIRMED): "CancelOrder of some items (ITEMS_CANCELLED)",
+        (S.CONFIRMED, S.CONFIRMED): (
+            "CancelOrder of some items (ITEMS_CANCELLED); SuspendServices (SUSPENDED_BY_*) or "
+            "LiftSuspension (SUSPENSION_REVERTED, SUSPENDED_SERVICES_REMOVED) while an item is left"
+        ),
         (S.CONFIRMED, S.USED): "RedeemOrder: the first services delivered",
-        (S.CONFIRMED, S.CANCELLED): "CancelOrder of every live item (CANCELLED_BY_* or the command's reason)",
-        (S.USED, S.USED): "RedeemOrder of more services (SERVICES_REDEEMED)",
+        (S.CONFIRMED, S.CANCELLED): (
+            "CancelOrder of every live item (CANCELLED_BY_* or the command's reason), or LiftSuspension "
+            "REMOVE of the services of every live item (SUSPENDED_SERVICES_REMOVED)"
+        ),
+        (S.USED, S.USED): (
+            "RedeemOrder of more services (SERVICES_REDEEMED); SuspendServices or LiftSuspension "
+            "(the status stays)"
+        ),
     },
     OrderType.WALK_IN: {
         (None, S.USED): "RecordWalkIn, once the credential's entitlement units were consumed",
+        (S.USED, S.USED): (
+            "SuspendServices of the usage (fraud review) or LiftSuspension (REVERT, or REMOVE without refund)"
+        ),
         (S.USED, S.CANCELLED): (
             "CancelOrder by RESOURCE_STAFF within the resource's window (CANCELLED_BY_RESOURCE_STAFF "
             "or the command's reason); the entitlement is refunded"

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.commands import CancelOrder, RedeemOrder
+from contracts.commands import CancelOrder, LiftSuspension, RedeemOrder, SuspendServices
 from contracts.resources import (
     ReleaseRequest,
     ReservationConfirmed,
@@ -41,6 +41,14 @@ actions = st.lists(
         ),
         st.tuples(st.just("redeem"), st.lists(st.sampled_from(SERVICES), max_size=2, unique=True), st.none()),
         st.tuples(st.just("create"), st.none(), st.none()),
+        st.tuples(
+            st.just("suspend"), st.lists(st.sampled_from(SERVICES), max_size=2, unique=True), st.none()
+        ),
+        st.tuples(
+            st.just("lift"),
+            st.lists(st.sampled_from(SERVICES), max_size=2, unique=True),
+            st.sampled_from(["REVERT", "REMOVE"]),
+        ),
         st.tuples(st.just("wait"), st.integers(1, 200), st.none()),
     ),
     max_size=25,
@@ -76,6 +84,18 @@ def to_input(action: tuple[str, object, object], n: int, kind: OrderType) -> Inp
         return RedeemOrder(
             command_id=f"r{n}", client_id="client-a", order_id="ORD-1", service_ids=arg or None
         )
+    if name == "suspend":
+        return SuspendServices(
+            command_id=f"s{n}", client_id="client-a", order_id="ORD-1", service_ids=arg or None
+        )
+    if name == "lift":
+        return LiftSuspension(
+            command_id=f"l{n}",
+            client_id="client-a",
+            order_id="ORD-1",
+            service_ids=arg or None,
+            resolution=extra,
+        )
     if name == "create":
         if kind is OrderType.WALK_IN:
             return walk_in(order_id="ORD-1", passengers=2)
@@ -94,12 +114,20 @@ def check_consistent(order: Order) -> None:
         assert one_order is OneOrderStatus.OPENED
         assert live and all(i.reservation is ReservationState.CONFIRMED for i in live)
     elif order.status is S.USED:
-        assert any(s.delivery_status == "DELIVERED" for i in order.items for s in i.services)
+        # Delivered, or removed after a suspension of the delivered usage (a REMOVE keeps what it was).
+        assert any(
+            s.delivery_status == "DELIVERED" or s.suspended_from == "DELIVERED"
+            for i in order.items
+            for s in i.services
+        )
     else:
         assert one_order is OneOrderStatus.CLOSED, "a cancelled or failed order holds no value"
     for item in order.items:
         waitlisted = {s.status == "WAITLISTED" for s in item.services}
         assert waitlisted <= {item.reservation is ReservationState.WAITLISTED}, "WAITLISTED while waitlisted"
+    for service in (s for i in order.items for s in i.services):
+        if service.delivery_status == "SUSPENDED":
+            assert service.suspended_from in ("READY_TO_DELIVER", "DELIVERED")
     unable = any(s.delivery_status == "UNABLE_TO_DELIVER" for i in order.items for s in i.services)
     assert unable == (order.status is S.FAILED), "a refusal or timeout shows as UNABLE_TO_DELIVER, only then"
 
@@ -122,6 +150,12 @@ def check_step(previous: Order, message: Input, decision: Decision, order: Order
         assert order.status is S.PENDING, "a waitlisted item defers the deadline to the waitlist's"
     if isinstance(message, ReservationWaitlisted):
         assert order.status is S.PENDING and decision.events[0].reason == "WAITLISTED"
+    now_delivery = {s.service_id: s.delivery_status for i in order.items for s in i.services}
+    for service in (s for i in previous.items for s in i.services if s.delivery_status == "SUSPENDED"):
+        after = now_delivery[service.service_id]
+        if after != "SUSPENDED":  # the seed: only back to the status before, or REMOVED; only by a lift
+            assert isinstance(message, LiftSuspension)
+            assert after in (service.suspended_from, "REMOVED")
 
 
 @settings(max_examples=300, deadline=None)
@@ -161,7 +195,10 @@ def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
         if isinstance(message, ReservationConfirmed) and order.item_by_reservation(message.reservation_id):
             confirmed_by_resource.add(message.reservation_id)
         released |= {r.reservation_id for r in decision.requests if isinstance(r, ReleaseRequest)}
-        refunds += [e.consumption_id for e in decision.effects if isinstance(e, RefundEntitlement)]
+        refund = [e.consumption_id for e in decision.effects if isinstance(e, RefundEntitlement)]
+        if order.entitlement_consumption_id in refund:  # the usage's own units, not a refused second one's
+            assert not any(s.delivery_status == "SUSPENDED" for s in order.items[0].services), "no refund"
+        refunds += refund
         if decision.rejection is not None:
             assert decision.order is None, "a rejected command changes nothing"
         if decision.order is None:
