@@ -114,6 +114,8 @@ class RejectionCode(StrEnum):
     ENTITLEMENT_EXHAUSTED = "ENTITLEMENT_EXHAUSTED"
     CANCELLATION_WINDOW_CLOSED = "CANCELLATION_WINDOW_CLOSED"
     NOT_SUPPORTED = "NOT_SUPPORTED"
+    SERVICES_NOT_CLAIMED = "SERVICES_NOT_CLAIMED"
+    """Redemption or cancellation of services that became NOT_CLAIMED: their date (and grace) passed."""
     SERVICES_SUSPENDED = "SERVICES_SUSPENDED"
     """Redemption or cancellation (a refund) of services whose delivery is suspended: refused until the
     suspension is lifted."""

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     waitlist_timeout_seconds: PositiveFloat = 7200.0
     """A prebooking with a waitlisted item may stay Pending this long after creation (default 2 hours),
     then fails with `WAITLIST_TIMEOUT`; it extends the confirmation deadline only if it is the longer."""
+    no_show_grace_seconds: Annotated[float, Field(ge=0)] = 43200.0
+    """A confirmed prebooking whose last service date ended (24:00 UTC) this long ago (default 12 hours) with
+    services never redeemed: those become NOT_CLAIMED (`NO_SHOW`)."""
+    no_show_graces: dict[str, Annotated[float, Field(ge=0)]] = {}
+    """Per-resource no-show graces in seconds, overriding the default: JSON, e.g. `{"LHR-T5-FT": 3600}`."""
     timer_poll_seconds: PositiveFloat = 0.5
     """How often each instance looks for confirmation deadlines that passed."""
     timer_lease_seconds: PositiveFloat = 30.0
@@ -257,6 +262,8 @@ def policy_from(settings: Settings) -> Policy:
     return Policy(
         confirmation_timeout=timedelta(seconds=settings.confirmation_timeout_seconds),
         waitlist_timeout=timedelta(seconds=settings.waitlist_timeout_seconds),
+        no_show_grace=timedelta(seconds=settings.no_show_grace_seconds),
+        no_show_graces={r: timedelta(seconds=s) for r, s in settings.no_show_graces.items()},
         walk_in_cancellation_window=timedelta(seconds=settings.walk_in_cancellation_window_seconds),
         cancellation_windows={r: timedelta(seconds=s) for r, s in settings.cancellation_windows.items()},
         order_retention=timedelta(seconds=settings.order_retention_seconds),

@@ -18,6 +18,7 @@ from contracts.resources import ReservationConfirmed, ReservationFailed, Reserva
 from contracts.statuses import OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
 from service.domain.local_effects import EntitlementCheck
+from service.domain.no_show import declare_no_show
 from service.domain.order import Order
 from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
@@ -53,7 +54,14 @@ class WaitlistDeadline:
     order_id: str
 
 
-Deadline = ConfirmationDeadline | WaitlistDeadline
+@dataclass(frozen=True)
+class NoShowDeadline:
+    """The clock's input: the last service date of a confirmed order, plus its grace, has passed."""
+
+    order_id: str
+
+
+Deadline = ConfirmationDeadline | WaitlistDeadline | NoShowDeadline
 """The clock's inputs."""
 
 Input = Command | Reply | Deadline
@@ -73,7 +81,7 @@ class Context:
 def decide(order: Order | None, message: Input, context: Context) -> Decision:
     """Apply one command, resource reply or deadline to the order it names (None when none is stored)."""
     decision = _decide(order, message, context)
-    decision.effects += follow_up_effects(order, decision.order)
+    decision.effects += follow_up_effects(order, decision.order, context.policy)
     return decision
 
 
@@ -85,6 +93,8 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
         return expire_confirmation(order, now, context.policy) if order is not None else Decision.nothing()
     if isinstance(message, WaitlistDeadline):
         return expire_waitlist(order, now) if order is not None else Decision.nothing()
+    if isinstance(message, NoShowDeadline):
+        return declare_no_show(order, now) if order is not None else Decision.nothing()
     if isinstance(message, CreatePrebooking):
         return create_prebooking(order, message, now, context.policy)
     if isinstance(message, RecordWalkIn):

@@ -36,6 +36,18 @@ class ScheduleWaitlistTimeout(BaseModel):
     deadline: datetime
 
 
+class ScheduleNoShow(BaseModel):
+    """Declare the confirmed order's unused services NOT_CLAIMED at `deadline` (its last service date plus
+    the resource's grace)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["schedule_no_show"] = "schedule_no_show"
+    client_id: str
+    order_id: str
+    deadline: datetime
+
+
 class CancelConfirmationTimeout(BaseModel):
     """The order left Pending: its confirmation deadline, and its waitlist deadline if any, no longer
     matter."""
@@ -95,6 +107,7 @@ class RecordCommandOutcome(BaseModel):
 Effect = Annotated[
     ScheduleConfirmationTimeout
     | ScheduleWaitlistTimeout
+    | ScheduleNoShow
     | CancelConfirmationTimeout
     | RefundEntitlement
     | RecordAnomaly

@@ -1,7 +1,7 @@
 """Order deadlines, kept in Redis so that they survive restarts and are shared by instances.
 
-One sorted set per kind of deadline (`TimerKind`): the confirmation deadline of a Pending order, and the
-later waitlist deadline of one with a waitlisted item.
+One sorted set per kind of deadline (`TimerKind`): the confirmation deadline of a Pending order, the later
+waitlist deadline of one with a waitlisted item, and the no-show deadline of a confirmed one.
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,12 @@ from enum import StrEnum
 from redis.asyncio import Redis
 
 from service.clock import to_epoch_ms
-from service.domain.local_effects import ScheduleConfirmationTimeout, ScheduleWaitlistTimeout
-from service.store.keys import CONFIRMATION_TIMERS, WAITLIST_TIMERS, order_ref
+from service.domain.local_effects import (
+    ScheduleConfirmationTimeout,
+    ScheduleNoShow,
+    ScheduleWaitlistTimeout,
+)
+from service.store.keys import CONFIRMATION_TIMERS, NO_SHOW_TIMERS, WAITLIST_TIMERS, order_ref
 from service.store.scripts import LuaScript
 
 
@@ -21,6 +25,7 @@ class TimerKind(StrEnum):
 
     CONFIRMATION = "confirmation"
     WAITLIST = "waitlist"
+    NO_SHOW = "no_show"
 
     @property
     def key(self) -> str:
@@ -28,9 +33,16 @@ class TimerKind(StrEnum):
         return _KEYS[self]
 
 
-_KEYS = {TimerKind.CONFIRMATION: CONFIRMATION_TIMERS, TimerKind.WAITLIST: WAITLIST_TIMERS}
+_KEYS = {
+    TimerKind.CONFIRMATION: CONFIRMATION_TIMERS,
+    TimerKind.WAITLIST: WAITLIST_TIMERS,
+    TimerKind.NO_SHOW: NO_SHOW_TIMERS,
+}
 
-Schedule = ScheduleConfirmationTimeout | ScheduleWaitlistTimeout
+PENDING_KINDS = (TimerKind.CONFIRMATION, TimerKind.WAITLIST)
+"""The deadlines of a Pending order: cleared when it leaves Pending (`CancelConfirmationTimeout`)."""
+
+Schedule = ScheduleConfirmationTimeout | ScheduleWaitlistTimeout | ScheduleNoShow
 
 
 class TimerStore:
@@ -78,7 +90,11 @@ class TimerStore:
 
 
 def _kind_of(timer: Schedule) -> TimerKind:
-    return TimerKind.WAITLIST if isinstance(timer, ScheduleWaitlistTimeout) else TimerKind.CONFIRMATION
+    if isinstance(timer, ScheduleWaitlistTimeout):
+        return TimerKind.WAITLIST
+    if isinstance(timer, ScheduleNoShow):
+        return TimerKind.NO_SHOW
+    return TimerKind.CONFIRMATION
 
 
 def _order_of(member: str) -> tuple[str, str]:

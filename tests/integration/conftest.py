@@ -31,6 +31,11 @@ SILENT_RESOURCE = "RES-SILENT"
 """The simulator never answers for this resource: its prebookings time out."""
 WAITLIST_RESOURCE = "RES-WAITLIST"
 """The simulator answers `waitlisted` for every reservation at this resource, and nothing more."""
+NO_GRACE_LANE = "FT-NO-GRACE"
+"""A no-show here is declared as soon as the service date ends (grace 0)."""
+LONG_GRACE_LANE = "FT-LONG-GRACE"
+"""A no-show here waits `LONG_GRACE_SECONDS` after the service date."""
+LONG_GRACE_SECONDS = 10 * 365 * 24 * 3600.0
 SHORT_WINDOW_LOUNGE = "LOUNGE-SHORT-WINDOW"
 """Walk-ins at this resource may be cancelled for a millisecond only."""
 CONFIRMATION_TIMEOUT_SECONDS = 3.0
@@ -48,6 +53,7 @@ def isolated_settings(stack: Endpoints, run: str) -> Settings:
         waitlist_timeout_seconds=WAITLIST_TIMEOUT_SECONDS,
         timer_poll_seconds=0.05,
         cancellation_windows={SHORT_WINDOW_LOUNGE: 0.001},
+        no_show_graces={NO_GRACE_LANE: 0.0, LONG_GRACE_LANE: LONG_GRACE_SECONDS},
     )
 
 

@@ -13,8 +13,15 @@ from contracts.resources import (
     ReservationWaitlisted,
 )
 from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
-from service.domain.decide import ConfirmationDeadline, Context, Input, WaitlistDeadline, decide
-from service.domain.local_effects import EntitlementCheck, RefundEntitlement
+from service.domain.decide import (
+    ConfirmationDeadline,
+    Context,
+    Input,
+    NoShowDeadline,
+    WaitlistDeadline,
+    decide,
+)
+from service.domain.local_effects import EntitlementCheck, RefundEntitlement, ScheduleNoShow
 from service.domain.one_order import order_status
 from service.domain.order import Order, ReservationState
 from service.domain.outcome import Decision
@@ -36,6 +43,7 @@ actions = st.lists(
         st.tuples(st.just("waitlisted"), st.sampled_from(ITEMS), st.integers(0, 2)),
         st.tuples(st.just("deadline"), st.none(), st.none()),
         st.tuples(st.just("waitlist_deadline"), st.none(), st.none()),
+        st.tuples(st.just("no_show_deadline"), st.none(), st.none()),
         st.tuples(
             st.just("cancel"), st.lists(st.sampled_from(ITEMS), max_size=2, unique=True), st.booleans()
         ),
@@ -71,6 +79,8 @@ def to_input(action: tuple[str, object, object], n: int, kind: OrderType) -> Inp
         return ConfirmationDeadline("ORD-1")
     if name == "waitlist_deadline":
         return WaitlistDeadline("ORD-1")
+    if name == "no_show_deadline":
+        return NoShowDeadline("ORD-1")
     if name == "cancel":
         staff = "RESOURCE_STAFF" if extra else "CLIENT"
         return CancelOrder(
@@ -111,7 +121,8 @@ def check_consistent(order: Order) -> None:
         assert one_order is OneOrderStatus.OPENED
         assert any(i.reservation is not ReservationState.CONFIRMED for i in live)
     elif order.status is S.CONFIRMED:
-        assert one_order is OneOrderStatus.OPENED
+        no_show = any(s.delivery_status == "NOT_CLAIMED" for i in order.items for s in i.services)
+        assert one_order is OneOrderStatus.OPENED or no_show, "Confirmed and CLOSED only after a no-show"
         assert live and all(i.reservation is ReservationState.CONFIRMED for i in live)
     elif order.status is S.USED:
         # Delivered, or removed after a suspension of the delivered usage (a REMOVE keeps what it was).
@@ -151,6 +162,18 @@ def check_step(previous: Order, message: Input, decision: Decision, order: Order
     if isinstance(message, ReservationWaitlisted):
         assert order.status is S.PENDING and decision.events[0].reason == "WAITLISTED"
     now_delivery = {s.service_id: s.delivery_status for i in order.items for s in i.services}
+    before_delivery = {s.service_id: s.delivery_status for i in previous.items for s in i.services}
+    for service_id, after in now_delivery.items():
+        if before_delivery[service_id] == "NOT_CLAIMED":
+            assert after == "NOT_CLAIMED", "a no-show is final"
+        elif after == "NOT_CLAIMED":
+            assert isinstance(message, NoShowDeadline), "only the no-show deadline makes a no-show"
+    if isinstance(message, NoShowDeadline):
+        assert decision.events[0].reason == "NO_SHOW" and order.status is previous.status
+        live = [s for i in order.items if i.cancelled_at_sequence is None for s in i.services]
+        assert all(s.delivery_status != "READY_TO_DELIVER" for s in live)
+    schedules = [e for e in decision.effects if isinstance(e, ScheduleNoShow)]
+    assert bool(schedules) == (previous.status is S.PENDING and order.status is S.CONFIRMED)
     for service in (s for i in previous.items for s in i.services if s.delivery_status == "SUSPENDED"):
         after = now_delivery[service.service_id]
         if after != "SUSPENDED":  # the seed: only back to the status before, or REMOVED; only by a lift
