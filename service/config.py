@@ -178,6 +178,8 @@ class ResourceSimSettings(Settings):
     sim_waitlist_resources: str = ""
     """Comma-separated resource ids that answer `waitlisted` and nothing more: the waitlist deadline or a
     reply sent by hand settles their prebookings."""
+    sim_waitlist_then_confirm_resources: str = ""
+    """Comma-separated resource ids that answer `waitlisted`, then at once `confirmed` (the benchmarks)."""
     sim_seed: int | None = None
     sim_group: str = "resource-sim"
 

@@ -42,6 +42,7 @@ class ResourceSimulator:
         self._failing = _resource_set(settings.sim_fail_resources)
         self.silent = _resource_set(settings.sim_silent_resources)
         self._waitlisting = _resource_set(settings.sim_waitlist_resources)
+        self._waitlisting_first = _resource_set(settings.sim_waitlist_then_confirm_resources)
         self._random = random.Random(settings.sim_seed)
         self.releases = 0
 
@@ -74,6 +75,23 @@ class ResourceSimulator:
             reservation_id=request.reservation_id,
             booking_reference=booking_reference(request.request_id),
         )
+
+    def replies_to(self, request: ReserveRequest) -> list[ResourceReplyMessage]:
+        """Every reply to one reservation request, in order: one, or `waitlisted` then `confirmed`."""
+        if request.resource_id not in self._waitlisting_first:
+            return [self.reply_to(request)]
+        waitlisted = ReservationWaitlisted(
+            reply_id=_reply_id(f"{request.request_id}/waitlisted"),
+            order_id=request.order_id,
+            reservation_id=request.reservation_id,
+        )
+        confirmed = ReservationConfirmed(
+            reply_id=_reply_id(request.request_id),
+            order_id=request.order_id,
+            reservation_id=request.reservation_id,
+            booking_reference=booking_reference(request.request_id),
+        )
+        return [waitlisted, confirmed]
 
 
 def _reply_id(request_id: str) -> str:
@@ -114,7 +132,7 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
                 log.info("sim.released", extra={"reservation_id": request.reservation_id})
                 continue
             if request.resource_id not in simulator.silent:
-                answers.append(simulator.reply_to(request))
+                answers += simulator.replies_to(request)
         if settings.sim_latency_seconds:
             await asyncio.sleep(settings.sim_latency_seconds)
         pending = [
