@@ -1,5 +1,6 @@
 """Crash loop: SIGKILL the order service, the relay or both at random moments of a paced run, restarting
-each time, then check that nothing was lost, stuck, doubled or left undelivered.
+each time, then check that nothing was lost, stuck, doubled or left undelivered. The workload includes
+waitlisted prebookings and no-shows (a Redis timer firing across the kills) besides the usual orders.
 
     make bench-crash_loop                                  # 20,000 orders, 10 kills, service and relay
     make bench-crash_loop ARGS="--target relay --kills 6"
@@ -72,7 +73,7 @@ async def crash_loop(run: Run, options: Options, *, kills: int, target: str) -> 
     rng = random.Random(options.seed)
     report = Report("crash_loop", {**options.parameters(), "kills": kills, "target": target})
     started = time.monotonic()
-    workload = build_workload(options.orders, rng)
+    workload = build_workload(options.orders, rng, lifecycle=True)
     redis = Redis.from_url(run.settings.redis_url.get_secret_value())
     await grant_entitlements(redis, workload)
     await redis.aclose()

@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ CLIENT_ID = "bench-client"
 ACCEPTING_RESOURCES = ("RES-OK-1", "RES-OK-2", "RES-OK-3")
 REFUSED_RESOURCE = "RES-FULL"
 """The simulator answers `failed` (SOLD_OUT) for every reservation here."""
+WAITLISTING_RESOURCE = "RES-WAITLIST-THEN-OK"
+"""The simulator answers `waitlisted`, then `confirmed`, for every reservation here."""
 CREDENTIALS = 16
 """Walk-ins spread over this many credentials, each with a balance of its own."""
 
@@ -57,11 +59,17 @@ TWO_ITEM_SHARE = 0.2
 """Of the prebookings: two items, so two reservations and two replies."""
 STAFF_CANCELLED_SHARE = 0.25
 """Of the walk-ins: cancelled afterwards by the resource's staff, which refunds the entitlement."""
+WAITLISTED_SHARE = 0.1
+"""Of the prebookings, with `lifecycle`: one item at the waitlisting resource (Pending twice, Confirmed)."""
+NO_SHOW_SHARE = 0.1
+"""Of the prebookings, with `lifecycle`: dated two days ago, so they are no-shows once confirmed (Pending,
+Confirmed, Confirmed with NO_SHOW): the no-show timer fires during the run."""
 CANCEL_DISTANCE = 300
 """A cancellation is sent up to this many commands after its walk-in (same key, so the same partition)."""
 
 PIPELINE_SETTINGS: dict[str, Any] = {
     "sim_fail_resources": REFUSED_RESOURCE,
+    "sim_waitlist_then_confirm_resources": WAITLISTING_RESOURCE,
     # Restarts and outages take seconds each: no prebooking may time out meanwhile.
     "confirmation_timeout_seconds": 3600.0,
     # A killed consumer's partitions move to its successor after this, not after the default 10 s.
@@ -109,8 +117,9 @@ class Workload:
         return dict(kinds)
 
 
-def build_workload(orders: int, rng: random.Random) -> Workload:
-    """Prebookings (most confirmed, some refused → Failed), walk-ins, and staff cancellations of walk-ins."""
+def build_workload(orders: int, rng: random.Random, *, lifecycle: bool = False) -> Workload:
+    """Prebookings (most confirmed, some refused → Failed), walk-ins, and staff cancellations of walk-ins;
+    with `lifecycle`, also prebookings waitlisted before their confirmation, and no-shows."""
     creations: list[Command] = []
     expected_status: dict[str, OrderStatus] = {}
     expected_events: dict[str, int] = {}
@@ -125,9 +134,17 @@ def build_workload(orders: int, rng: random.Random) -> Workload:
             refused = rng.random() < REFUSED_SHARE
             if refused:
                 resources[rng.randrange(len(resources))] = REFUSED_RESOURCE
-            command: Command = prebooking(*resources, client_id=CLIENT_ID, passengers=rng.randint(1, 3))
+            waitlisted = lifecycle and not refused and rng.random() < WAITLISTED_SHARE
+            if waitlisted:
+                resources[0] = WAITLISTING_RESOURCE
+            booking = prebooking(*resources, client_id=CLIENT_ID, passengers=rng.randint(1, 3))
+            no_show = lifecycle and not refused and rng.random() < NO_SHOW_SHARE
+            if no_show:
+                booking = _dated(booking, datetime.now(UTC).date() - timedelta(days=2))
+            command: Command = booking
             expected_status[command.order_id] = OrderStatus.FAILED if refused else OrderStatus.CONFIRMED
-            expected_events[command.order_id] = 2  # Pending, then Confirmed or Failed
+            # Pending, then Confirmed or Failed; a waitlisting and a no-show add one event each.
+            expected_events[command.order_id] = 2 + int(waitlisted) + int(no_show)
         else:
             credential = rng.choice(credentials)
             command = walk_in(credential=credential, client_id=CLIENT_ID, passengers=rng.randint(1, 3))
@@ -162,6 +179,11 @@ def build_workload(orders: int, rng: random.Random) -> Workload:
         granted=granted,
         expected_balance={c: units - consumed[c] for c, units in granted.items()},
     )
+
+
+def _dated(command: CreatePrebooking, service_date: date) -> CreatePrebooking:
+    items = [item.model_copy(update={"service_date": service_date}) for item in command.items]
+    return command.model_copy(update={"items": items})
 
 
 async def grant_entitlements(redis: "Redis", workload: Workload) -> None:
@@ -359,6 +381,7 @@ class StatusLedger:
         self._tap = tap
         self._topic = run.settings.topic_status_changed
         self._expected = workload.expected_status
+        self._expected_events = workload.expected_events
         self._folded = 0
         self.records = 0
         self.events: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -375,8 +398,16 @@ class StatusLedger:
             before = self.latest.get(event.order_id)
             if before is None or event.sequence > before[0]:
                 expected = self._expected.get(event.order_id)
-                was_settled = before is not None and before[1] is expected
-                now_settled = event.status is expected
+                was_settled = (
+                    before is not None
+                    and before[1] is expected
+                    and before[0] == self._expected_events[event.order_id]
+                )
+                # Settled: the expected status at the expected last sequence (a waitlisting or a no-show
+                # keeps the status, so the status alone does not say the order is done).
+                now_settled = (
+                    event.status is expected and event.sequence == self._expected_events[event.order_id]
+                )
                 self.settled += int(now_settled) - int(was_settled)
                 self.latest[event.order_id] = (event.sequence, event.status)
         self.records = self._folded = len(records)

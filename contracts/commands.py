@@ -125,8 +125,54 @@ class RedeemOrder(Command):
     )
 
 
+class SuspendServices(Command):
+    """Suspend the delivery of an order's services (fraud review): SUSPENDED until `lift_suspension`."""
+
+    type: Literal["suspend_services"] = "suspend_services"
+    initiated_by: Literal["OPERATOR", "RESOURCE_STAFF"] = Field(
+        default="OPERATOR", description="Who decided it; the event's default `reason` says so."
+    )
+    service_ids: list[ClientIdentifier] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SERVICE_IDS_PER_COMMAND,
+        description="Suspend only these services; every ready or delivered one when left out.",
+    )
+    reason: str | None = Field(
+        default=None,
+        max_length=MAX_REASON_LENGTH,
+        pattern=PRINTABLE_OR_LINE_BREAKS,
+        description="Free text, carried as the event's `reason`; no control characters but tab and line "
+        "breaks.",
+    )
+
+
+class LiftSuspension(Command):
+    """End the suspension of an order's services: back to the status each had before, or REMOVED."""
+
+    type: Literal["lift_suspension"] = "lift_suspension"
+    resolution: Literal["REVERT", "REMOVE"] = Field(
+        description="`REVERT`: each service gets back the delivery status it had when suspended. `REMOVE`: "
+        "the services lose their value (REMOVED, no refund); an item left with nothing is cancelled."
+    )
+    service_ids: list[ClientIdentifier] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SERVICE_IDS_PER_COMMAND,
+        description="Only these suspended services; every suspended one when left out.",
+    )
+    reason: str | None = Field(
+        default=None,
+        max_length=MAX_REASON_LENGTH,
+        pattern=PRINTABLE_OR_LINE_BREAKS,
+        description="Free text, carried as the event's `reason`; no control characters but tab and line "
+        "breaks.",
+    )
+
+
 OrderCommand = Annotated[
-    CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder, Field(discriminator="type")
+    CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder | SuspendServices | LiftSuspension,
+    Field(discriminator="type"),
 ]
 """Any message on `orders.commands`, told apart by `type`."""
 

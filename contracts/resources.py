@@ -22,7 +22,7 @@ class ResourceRequest(Message):
 
 
 class ReserveRequest(ResourceRequest):
-    """Ask the resource to reserve capacity; it answers `confirmed` or `failed`."""
+    """Ask the resource to reserve capacity; it answers `confirmed` or `failed`, or `waitlisted` first."""
 
     type: Literal["reserve"] = "reserve"
     product_type: str = Field(description="Kind of product.", examples=["FAST_TRACK"])
@@ -83,7 +83,16 @@ class ReservationFailed(ResourceReply):
     )
 
 
-ResourceReplyMessage = Annotated[ReservationConfirmed | ReservationFailed, Field(discriminator="type")]
+class ReservationWaitlisted(ResourceReply):
+    """The resource has no capacity now but put the reservation on its waitlist: a `confirmed` or `failed`
+    for the same reservation follows when it knows (or the order's waitlist deadline passes first)."""
+
+    type: Literal["waitlisted"] = "waitlisted"
+
+
+ResourceReplyMessage = Annotated[
+    ReservationConfirmed | ReservationFailed | ReservationWaitlisted, Field(discriminator="type")
+]
 """Any message on `resources.replies`."""
 
 resource_request_adapter: TypeAdapter[ResourceRequestMessage] = TypeAdapter(ResourceRequestMessage)

@@ -79,8 +79,25 @@ class DeliveryStatus(StrEnum):
 
     @property
     def holds_value(self) -> bool:
-        """A service keeps value until it is delivered or removed (the ONE Order CLOSED rule)."""
-        return self not in (DeliveryStatus.DELIVERED, DeliveryStatus.REMOVED)
+        """Whether the passenger can still get something from the service (docs/contract.md#one-order-view).
+
+        Delivered and removed services hold none (the seed's CLOSED rule); neither do the statuses that
+        end a service without delivering it: UNABLE_TO_DELIVER (refused or unanswered), NOT_CLAIMED
+        (no-show), EXPIRED and FAILED_TO_DELIVER. SUSPENDED holds value: it may revert.
+        """
+        return self not in _NO_VALUE
+
+
+_NO_VALUE = frozenset(
+    {
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.REMOVED,
+        DeliveryStatus.UNABLE_TO_DELIVER,
+        DeliveryStatus.NOT_CLAIMED,
+        DeliveryStatus.EXPIRED,
+        DeliveryStatus.FAILED_TO_DELIVER,
+    }
+)
 
 
 class RejectionCode(StrEnum):
@@ -97,6 +114,11 @@ class RejectionCode(StrEnum):
     ENTITLEMENT_EXHAUSTED = "ENTITLEMENT_EXHAUSTED"
     CANCELLATION_WINDOW_CLOSED = "CANCELLATION_WINDOW_CLOSED"
     NOT_SUPPORTED = "NOT_SUPPORTED"
+    SERVICES_NOT_CLAIMED = "SERVICES_NOT_CLAIMED"
+    """Redemption or cancellation of services that became NOT_CLAIMED: their date (and grace) passed."""
+    SERVICES_SUSPENDED = "SERVICES_SUSPENDED"
+    """Redemption or cancellation (a refund) of services whose delivery is suspended: refused until the
+    suspension is lifted."""
     CLIENT_MISMATCH = "CLIENT_MISMATCH"
     """`per_client` topic layout: the command's `client_id` is not the client whose topic it was sent to.
     Answered on the sender's (the topic's) rejections topic; nothing is claimed or changed."""

@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     """Larger inputs are dead-lettered: the broker may accept far bigger ones (Tansu does)."""
     confirmation_timeout_seconds: PositiveFloat = 120.0
     """A prebooking still Pending this long after creation fails with `CONFIRMATION_TIMEOUT`."""
+    waitlist_timeout_seconds: PositiveFloat = 7200.0
+    """A prebooking with a waitlisted item may stay Pending this long after creation (default 2 hours),
+    then fails with `WAITLIST_TIMEOUT`; it extends the confirmation deadline only if it is the longer."""
+    no_show_grace_seconds: Annotated[float, Field(ge=0)] = 43200.0
+    """A confirmed prebooking whose last service date ended (24:00 UTC) this long ago (default 12 hours) with
+    services never redeemed: those become NOT_CLAIMED (`NO_SHOW`)."""
+    no_show_graces: dict[str, Annotated[float, Field(ge=0)]] = {}
+    """Per-resource no-show graces in seconds, overriding the default: JSON, e.g. `{"LHR-T5-FT": 3600}`."""
     timer_poll_seconds: PositiveFloat = 0.5
     """How often each instance looks for confirmation deadlines that passed."""
     timer_lease_seconds: PositiveFloat = 30.0
@@ -188,6 +196,11 @@ class ResourceSimSettings(Settings):
     """Comma-separated resource ids that always refuse (the demo uses one)."""
     sim_silent_resources: str = ""
     """Comma-separated resource ids that never answer (their prebookings time out)."""
+    sim_waitlist_resources: str = ""
+    """Comma-separated resource ids that answer `waitlisted` and nothing more: the waitlist deadline or a
+    reply sent by hand settles their prebookings."""
+    sim_waitlist_then_confirm_resources: str = ""
+    """Comma-separated resource ids that answer `waitlisted`, then at once `confirmed` (the benchmarks)."""
     sim_seed: int | None = None
     sim_group: str = "resource-sim"
 
@@ -271,6 +284,9 @@ def policy_from(settings: Settings) -> Policy:
     """The domain's rules as configured."""
     return Policy(
         confirmation_timeout=timedelta(seconds=settings.confirmation_timeout_seconds),
+        waitlist_timeout=timedelta(seconds=settings.waitlist_timeout_seconds),
+        no_show_grace=timedelta(seconds=settings.no_show_grace_seconds),
+        no_show_graces={r: timedelta(seconds=s) for r, s in settings.no_show_graces.items()},
         walk_in_cancellation_window=timedelta(seconds=settings.walk_in_cancellation_window_seconds),
         cancellation_windows={r: timedelta(seconds=s) for r, s in settings.cancellation_windows.items()},
         order_retention=timedelta(seconds=settings.order_retention_seconds),

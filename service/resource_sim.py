@@ -1,4 +1,4 @@
-"""A resource operator simulator: answers `reserve` requests with `confirmed` or `failed`.
+"""A resource operator simulator: answers `reserve` requests with `confirmed`, `failed` or `waitlisted`.
 
 Used by the demo, the tests and the benchmarks. Its reply ids and booking references derive from the
 request ids, so a re-delivered request produces a duplicate reply, as a real operator's retry would.
@@ -19,6 +19,7 @@ from contracts.resources import (
     ReleaseRequest,
     ReservationConfirmed,
     ReservationFailed,
+    ReservationWaitlisted,
     ReserveRequest,
     ResourceReplyMessage,
     ResourceRequestMessage,
@@ -33,12 +34,15 @@ CLIENT_ID = "resource-sim"
 
 
 class ResourceSimulator:
-    """Decides each reservation's fate by the settings: a fixed set of failing resources, then chance."""
+    """Decides each reservation's fate by the settings: fixed sets of failing and waitlisting resources,
+    then chance."""
 
     def __init__(self, settings: ResourceSimSettings) -> None:
         self._settings = settings
         self._failing = _resource_set(settings.sim_fail_resources)
         self.silent = _resource_set(settings.sim_silent_resources)
+        self._waitlisting = _resource_set(settings.sim_waitlist_resources)
+        self._waitlisting_first = _resource_set(settings.sim_waitlist_then_confirm_resources)
         self._random = random.Random(settings.sim_seed)
         self.releases = 0
 
@@ -52,6 +56,10 @@ class ResourceSimulator:
                 reservation_id=request.reservation_id,
                 reason_code="SOLD_OUT",
                 reason=f"{request.resource_id} has no capacity left on {request.service_date}",
+            )
+        if request.resource_id in self._waitlisting:
+            return ReservationWaitlisted(
+                reply_id=reply_id, order_id=request.order_id, reservation_id=request.reservation_id
             )
         if self._random.random() < self._settings.sim_failure_ratio:
             return ReservationFailed(
@@ -67,6 +75,23 @@ class ResourceSimulator:
             reservation_id=request.reservation_id,
             booking_reference=booking_reference(request.request_id),
         )
+
+    def replies_to(self, request: ReserveRequest) -> list[ResourceReplyMessage]:
+        """Every reply to one reservation request, in order: one, or `waitlisted` then `confirmed`."""
+        if request.resource_id not in self._waitlisting_first:
+            return [self.reply_to(request)]
+        waitlisted = ReservationWaitlisted(
+            reply_id=_reply_id(f"{request.request_id}/waitlisted"),
+            order_id=request.order_id,
+            reservation_id=request.reservation_id,
+        )
+        confirmed = ReservationConfirmed(
+            reply_id=_reply_id(request.request_id),
+            order_id=request.order_id,
+            reservation_id=request.reservation_id,
+            booking_reference=booking_reference(request.request_id),
+        )
+        return [waitlisted, confirmed]
 
 
 def _reply_id(request_id: str) -> str:
@@ -107,7 +132,7 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
                 log.info("sim.released", extra={"reservation_id": request.reservation_id})
                 continue
             if request.resource_id not in simulator.silent:
-                answers.append(simulator.reply_to(request))
+                answers += simulator.replies_to(request)
         if settings.sim_latency_seconds:
             await asyncio.sleep(settings.sim_latency_seconds)
         pending = [

@@ -13,10 +13,12 @@ from contracts.commands import (
     CancelOrder,
     Command,
     CreatePrebooking,
+    LiftSuspension,
     OrderCommand,
     PrebookingItem,
     RecordWalkIn,
     RedeemOrder,
+    SuspendServices,
 )
 from contracts.limits import (
     MAX_ITEM_IDS_PER_COMMAND,
@@ -78,6 +80,26 @@ class RedeemBody(_Body):
     service_ids: list[ClientIdentifier] | None = Field(
         default=None, min_length=1, max_length=MAX_SERVICE_IDS_PER_COMMAND
     )
+
+
+class SuspendBody(_Body):
+    """`suspend_services` without `client_id`, `command_id`, `order_id`, `type`."""
+
+    initiated_by: Literal["OPERATOR", "RESOURCE_STAFF"] = "OPERATOR"
+    service_ids: list[ClientIdentifier] | None = Field(
+        default=None, min_length=1, max_length=MAX_SERVICE_IDS_PER_COMMAND
+    )
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH, pattern=PRINTABLE_OR_LINE_BREAKS)
+
+
+class LiftSuspensionBody(_Body):
+    """`lift_suspension` without `client_id`, `command_id`, `order_id`, `type`."""
+
+    resolution: Literal["REVERT", "REMOVE"]
+    service_ids: list[ClientIdentifier] | None = Field(
+        default=None, min_length=1, max_length=MAX_SERVICE_IDS_PER_COMMAND
+    )
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH, pattern=PRINTABLE_OR_LINE_BREAKS)
 
 
 class Accepted(BaseModel):
@@ -173,3 +195,37 @@ async def redeem_order(
     await _own_order(store, client_id, order_id)
     fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
     return await _publish(publisher, _build(RedeemOrder, **fields))
+
+
+@commands.post("/orders/{order_id}/suspend", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def suspend_services(
+    order_id: str,
+    body: SuspendBody,
+    client_id: ClientIdDep,
+    store: OrdersDep,
+    publisher: CommandsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    """Suspend the delivery of the order's services, or some of them (fraud review): SUSPENDED until the
+    suspension is lifted; meanwhile they can be neither redeemed nor cancelled."""
+    await _own_order(store, client_id, order_id)
+    fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
+    return await _publish(publisher, _build(SuspendServices, **fields))
+
+
+@commands.post(
+    "/orders/{order_id}/lift-suspension", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted
+)
+async def lift_suspension(
+    order_id: str,
+    body: LiftSuspensionBody,
+    client_id: ClientIdDep,
+    store: OrdersDep,
+    publisher: CommandsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    """Lift the suspension of the order's suspended services, or some of them: `REVERT` gives each the
+    status it had before, `REMOVE` removes their value (no refund)."""
+    await _own_order(store, client_id, order_id)
+    fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
+    return await _publish(publisher, _build(LiftSuspension, **fields))

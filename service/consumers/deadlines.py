@@ -1,4 +1,5 @@
-"""The clock as a source of inputs: confirmation deadlines that passed become inputs to the processor."""
+"""The clock as a source of inputs: deadlines that passed (confirmation, waitlist, no-show) become inputs to
+the processor."""
 
 import asyncio
 import contextlib
@@ -6,9 +7,16 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from service.consumers.inbound import deadline_input
+from service.consumers.inbound import Inbound, deadline_input, no_show_input, waitlist_deadline_input
 from service.consumers.processor import OrderProcessor
-from service.store.timers import TimerStore
+from service.store.timers import TimerKind, TimerStore
+
+INPUT_OF: dict[TimerKind, Callable[[str, str], Inbound]] = {
+    TimerKind.CONFIRMATION: deadline_input,
+    TimerKind.WAITLIST: waitlist_deadline_input,
+    TimerKind.NO_SHOW: no_show_input,
+}
+"""The processor's input for a deadline of each kind that passed."""
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +58,15 @@ class DeadlineWatcher:
     async def fire_due(self) -> int:
         """Apply every deadline due now; returns how many were fired."""
         fired = 0
-        while claimed := await self._timers.claim_due(self._clock(), self._lease_seconds, self._batch):
-            await self._processor.process(
-                [deadline_input(client_id, order_id) for client_id, order_id in claimed]
-            )
-            await self._timers.remove(claimed)
-            fired += len(claimed)
+        for kind, to_input in INPUT_OF.items():
+            while claimed := await self._timers.claim_due(
+                self._clock(), self._lease_seconds, self._batch, kind
+            ):
+                await self._processor.process(
+                    [to_input(client_id, order_id) for client_id, order_id in claimed]
+                )
+                await self._timers.remove(claimed, kinds=(kind,))
+                fired += len(claimed)
         return fired
 
     async def _run(self) -> None:

@@ -22,7 +22,7 @@ from contracts.commands import Command, OrderCommand, order_command_adapter
 from contracts.events import CommandRejected, DeadLetter, FieldError
 from contracts.resources import ResourceReplyMessage, resource_reply_adapter
 from contracts.statuses import RejectionCode
-from service.domain.decide import ConfirmationDeadline, Input
+from service.domain.decide import ConfirmationDeadline, Input, NoShowDeadline, WaitlistDeadline
 from service.domain.outcome import reject
 
 MAX_FIELD_ERRORS = 10
@@ -107,6 +107,28 @@ def deadline_input(client_id: str, order_id: str) -> Inbound:
         input_id=f"timer/confirmation/{order_id}",
         fingerprint="confirmation-deadline",
         message=ConfirmationDeadline(order_id),
+    )
+
+
+def waitlist_deadline_input(client_id: str, order_id: str) -> Inbound:
+    """The clock's input for an order whose waitlist deadline passed; one per order, ever."""
+    return Inbound(
+        client_id=client_id,
+        order_id=order_id,
+        input_id=f"timer/waitlist/{order_id}",
+        fingerprint="waitlist-deadline",
+        message=WaitlistDeadline(order_id),
+    )
+
+
+def no_show_input(client_id: str, order_id: str) -> Inbound:
+    """The clock's input for a confirmed order whose no-show deadline passed; one per order, ever."""
+    return Inbound(
+        client_id=client_id,
+        order_id=order_id,
+        input_id=f"timer/no_show/{order_id}",
+        fingerprint="no-show-deadline",
+        message=NoShowDeadline(order_id),
     )
 
 

@@ -23,13 +23,13 @@ from datetime import datetime
 from typing import Protocol
 
 from contracts.commands import RecordWalkIn
-from contracts.resources import ReservationConfirmed, ReservationFailed
+from contracts.resources import ReservationConfirmed, ReservationFailed, ReservationWaitlisted
 from contracts.statuses import RejectionCode
 from service import metrics
 from service.clock import to_epoch_ms
 from service.consumers.inbound import Inbound, dead_letter
 from service.domain.command_outcomes import decided
-from service.domain.decide import Command, ConfirmationDeadline, Context, decide
+from service.domain.decide import Command, Context, Deadline, decide
 from service.domain.local_effects import EntitlementCheck, RecordAnomaly, RecordCommandOutcome
 from service.domain.order import Order
 from service.domain.outcome import Decision, reject
@@ -240,7 +240,7 @@ class OrderProcessor:
         if fingerprint == inbound.fingerprint:
             return
         message = inbound.message
-        if isinstance(message, ReservationConfirmed | ReservationFailed | ConfirmationDeadline):
+        if isinstance(message, ReservationConfirmed | ReservationFailed | ReservationWaitlisted | Deadline):
             output.anomalies.append((inbound, Anomaly.REPLY_ID_CONFLICT))
             metrics.REPLY_ANOMALIES.labels(Anomaly.REPLY_ID_CONFLICT).inc()
             log.warning(

@@ -13,7 +13,12 @@ from redis.exceptions import RedisError
 
 from contracts.commands import OrderCommand
 from contracts.events import CommandRejected, DeadLetter
-from contracts.resources import ReservationConfirmed, ReservationFailed, ResourceReplyMessage
+from contracts.resources import (
+    ReservationConfirmed,
+    ReservationFailed,
+    ReservationWaitlisted,
+    ResourceReplyMessage,
+)
 from service import metrics
 from service.config import Settings
 from service.consumers.inbound import Inbound, InboundDecoder, command_decoder, reply_decoder
@@ -125,7 +130,9 @@ class BatchHandler:
 def _count_ignored_fields(inputs: list[Inbound]) -> None:
     for inbound in inputs:
         message = inbound.message
-        if inbound.ignored_fields and isinstance(message, ReservationConfirmed | ReservationFailed):
+        if inbound.ignored_fields and isinstance(
+            message, ReservationConfirmed | ReservationFailed | ReservationWaitlisted
+        ):
             metrics.count_unknown_reply_fields(message.type, inbound.ignored_fields)
 
 

@@ -3,7 +3,8 @@
 - `decide`: the one entry point, `decide(order, input, context) -> Decision`; it picks the handler.
 - `transitions`: the legal status changes per order type, and the rules that follow every change.
 - `outcome`: `Decision` (what one input decides), `change_status` and `reject`, which build the events.
-- `prebooking`, `cancellation`, `redemption`, `walk_in`: the handlers, one module per flow.
+- `prebooking` (with the waitlist), `cancellation`, `redemption`, `walk_in`, `suspension`, `no_show`: the
+  handlers, one module per flow.
 - `reservations`: reserve and release requests, and the withdrawal of an item.
 - `reasons`: the anomaly codes and the reasons of status events and releases.
 - `local_effects`: the effects outside the order a decision asks for (timers, refunds, index, anomaly log).

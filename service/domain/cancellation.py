@@ -5,11 +5,13 @@ from datetime import datetime
 from contracts.commands import CancelOrder
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
+from service.domain.no_show import refuse_if_not_claimed
 from service.domain.order import Order
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.prebooking import all_live_items_confirmed
 from service.domain.reasons import Reason, ReleaseReason
 from service.domain.reservations import withdraw
+from service.domain.suspension import refuse_if_suspended
 from service.domain.transitions import can_become
 
 
@@ -28,6 +30,9 @@ def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Deci
     if wanted - set(live):
         message = f"already cancelled: {sorted(wanted - set(live))}"
         return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
+    touched = [s for item in order.items if item.order_item_id in wanted for s in item.services]
+    if refusal := refuse_if_suspended(command, touched, now) or refuse_if_not_claimed(command, touched, now):
+        return refusal
     updated = order.clone()
     at_sequence = updated.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []

@@ -6,11 +6,19 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn, RedeemOrder
-from contracts.resources import ReservationConfirmed, ReservationFailed
+from contracts.commands import (
+    CancelOrder,
+    CreatePrebooking,
+    LiftSuspension,
+    RecordWalkIn,
+    RedeemOrder,
+    SuspendServices,
+)
+from contracts.resources import ReservationConfirmed, ReservationFailed, ReservationWaitlisted
 from contracts.statuses import OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
 from service.domain.local_effects import EntitlementCheck
+from service.domain.no_show import declare_no_show
 from service.domain.order import Order
 from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
@@ -18,15 +26,18 @@ from service.domain.prebooking import (
     confirm_reservation,
     create_prebooking,
     expire_confirmation,
+    expire_waitlist,
     fail_reservation,
+    waitlist_reservation,
 )
 from service.domain.reasons import Anomaly
 from service.domain.redemption import redeem
+from service.domain.suspension import lift_suspension, suspend_services
 from service.domain.transitions import follow_up_effects
 from service.domain.walk_in import cancel_walk_in, record_walk_in
 
-Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder
-Reply = ReservationConfirmed | ReservationFailed
+Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder | SuspendServices | LiftSuspension
+Reply = ReservationConfirmed | ReservationFailed | ReservationWaitlisted
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,24 @@ class ConfirmationDeadline:
     order_id: str
 
 
-Input = Command | Reply | ConfirmationDeadline
+@dataclass(frozen=True)
+class WaitlistDeadline:
+    """The clock's input: the waitlist deadline of an order with a waitlisted item has passed."""
+
+    order_id: str
+
+
+@dataclass(frozen=True)
+class NoShowDeadline:
+    """The clock's input: the last service date of a confirmed order, plus its grace, has passed."""
+
+    order_id: str
+
+
+Deadline = ConfirmationDeadline | WaitlistDeadline | NoShowDeadline
+"""The clock's inputs."""
+
+Input = Command | Reply | Deadline
 
 
 @dataclass(frozen=True)
@@ -53,16 +81,20 @@ class Context:
 def decide(order: Order | None, message: Input, context: Context) -> Decision:
     """Apply one command, resource reply or deadline to the order it names (None when none is stored)."""
     decision = _decide(order, message, context)
-    decision.effects += follow_up_effects(order, decision.order)
+    decision.effects += follow_up_effects(order, decision.order, context.policy)
     return decision
 
 
 def _decide(order: Order | None, message: Input, context: Context) -> Decision:
     now = context.now
-    if isinstance(message, ReservationConfirmed | ReservationFailed):
-        return _on_reply(order, message, now)
+    if isinstance(message, ReservationConfirmed | ReservationFailed | ReservationWaitlisted):
+        return _on_reply(order, message, context)
     if isinstance(message, ConfirmationDeadline):
-        return expire_confirmation(order, now) if order is not None else Decision.nothing()
+        return expire_confirmation(order, now, context.policy) if order is not None else Decision.nothing()
+    if isinstance(message, WaitlistDeadline):
+        return expire_waitlist(order, now) if order is not None else Decision.nothing()
+    if isinstance(message, NoShowDeadline):
+        return declare_no_show(order, now) if order is not None else Decision.nothing()
     if isinstance(message, CreatePrebooking):
         return create_prebooking(order, message, now, context.policy)
     if isinstance(message, RecordWalkIn):
@@ -72,14 +104,20 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
         return reject(message, message.type, RejectionCode.ORDER_NOT_FOUND, "no such order", now)
     if isinstance(message, RedeemOrder):
         return redeem(order, message, now)
+    if isinstance(message, SuspendServices):
+        return suspend_services(order, message, now)
+    if isinstance(message, LiftSuspension):
+        return lift_suspension(order, message, now)
     if order.order_type is OrderType.WALK_IN:
         return cancel_walk_in(order, message, now, context.policy)
     return cancel_prebooking(order, message, now)
 
 
-def _on_reply(order: Order | None, reply: Reply, now: datetime) -> Decision:
+def _on_reply(order: Order | None, reply: Reply, context: Context) -> Decision:
     if order is None:
         return Decision(anomaly=Anomaly.UNKNOWN_ORDER)
     if isinstance(reply, ReservationConfirmed):
-        return confirm_reservation(order, reply, now)
-    return fail_reservation(order, reply, now)
+        return confirm_reservation(order, reply, context.now)
+    if isinstance(reply, ReservationWaitlisted):
+        return waitlist_reservation(order, reply, context.now, context.policy)
+    return fail_reservation(order, reply, context.now)

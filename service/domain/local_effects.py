@@ -25,8 +25,32 @@ class ScheduleConfirmationTimeout(BaseModel):
     deadline: datetime
 
 
+class ScheduleWaitlistTimeout(BaseModel):
+    """Fail the order if still Pending at `deadline`: the deadline of an order with a waitlisted item."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["schedule_waitlist_timeout"] = "schedule_waitlist_timeout"
+    client_id: str
+    order_id: str
+    deadline: datetime
+
+
+class ScheduleNoShow(BaseModel):
+    """Declare the confirmed order's unused services NOT_CLAIMED at `deadline` (its last service date plus
+    the resource's grace)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["schedule_no_show"] = "schedule_no_show"
+    client_id: str
+    order_id: str
+    deadline: datetime
+
+
 class CancelConfirmationTimeout(BaseModel):
-    """The order left Pending: its confirmation deadline no longer matters."""
+    """The order left Pending: its confirmation deadline, and its waitlist deadline if any, no longer
+    matter."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -82,6 +106,8 @@ class RecordCommandOutcome(BaseModel):
 
 Effect = Annotated[
     ScheduleConfirmationTimeout
+    | ScheduleWaitlistTimeout
+    | ScheduleNoShow
     | CancelConfirmationTimeout
     | RefundEntitlement
     | RecordAnomaly

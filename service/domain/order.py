@@ -15,6 +15,7 @@ class ReservationState(StrEnum):
 
     NOT_NEEDED = "NOT_NEEDED"  # walk-in: used on the spot, nothing to reserve
     REQUESTED = "REQUESTED"  # `reserve` sent, no reply yet
+    WAITLISTED = "WAITLISTED"  # the resource put it on its waitlist: `confirmed` or `failed` still to come
     CONFIRMED = "CONFIRMED"  # the resource holds capacity
     FAILED = "FAILED"  # the resource refused
     WITHDRAWN = "WITHDRAWN"  # `release` sent before the resource answered the `reserve`
@@ -31,6 +32,9 @@ class Service(BaseModel):
     passenger_name: str
     status: ServiceStatus
     delivery_status: DeliveryStatus
+    suspended_from: DeliveryStatus | None = None
+    """The delivery status the service had when it was last suspended: what a REVERT gives back (kept after
+    a REMOVE, so a removed usage still shows it was delivered)."""
 
 
 class OrderItem(BaseModel):

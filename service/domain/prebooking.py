@@ -3,14 +3,20 @@
 from datetime import datetime
 
 from contracts.commands import CreatePrebooking
-from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
+from contracts.resources import (
+    ReleaseRequest,
+    ReservationConfirmed,
+    ReservationFailed,
+    ReservationWaitlisted,
+    ReserveRequest,
+)
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
-from service.domain.local_effects import ScheduleConfirmationTimeout
+from service.domain.local_effects import ScheduleConfirmationTimeout, ScheduleWaitlistTimeout
 from service.domain.order import Order, OrderItem, ReservationState, services_for
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
 from service.domain.reasons import Anomaly, Reason, ReleaseReason
-from service.domain.reservations import release_request, reserve_request, withdraw
+from service.domain.reservations import AWAITING, release_request, reserve_request, withdraw
 
 
 def create_prebooking(
@@ -69,10 +75,10 @@ def confirm_reservation(order: Order, reply: ReservationConfirmed, now: datetime
     if item is None:
         return Decision(anomaly=Anomaly.UNKNOWN_RESERVATION)
     if item.reservation in (ReservationState.WITHDRAWN, ReservationState.FAILED) or (
-        item.reservation is ReservationState.REQUESTED and order.status is not OrderStatus.PENDING
+        item.reservation in AWAITING and order.status is not OrderStatus.PENDING
     ):
         return _release_late_confirmation(order, reply.reservation_id)
-    if item.reservation is not ReservationState.REQUESTED:
+    if item.reservation not in AWAITING:
         return Decision(anomaly=Anomaly.reply_for(item.reservation))
     updated = order.clone()
     item = _item_of(updated, reply.reservation_id)
@@ -109,27 +115,85 @@ def fail_reservation(order: Order, reply: ReservationFailed, now: datetime) -> D
         updated = order.clone()
         _item_of(updated, reply.reservation_id).reservation = ReservationState.FAILED
         return Decision(order=updated, anomaly=Anomaly.LATE_FAILURE)
-    if item.reservation is not ReservationState.REQUESTED or order.status is not OrderStatus.PENDING:
+    if item.reservation not in AWAITING or order.status is not OrderStatus.PENDING:
         return Decision(anomaly=Anomaly.reply_for(item.reservation))
     updated = order.clone()
     _item_of(updated, reply.reservation_id).reservation = ReservationState.FAILED
-    return _fail_in_place(updated, reply.reason_code, now)
+    return _fail_in_place(updated, reply.reason_code, now, unable=(ReservationState.FAILED,))
 
 
-def expire_confirmation(order: Order, now: datetime) -> Decision:
-    """The confirmation deadline passed: a still Pending order fails; any other order is left alone."""
+def waitlist_reservation(
+    order: Order, reply: ReservationWaitlisted, now: datetime, policy: Policy
+) -> Decision:
+    """A resource put the item on its waitlist: its services become WAITLISTED, the order stays Pending
+    (an event with reason WAITLISTED says so) and its deadline becomes the waitlist deadline."""
+    item = order.item_by_reservation(reply.reservation_id)
+    if item is None:
+        return Decision(anomaly=Anomaly.UNKNOWN_RESERVATION)
+    if item.reservation is ReservationState.WITHDRAWN:
+        # The `release` already follows the `reserve` on the resource's partition: nothing to send.
+        return Decision(anomaly=Anomaly.LATE_WAITLISTING)
+    if item.reservation is not ReservationState.REQUESTED or order.status is not OrderStatus.PENDING:
+        return Decision(anomaly=Anomaly.reply_for(item.reservation))
+    updated = order.clone()
+    item = _item_of(updated, reply.reservation_id)
+    item.reservation = ReservationState.WAITLISTED
+    for service in item.services:
+        service.status = ServiceStatus.WAITLISTED
+    event = change_status(updated, OrderStatus.PENDING, Reason.WAITLISTED, now)
+    decision = Decision(order=updated, events=[event])
+    if policy.waitlist_extends:
+        decision.effects.append(
+            ScheduleWaitlistTimeout(
+                client_id=order.client_id,
+                order_id=order.order_id,
+                deadline=order.created_at + policy.waitlist_timeout,
+            )
+        )
+    return decision
+
+
+def expire_confirmation(order: Order, now: datetime, policy: Policy) -> Decision:
+    """The confirmation deadline passed: a still Pending order fails, unless an item is waitlisted and the
+    waitlist deadline is the later one (it decides then); any other order is left alone."""
     if order.status is not OrderStatus.PENDING:
         return Decision.nothing()
-    return _fail_in_place(order.clone(), Reason.CONFIRMATION_TIMEOUT, now)
+    if policy.waitlist_extends and _has_waitlisted_item(order):
+        return Decision.nothing()
+    return _fail_in_place(order.clone(), Reason.CONFIRMATION_TIMEOUT, now, unable=AWAITING)
 
 
-def _fail_in_place(updated: Order, reason: str, now: datetime) -> Decision:
-    """Fail the Pending order `updated`, the handler's clone: every live item is withdrawn at once."""
+def expire_waitlist(order: Order, now: datetime) -> Decision:
+    """The waitlist deadline passed: a still Pending order fails with WAITLIST_TIMEOUT."""
+    if order.status is not OrderStatus.PENDING:
+        return Decision.nothing()
+    return _fail_in_place(order.clone(), Reason.WAITLIST_TIMEOUT, now, unable=AWAITING)
+
+
+def _has_waitlisted_item(order: Order) -> bool:
+    return any(
+        item.reservation is ReservationState.WAITLISTED and item.cancelled_at_sequence is None
+        for item in order.items
+    )
+
+
+def _fail_in_place(
+    updated: Order, reason: str, now: datetime, *, unable: tuple[ReservationState, ...]
+) -> Decision:
+    """Fail the Pending order `updated`, the handler's clone: every live item is withdrawn at once.
+
+    Items whose reservation is in `unable` (the one the resource refused; on a timeout, those it never
+    answered) are left UNABLE_TO_DELIVER, so a reader tells a refusal from a cancellation; their siblings,
+    withdrawn because of them, are REMOVED.
+    """
     at_sequence = updated.sequence + 1
     releases: list[ReserveRequest | ReleaseRequest] = []
     for item in updated.items:
         if item.cancelled_at_sequence is None:
-            releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_FAILED)
+            delivery = (
+                DeliveryStatus.UNABLE_TO_DELIVER if item.reservation in unable else DeliveryStatus.REMOVED
+            )
+            releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_FAILED, delivery)
     event = change_status(updated, OrderStatus.FAILED, reason, now)
     return Decision(order=updated, events=[event], requests=releases)
 

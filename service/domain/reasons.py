@@ -16,8 +16,12 @@ class Anomaly(StrEnum):
     UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
     LATE_CONFIRMATION = "LATE_CONFIRMATION"
     LATE_FAILURE = "LATE_FAILURE"
+    LATE_WAITLISTING = "LATE_WAITLISTING"
+    """A `waitlisted` for a reservation already withdrawn (its `release` is on its way to the resource)."""
     REPLY_FOR_REQUESTED_RESERVATION = "REPLY_FOR_REQUESTED_RESERVATION"
     """A `failed` for a reservation still awaiting its reply, on an order no longer Pending."""
+    REPLY_FOR_WAITLISTED_RESERVATION = "REPLY_FOR_WAITLISTED_RESERVATION"
+    """A second `waitlisted` (new reply_id) for a reservation already on the waitlist."""
     REPLY_FOR_CONFIRMED_RESERVATION = "REPLY_FOR_CONFIRMED_RESERVATION"
     REPLY_FOR_FAILED_RESERVATION = "REPLY_FOR_FAILED_RESERVATION"
     REPLY_FOR_RELEASED_RESERVATION = "REPLY_FOR_RELEASED_RESERVATION"
@@ -38,10 +42,20 @@ class Reason(StrEnum):
     """
 
     CONFIRMATION_TIMEOUT = "CONFIRMATION_TIMEOUT"
+    WAITLISTED = "WAITLISTED"
+    """A resource put an item on its waitlist; the order stays Pending."""
+    WAITLIST_TIMEOUT = "WAITLIST_TIMEOUT"
+    """A waitlisted order was still Pending at its waitlist deadline."""
     CANCELLED_BY_CLIENT = "CANCELLED_BY_CLIENT"
     CANCELLED_BY_RESOURCE_STAFF = "CANCELLED_BY_RESOURCE_STAFF"
     ITEMS_CANCELLED = "ITEMS_CANCELLED"
     SERVICES_REDEEMED = "SERVICES_REDEEMED"
+    NO_SHOW = "NO_SHOW"
+    """The service date and its grace passed with services never redeemed: they are NOT_CLAIMED."""
+    SUSPENDED_BY_OPERATOR = "SUSPENDED_BY_OPERATOR"
+    SUSPENDED_BY_RESOURCE_STAFF = "SUSPENDED_BY_RESOURCE_STAFF"
+    SUSPENSION_REVERTED = "SUSPENSION_REVERTED"
+    SUSPENDED_SERVICES_REMOVED = "SUSPENDED_SERVICES_REMOVED"
 
 
 class ReleaseReason(StrEnum):

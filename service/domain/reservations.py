@@ -6,6 +6,9 @@ from contracts.statuses import DeliveryStatus, ServiceStatus
 from service.domain.order import Order, OrderItem, ReservationState
 from service.domain.reasons import ReleaseReason
 
+AWAITING = (ReservationState.REQUESTED, ReservationState.WAITLISTED)
+"""Reservations the resource has not settled yet: a `confirmed` or `failed` is still to come."""
+
 
 def reserve_request(order: Order, item: OrderItem) -> ReserveRequest:
     """Ask the item's resource to hold capacity."""
@@ -34,8 +37,17 @@ def release_request(order: Order, item: OrderItem, reason: ReleaseReason) -> Rel
     )
 
 
-def withdraw(order: Order, item: OrderItem, at_sequence: int, reason: ReleaseReason) -> list[ReleaseRequest]:
-    """Cancel an item's services (their value removed) and release whatever the resource holds or may hold.
+def withdraw(
+    order: Order,
+    item: OrderItem,
+    at_sequence: int,
+    reason: ReleaseReason,
+    delivery_status: DeliveryStatus = DeliveryStatus.REMOVED,
+) -> list[ReleaseRequest]:
+    """Cancel an item's services and release whatever the resource holds or may hold.
+
+    The services become `delivery_status`: REMOVED (their value removed by a cancellation or a sibling's
+    failure), or UNABLE_TO_DELIVER for the item whose resource refused or never answered in time.
 
     A reservation still awaiting its reply is released too (WITHDRAWN): the resource reads `release` after
     `reserve` on the same partition. Should it confirm anyway, the late confirmation sends the release again.
@@ -43,8 +55,8 @@ def withdraw(order: Order, item: OrderItem, at_sequence: int, reason: ReleaseRea
     item.cancelled_at_sequence = at_sequence
     for service in item.services:
         service.status = ServiceStatus.CANCELLED
-        service.delivery_status = DeliveryStatus.REMOVED
-    if item.reservation is ReservationState.REQUESTED:
+        service.delivery_status = delivery_status
+    if item.reservation in AWAITING:
         item.reservation = ReservationState.WITHDRAWN
     elif item.reservation is ReservationState.CONFIRMED:
         item.reservation = ReservationState.RELEASED

@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from contracts.statuses import OrderStatus, OrderType
-from service.domain.local_effects import CancelConfirmationTimeout, Effect, IndexOrder
+from service.domain.local_effects import CancelConfirmationTimeout, Effect, IndexOrder, ScheduleNoShow
 from service.domain.order import Order
+from service.domain.policy import Policy
 
 S = OrderStatus
 
@@ -21,26 +22,40 @@ StatusChange = tuple[OrderStatus | None, OrderStatus]
 TRANSITIONS: Final[Mapping[OrderType, Mapping[StatusChange, str]]] = {
     OrderType.PREBOOKING: {
         (None, S.PENDING): "CreatePrebooking: a reserve request per item, the confirmation deadline set",
-        (
-            S.PENDING,
-            S.PENDING,
-        ): "CancelOrder of some items while others await a reply (ITEMS_CANCELLED)",
+        (S.PENDING, S.PENDING): (
+            "CancelOrder of some items while others await a reply (ITEMS_CANCELLED), "
+            "or ReservationWaitlisted for an item awaiting its reply (WAITLISTED)"
+        ),
         (S.PENDING, S.CONFIRMED): (
             "ReservationConfirmed for the last live item awaiting one, "
             "or CancelOrder of the only items still awaiting one"
         ),
         (S.PENDING, S.FAILED): (
             "ReservationFailed for any item (the resource's reason_code), "
-            "or the confirmation deadline (CONFIRMATION_TIMEOUT)"
+            "the confirmation deadline (CONFIRMATION_TIMEOUT), "
+            "or the waitlist deadline of an order with a waitlisted item (WAITLIST_TIMEOUT)"
         ),
         (S.PENDING, S.CANCELLED): "CancelOrder of every live item (CANCELLED_BY_* or the command's reason)",
-        (S.CONFIRMED, S.CONFIRMED): "CancelOrder of some items (ITEMS_CANCELLED)",
+        (S.CONFIRMED, S.CONFIRMED): (
+            "NoShowDeadline: the unused services NOT_CLAIMED (NO_SHOW); "
+            "CancelOrder of some items (ITEMS_CANCELLED); SuspendServices (SUSPENDED_BY_*) or "
+            "LiftSuspension (SUSPENSION_REVERTED, SUSPENDED_SERVICES_REMOVED) while an item is left"
+        ),
         (S.CONFIRMED, S.USED): "RedeemOrder: the first services delivered",
-        (S.CONFIRMED, S.CANCELLED): "CancelOrder of every live item (CANCELLED_BY_* or the command's reason)",
-        (S.USED, S.USED): "RedeemOrder of more services (SERVICES_REDEEMED)",
+        (S.CONFIRMED, S.CANCELLED): (
+            "CancelOrder of every live item (CANCELLED_BY_* or the command's reason), or LiftSuspension "
+            "REMOVE of the services of every live item (SUSPENDED_SERVICES_REMOVED)"
+        ),
+        (S.USED, S.USED): (
+            "RedeemOrder of more services (SERVICES_REDEEMED); NoShowDeadline for the others (NO_SHOW); "
+            "SuspendServices or LiftSuspension (the status stays)"
+        ),
     },
     OrderType.WALK_IN: {
         (None, S.USED): "RecordWalkIn, once the credential's entitlement units were consumed",
+        (S.USED, S.USED): (
+            "SuspendServices of the usage (fraud review) or LiftSuspension (REVERT, or REMOVE without refund)"
+        ),
         (S.USED, S.CANCELLED): (
             "CancelOrder by RESOURCE_STAFF within the resource's window (CANCELLED_BY_RESOURCE_STAFF "
             "or the command's reason); the entitlement is refunded"
@@ -68,28 +83,49 @@ def can_become(order: Order, status: OrderStatus) -> bool:
 
 # The rules below hold for every decision, whichever handler made it: `decide` applies them, so that no
 # handler has to remember them. Each takes the order before and after the input (None: none stored / no
-# change) and returns the local effects it adds.
+# change) and the policy, and returns the local effects it adds.
 
-FollowUpRule = Callable[[Order | None, Order | None], list[Effect]]
+FollowUpRule = Callable[[Order | None, Order | None, Policy], list[Effect]]
 
 
-def index_created_order(before: Order | None, after: Order | None) -> list[Effect]:
+def index_created_order(before: Order | None, after: Order | None, _: Policy) -> list[Effect]:
     """A new order, of either type, is listed among its client's orders (the Order Details API pages them)."""
     if before is not None or after is None:
         return []
     return [IndexOrder(client_id=after.client_id, order_id=after.order_id, created_at=after.created_at)]
 
 
-def cancel_deadline_on_leaving_pending(before: Order | None, after: Order | None) -> list[Effect]:
+def cancel_deadline_on_leaving_pending(before: Order | None, after: Order | None, _: Policy) -> list[Effect]:
     """An order that leaves Pending, by whatever input, no longer needs its confirmation deadline."""
     if before is None or after is None or before.status is not S.PENDING or after.status is S.PENDING:
         return []
     return [CancelConfirmationTimeout(client_id=before.client_id, order_id=before.order_id)]
 
 
-FOLLOW_UP_RULES: Final[tuple[FollowUpRule, ...]] = (index_created_order, cancel_deadline_on_leaving_pending)
+def schedule_no_show_on_confirmation(
+    before: Order | None, after: Order | None, policy: Policy
+) -> list[Effect]:
+    """A prebooking that becomes Confirmed, by whatever input, gets its no-show deadline: the latest of its
+    live items' service dates plus each one's resource grace."""
+    if before is None or after is None or before.status is not S.PENDING or after.status is not S.CONFIRMED:
+        return []
+    dues = [
+        policy.no_show_at(item.resource_id, item.service_date)
+        for item in after.items
+        if item.cancelled_at_sequence is None and item.service_date
+    ]
+    if not dues:
+        return []
+    return [ScheduleNoShow(client_id=after.client_id, order_id=after.order_id, deadline=max(dues))]
 
 
-def follow_up_effects(before: Order | None, after: Order | None) -> list[Effect]:
+FOLLOW_UP_RULES: Final[tuple[FollowUpRule, ...]] = (
+    index_created_order,
+    cancel_deadline_on_leaving_pending,
+    schedule_no_show_on_confirmation,
+)
+
+
+def follow_up_effects(before: Order | None, after: Order | None, policy: Policy) -> list[Effect]:
     """The local effects every rule in FOLLOW_UP_RULES adds for this change, in the rules' order."""
-    return [effect for rule in FOLLOW_UP_RULES for effect in rule(before, after)]
+    return [effect for rule in FOLLOW_UP_RULES for effect in rule(before, after, policy)]

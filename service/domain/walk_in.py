@@ -9,6 +9,7 @@ from service.domain.order import Order, OrderItem, ReservationState, services_fo
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
 from service.domain.reasons import Reason
+from service.domain.suspension import refuse_if_suspended
 from service.domain.transitions import can_become
 
 WALK_IN_ITEM = "ITEM-1"
@@ -82,6 +83,12 @@ def cancel_walk_in(order: Order, command: CancelOrder, now: datetime, policy: Po
         return reject(
             command, command.type, RejectionCode.INVALID_STATE, f"order is {order.status.label}", now
         )
+    services = [s for item in order.items for s in item.services]
+    if refusal := refuse_if_suspended(command, services, now):
+        return refusal
+    if any(s.delivery_status is DeliveryStatus.REMOVED for s in services):
+        message = "the usage was removed after a suspension: there is nothing to refund"
+        return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
     window = policy.cancellation_window(order.items[0].resource_id)
     if now - order.created_at > window:
         message = f"usages at {order.items[0].resource_id} can be cancelled for {window} after use"

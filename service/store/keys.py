@@ -76,6 +76,14 @@ CONFIRMATION_TIMERS = "timers:{confirmation}"
 """Sorted set: `<client_id>/<order_id>` (`order_ref`) scored by the epoch milliseconds at which its
 confirmation times out."""
 
+NO_SHOW_TIMERS = "timers:{no_show}"
+"""Sorted set: `<client_id>/<order_id>` (`order_ref`) of confirmed prebookings, scored by the epoch
+milliseconds at which their unused services become NOT_CLAIMED (last service date plus grace)."""
+
+WAITLIST_TIMERS = "timers:{waitlist}"
+"""Sorted set: `<client_id>/<order_id>` (`order_ref`) of Pending orders with a waitlisted item, scored by
+the epoch milliseconds of their waitlist deadline."""
+
 ANOMALIES = "anomalies:{log}"
 """Stream of replies and inputs that changed nothing for a reason worth a look (capped)."""
 

@@ -1,14 +1,48 @@
-"""Confirmation deadlines, kept in Redis so that they survive restarts and are shared by instances."""
+"""Order deadlines, kept in Redis so that they survive restarts and are shared by instances.
+
+One sorted set per kind of deadline (`TimerKind`): the confirmation deadline of a Pending order, the later
+waitlist deadline of one with a waitlisted item, and the no-show deadline of a confirmed one.
+"""
 
 from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 
 from redis.asyncio import Redis
 
 from service.clock import to_epoch_ms
-from service.domain.local_effects import ScheduleConfirmationTimeout
-from service.store.keys import CONFIRMATION_TIMERS, order_ref
+from service.domain.local_effects import (
+    ScheduleConfirmationTimeout,
+    ScheduleNoShow,
+    ScheduleWaitlistTimeout,
+)
+from service.store.keys import CONFIRMATION_TIMERS, NO_SHOW_TIMERS, WAITLIST_TIMERS, order_ref
 from service.store.scripts import LuaScript
+
+
+class TimerKind(StrEnum):
+    """A kind of deadline; each has a sorted set of its own and its own input (`timer/<kind>/<order_id>`)."""
+
+    CONFIRMATION = "confirmation"
+    WAITLIST = "waitlist"
+    NO_SHOW = "no_show"
+
+    @property
+    def key(self) -> str:
+        """The sorted set of this kind's deadlines."""
+        return _KEYS[self]
+
+
+_KEYS = {
+    TimerKind.CONFIRMATION: CONFIRMATION_TIMERS,
+    TimerKind.WAITLIST: WAITLIST_TIMERS,
+    TimerKind.NO_SHOW: NO_SHOW_TIMERS,
+}
+
+PENDING_KINDS = (TimerKind.CONFIRMATION, TimerKind.WAITLIST)
+"""The deadlines of a Pending order: cleared when it leaves Pending (`CancelConfirmationTimeout`)."""
+
+Schedule = ScheduleConfirmationTimeout | ScheduleWaitlistTimeout | ScheduleNoShow
 
 
 class TimerStore:
@@ -22,27 +56,45 @@ class TimerStore:
         """Load the Lua scripts up front."""
         await self._claim.load(self._redis)
 
-    async def schedule(self, timers: Sequence[ScheduleConfirmationTimeout]) -> None:
+    async def schedule(self, timers: Sequence[Schedule]) -> None:
         """Set deadlines that are not set yet (NX: a replayed schedule never postpones a claimed timer)."""
-        if timers:
-            await self._redis.zadd(
-                CONFIRMATION_TIMERS,
-                {order_ref(t.client_id, t.order_id): to_epoch_ms(t.deadline) for t in timers},
-                nx=True,
-            )
+        for kind in TimerKind:
+            members = {
+                order_ref(t.client_id, t.order_id): to_epoch_ms(t.deadline)
+                for t in timers
+                if _kind_of(t) is kind
+            }
+            if members:
+                await self._redis.zadd(kind.key, members, nx=True)
 
-    async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[tuple[str, str]]:
-        """The `(client_id, order_id)` of orders whose deadline passed, leased to the caller for
+    async def claim_due(
+        self, now: datetime, lease_seconds: float, limit: int, kind: TimerKind = TimerKind.CONFIRMATION
+    ) -> list[tuple[str, str]]:
+        """The `(client_id, order_id)` of orders whose `kind` deadline passed, leased to the caller for
         `lease_seconds`."""
         claimed = await self._claim.run(
-            self._redis, [CONFIRMATION_TIMERS], [to_epoch_ms(now), int(lease_seconds * 1000), limit]
+            self._redis, [kind.key], [to_epoch_ms(now), int(lease_seconds * 1000), limit]
         )
         return [_order_of(member.decode()) for member in claimed]
 
-    async def remove(self, orders: Sequence[tuple[str, str]]) -> None:
-        """Forget the timers of `(client_id, order_id)` orders that fired and whose effects are durable."""
+    async def remove(
+        self,
+        orders: Sequence[tuple[str, str]],
+        kinds: Sequence[TimerKind] = (TimerKind.CONFIRMATION,),
+    ) -> None:
+        """Forget the `kinds` deadlines of `(client_id, order_id)` orders: ones that fired and whose effects
+        are durable, or every kind for orders that left Pending."""
         if orders:
-            await self._redis.zrem(CONFIRMATION_TIMERS, *(order_ref(c, o) for c, o in orders))
+            for kind in kinds:
+                await self._redis.zrem(kind.key, *(order_ref(c, o) for c, o in orders))
+
+
+def _kind_of(timer: Schedule) -> TimerKind:
+    if isinstance(timer, ScheduleWaitlistTimeout):
+        return TimerKind.WAITLIST
+    if isinstance(timer, ScheduleNoShow):
+        return TimerKind.NO_SHOW
+    return TimerKind.CONFIRMATION
 
 
 def _order_of(member: str) -> tuple[str, str]:

@@ -29,9 +29,17 @@ FULL_RESOURCE = "RES-FULL"
 """The simulator refuses every reservation at this resource."""
 SILENT_RESOURCE = "RES-SILENT"
 """The simulator never answers for this resource: its prebookings time out."""
+WAITLIST_RESOURCE = "RES-WAITLIST"
+"""The simulator answers `waitlisted` for every reservation at this resource, and nothing more."""
+NO_GRACE_LANE = "FT-NO-GRACE"
+"""A no-show here is declared as soon as the service date ends (grace 0)."""
+LONG_GRACE_LANE = "FT-LONG-GRACE"
+"""A no-show here waits `LONG_GRACE_SECONDS` after the service date."""
+LONG_GRACE_SECONDS = 10 * 365 * 24 * 3600.0
 SHORT_WINDOW_LOUNGE = "LOUNGE-SHORT-WINDOW"
 """Walk-ins at this resource may be cancelled for a millisecond only."""
 CONFIRMATION_TIMEOUT_SECONDS = 3.0
+WAITLIST_TIMEOUT_SECONDS = 6.0
 
 
 def isolated_settings(stack: Endpoints, run: str) -> Settings:
@@ -42,8 +50,10 @@ def isolated_settings(stack: Endpoints, run: str) -> Settings:
         retry_backoff_seconds=0.1,
         max_message_bytes=64 * 1024,
         confirmation_timeout_seconds=CONFIRMATION_TIMEOUT_SECONDS,
+        waitlist_timeout_seconds=WAITLIST_TIMEOUT_SECONDS,
         timer_poll_seconds=0.05,
         cancellation_windows={SHORT_WINDOW_LOUNGE: 0.001},
+        no_show_graces={NO_GRACE_LANE: 0.0, LONG_GRACE_LANE: LONG_GRACE_SECONDS},
     )
 
 
@@ -91,11 +101,13 @@ async def service(settings: Settings) -> AsyncIterator[OrderService]:
 
 @pytest.fixture(scope="module")
 async def simulator(settings: Settings) -> AsyncIterator[None]:
-    """The resource simulator: confirms at once, refuses everything at `FULL_RESOURCE`."""
+    """The resource simulator: confirms at once, refuses everything at `FULL_RESOURCE`, waitlists everything
+    at `WAITLIST_RESOURCE`."""
     sim_settings = ResourceSimSettings(
         **settings.model_dump(),
         sim_fail_resources=FULL_RESOURCE,
         sim_silent_resources=SILENT_RESOURCE,
+        sim_waitlist_resources=WAITLIST_RESOURCE,
         sim_group=f"{settings.consumer_group}.sim",
     )
     app = build_resource_sim(sim_settings)

@@ -123,6 +123,8 @@ async def test_unanswered_prebooking_times_out_and_late_confirmation_is_released
         (1, 5, None),
         (2, 10, "CONFIRMATION_TIMEOUT"),
     ]
+    # Unanswered is not cancelled: the view says the resource could not deliver.
+    assert {s.delivery_status for i in events[-1].order.items for s in i.services} == {"UNABLE_TO_DELIVER"}
     await bus.until(lambda: bus.releases(command.order_id))
 
     await reply(producer, settings, confirm(command.order_id, "ITEM-1"))

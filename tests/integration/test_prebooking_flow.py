@@ -101,7 +101,11 @@ async def test_prebooking_fails_when_any_item_fails(
     assert failed.order.status is OneOrderStatus.CLOSED
     # All items were withdrawn in the same transaction, so the view keeps them (the ONE Order retrieve rule).
     assert [i.status for i in failed.order.items] == [OrderItemStatus.CANCELLED] * 2
-    assert {s.delivery_status for i in failed.order.items for s in i.services} == {DeliveryStatus.REMOVED}
+    # The refused item says so (UNABLE_TO_DELIVER); the sibling withdrawn because of it was REMOVED.
+    assert {i.order_item_id: {s.delivery_status for s in i.services} for i in failed.order.items} == {
+        "ITEM-1": {DeliveryStatus.REMOVED},
+        "ITEM-2": {DeliveryStatus.UNABLE_TO_DELIVER},
+    }
 
     # Whether RES-OK confirmed before or after the failure, its capacity is given back exactly once.
     def releases() -> list[ReleaseRequest]:

@@ -5,13 +5,26 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.commands import CancelOrder, RedeemOrder
-from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed
+from contracts.commands import CancelOrder, LiftSuspension, RedeemOrder, SuspendServices
+from contracts.resources import (
+    ReleaseRequest,
+    ReservationConfirmed,
+    ReservationFailed,
+    ReservationWaitlisted,
+)
 from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
-from service.domain.decide import ConfirmationDeadline, Context, Input, decide
-from service.domain.local_effects import EntitlementCheck, RefundEntitlement
+from service.domain.decide import (
+    ConfirmationDeadline,
+    Context,
+    Input,
+    NoShowDeadline,
+    WaitlistDeadline,
+    decide,
+)
+from service.domain.local_effects import EntitlementCheck, RefundEntitlement, ScheduleNoShow
 from service.domain.one_order import order_status
 from service.domain.order import Order, ReservationState
+from service.domain.outcome import Decision
 from service.domain.policy import Policy
 from service.domain.transitions import TRANSITIONS
 from testkit.factories import prebooking, walk_in
@@ -27,12 +40,23 @@ actions = st.lists(
     st.one_of(
         st.tuples(st.just("confirm"), st.sampled_from(ITEMS), st.integers(0, 2)),
         st.tuples(st.just("fail"), st.sampled_from(ITEMS), st.integers(0, 2)),
+        st.tuples(st.just("waitlisted"), st.sampled_from(ITEMS), st.integers(0, 2)),
         st.tuples(st.just("deadline"), st.none(), st.none()),
+        st.tuples(st.just("waitlist_deadline"), st.none(), st.none()),
+        st.tuples(st.just("no_show_deadline"), st.none(), st.none()),
         st.tuples(
             st.just("cancel"), st.lists(st.sampled_from(ITEMS), max_size=2, unique=True), st.booleans()
         ),
         st.tuples(st.just("redeem"), st.lists(st.sampled_from(SERVICES), max_size=2, unique=True), st.none()),
         st.tuples(st.just("create"), st.none(), st.none()),
+        st.tuples(
+            st.just("suspend"), st.lists(st.sampled_from(SERVICES), max_size=2, unique=True), st.none()
+        ),
+        st.tuples(
+            st.just("lift"),
+            st.lists(st.sampled_from(SERVICES), max_size=2, unique=True),
+            st.sampled_from(["REVERT", "REMOVE"]),
+        ),
         st.tuples(st.just("wait"), st.integers(1, 200), st.none()),
     ),
     max_size=25,
@@ -41,16 +65,22 @@ actions = st.lists(
 
 def to_input(action: tuple[str, object, object], n: int, kind: OrderType) -> Input | None:
     name, arg, extra = action
-    if name in ("confirm", "fail"):
+    if name in ("confirm", "fail", "waitlisted"):
         reply_id = f"{name}-{arg}-{extra}"  # a repeated reply_id is a duplicate delivery
         reservation = f"ORD-1/{arg}"
         if name == "confirm":
             return ReservationConfirmed(reply_id=reply_id, order_id="ORD-1", reservation_id=reservation)
+        if name == "waitlisted":
+            return ReservationWaitlisted(reply_id=reply_id, order_id="ORD-1", reservation_id=reservation)
         return ReservationFailed(
             reply_id=reply_id, order_id="ORD-1", reservation_id=reservation, reason_code="X", reason="x"
         )
     if name == "deadline":
         return ConfirmationDeadline("ORD-1")
+    if name == "waitlist_deadline":
+        return WaitlistDeadline("ORD-1")
+    if name == "no_show_deadline":
+        return NoShowDeadline("ORD-1")
     if name == "cancel":
         staff = "RESOURCE_STAFF" if extra else "CLIENT"
         return CancelOrder(
@@ -63,6 +93,18 @@ def to_input(action: tuple[str, object, object], n: int, kind: OrderType) -> Inp
     if name == "redeem":
         return RedeemOrder(
             command_id=f"r{n}", client_id="client-a", order_id="ORD-1", service_ids=arg or None
+        )
+    if name == "suspend":
+        return SuspendServices(
+            command_id=f"s{n}", client_id="client-a", order_id="ORD-1", service_ids=arg or None
+        )
+    if name == "lift":
+        return LiftSuspension(
+            command_id=f"l{n}",
+            client_id="client-a",
+            order_id="ORD-1",
+            service_ids=arg or None,
+            resolution=extra,
         )
     if name == "create":
         if kind is OrderType.WALK_IN:
@@ -79,12 +121,64 @@ def check_consistent(order: Order) -> None:
         assert one_order is OneOrderStatus.OPENED
         assert any(i.reservation is not ReservationState.CONFIRMED for i in live)
     elif order.status is S.CONFIRMED:
-        assert one_order is OneOrderStatus.OPENED
+        no_show = any(s.delivery_status == "NOT_CLAIMED" for i in order.items for s in i.services)
+        assert one_order is OneOrderStatus.OPENED or no_show, "Confirmed and CLOSED only after a no-show"
         assert live and all(i.reservation is ReservationState.CONFIRMED for i in live)
     elif order.status is S.USED:
-        assert any(s.delivery_status == "DELIVERED" for i in order.items for s in i.services)
+        # Delivered, or removed after a suspension of the delivered usage (a REMOVE keeps what it was).
+        assert any(
+            s.delivery_status == "DELIVERED" or s.suspended_from == "DELIVERED"
+            for i in order.items
+            for s in i.services
+        )
     else:
         assert one_order is OneOrderStatus.CLOSED, "a cancelled or failed order holds no value"
+    for item in order.items:
+        waitlisted = {s.status == "WAITLISTED" for s in item.services}
+        assert waitlisted <= {item.reservation is ReservationState.WAITLISTED}, "WAITLISTED while waitlisted"
+    for service in (s for i in order.items for s in i.services):
+        if service.delivery_status == "SUSPENDED":
+            assert service.suspended_from in ("READY_TO_DELIVER", "DELIVERED")
+    unable = any(s.delivery_status == "UNABLE_TO_DELIVER" for i in order.items for s in i.services)
+    assert unable == (order.status is S.FAILED), "a refusal or timeout shows as UNABLE_TO_DELIVER, only then"
+
+
+def check_step(previous: Order, message: Input, decision: Decision, order: Order) -> None:
+    """One applied input: gapless sequences, legal transitions, and the rules of the input's own flow."""
+    assert order.sequence == previous.sequence + len(decision.events)
+    status = previous.status
+    for offset, event in enumerate(decision.events, start=1):
+        assert event.sequence == previous.sequence + offset
+        assert event.previous_status is status
+        assert (status, event.status) in TRANSITIONS[order.order_type]
+        status = event.status
+    assert status is order.status
+    if previous.status in (S.CANCELLED, S.FAILED):
+        assert order.status is previous.status, "terminal statuses stay"
+    if isinstance(message, ConfirmationDeadline) and any(
+        i.reservation is ReservationState.WAITLISTED for i in previous.items
+    ):
+        assert order.status is S.PENDING, "a waitlisted item defers the deadline to the waitlist's"
+    if isinstance(message, ReservationWaitlisted):
+        assert order.status is S.PENDING and decision.events[0].reason == "WAITLISTED"
+    now_delivery = {s.service_id: s.delivery_status for i in order.items for s in i.services}
+    before_delivery = {s.service_id: s.delivery_status for i in previous.items for s in i.services}
+    for service_id, after in now_delivery.items():
+        if before_delivery[service_id] == "NOT_CLAIMED":
+            assert after == "NOT_CLAIMED", "a no-show is final"
+        elif after == "NOT_CLAIMED":
+            assert isinstance(message, NoShowDeadline), "only the no-show deadline makes a no-show"
+    if isinstance(message, NoShowDeadline):
+        assert decision.events[0].reason == "NO_SHOW" and order.status is previous.status
+        live = [s for i in order.items if i.cancelled_at_sequence is None for s in i.services]
+        assert all(s.delivery_status != "READY_TO_DELIVER" for s in live)
+    schedules = [e for e in decision.effects if isinstance(e, ScheduleNoShow)]
+    assert bool(schedules) == (previous.status is S.PENDING and order.status is S.CONFIRMED)
+    for service in (s for i in previous.items for s in i.services if s.delivery_status == "SUSPENDED"):
+        after = now_delivery[service.service_id]
+        if after != "SUSPENDED":  # the seed: only back to the status before, or REMOVED; only by a lift
+            assert isinstance(message, LiftSuspension)
+            assert after in (service.suspended_from, "REMOVED")
 
 
 @settings(max_examples=300, deadline=None)
@@ -113,8 +207,8 @@ def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
             continue
         message = to_input(action, n, kind)
         assert message is not None
-        input_id = str(getattr(message, "reply_id", None) or getattr(message, "command_id", "deadline"))
-        if input_id in seen_inputs and input_id != "deadline":
+        input_id = str(getattr(message, "reply_id", None) or getattr(message, "command_id", action[0]))
+        if input_id in seen_inputs and not input_id.endswith("deadline"):
             continue  # the processor drops exact duplicates before the domain sees them
         seen_inputs.add(input_id)
         before = order.model_dump()
@@ -124,24 +218,17 @@ def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
         if isinstance(message, ReservationConfirmed) and order.item_by_reservation(message.reservation_id):
             confirmed_by_resource.add(message.reservation_id)
         released |= {r.reservation_id for r in decision.requests if isinstance(r, ReleaseRequest)}
-        refunds += [e.consumption_id for e in decision.effects if isinstance(e, RefundEntitlement)]
+        refund = [e.consumption_id for e in decision.effects if isinstance(e, RefundEntitlement)]
+        if order.entitlement_consumption_id in refund:  # the usage's own units, not a refused second one's
+            assert not any(s.delivery_status == "SUSPENDED" for s in order.items[0].services), "no refund"
+        refunds += refund
         if decision.rejection is not None:
             assert decision.order is None, "a rejected command changes nothing"
         if decision.order is None:
             assert not decision.events
             continue
-        previous = order
-        order = decision.order
-        assert order.sequence == previous.sequence + len(decision.events)
-        status = previous.status
-        for offset, event in enumerate(decision.events, start=1):
-            assert event.sequence == previous.sequence + offset
-            assert event.previous_status is status
-            assert (status, event.status) in TRANSITIONS[kind]
-            status = event.status
-        assert status is order.status
-        if previous.status in (S.CANCELLED, S.FAILED):
-            assert order.status is previous.status, "terminal statuses stay"
+        previous, order = order, decision.order
+        check_step(previous, message, decision, order)
         check_consistent(order)
     dead = {i.reservation_id for i in order.items if i.cancelled_at_sequence is not None}
     assert (confirmed_by_resource & dead) <= released, "capacity held for a withdrawn item is given back"

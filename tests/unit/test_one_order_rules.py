@@ -17,7 +17,15 @@ from contracts.statuses import ServiceStatus as SS
 from service.domain.one_order import item_status, order_status, order_view, visible_items
 from service.domain.order import Order, OrderItem, ReservationState, Service
 
-NO_VALUE = {DeliveryStatus.DELIVERED, DeliveryStatus.REMOVED}
+# The seed's CLOSED rule (DELIVERED, REMOVED) and the statuses that end a service undelivered.
+NO_VALUE = {
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.REMOVED,
+    DeliveryStatus.UNABLE_TO_DELIVER,
+    DeliveryStatus.NOT_CLAIMED,
+    DeliveryStatus.EXPIRED,
+    DeliveryStatus.FAILED_TO_DELIVER,
+}
 
 services = st.builds(
     Service,

@@ -1,13 +1,21 @@
 """The prebooking state machine, decided without I/O."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from contracts.commands import CancelOrder
-from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
+from contracts.resources import (
+    ReleaseRequest,
+    ReservationConfirmed,
+    ReservationFailed,
+    ReservationWaitlisted,
+    ReserveRequest,
+)
 from contracts.statuses import DeliveryStatus, OneOrderStatus, OrderStatus, RejectionCode
-from service.domain.decide import Context, decide
+from service.domain.decide import ConfirmationDeadline, Context, WaitlistDeadline, decide
+from service.domain.local_effects import ScheduleWaitlistTimeout
 from service.domain.order import Order, ReservationState
 from service.domain.policy import Policy
+from service.domain.reasons import Anomaly
 from testkit.factories import prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -155,11 +163,114 @@ def test_commands_for_another_clients_order_look_like_missing_orders() -> None:
     assert decision.order is None
 
 
-def test_failed_services_are_removed_so_they_hold_no_value() -> None:
-    """A failed order's services are REMOVED, so they hold no value."""
-    order = created("A")
+def test_refused_services_are_unable_to_deliver_and_their_siblings_removed() -> None:
+    """The refused item's services are UNABLE_TO_DELIVER, its withdrawn sibling's REMOVED: none holds value,
+    every item is CANCELLED (withdrawn in one transaction) and the view CLOSED."""
+    order = created("A", "B")
 
-    failed = decide(order, refuse(order, "ITEM-1"), CONTEXT)
+    failed = decide(order, refuse(order, "ITEM-2"), CONTEXT)
 
     assert failed.order is not None
-    assert {s.delivery_status for i in failed.order.items for s in i.services} == {DeliveryStatus.REMOVED}
+    delivery = {i.order_item_id: {s.delivery_status for s in i.services} for i in failed.order.items}
+    assert delivery == {"ITEM-1": {DeliveryStatus.REMOVED}, "ITEM-2": {DeliveryStatus.UNABLE_TO_DELIVER}}
+    [event] = failed.events
+    assert event.order.status is OneOrderStatus.CLOSED
+    assert [i.status for i in event.order.items] == ["CANCELLED", "CANCELLED"]
+
+
+def test_a_timeout_leaves_the_unanswered_items_unable_to_deliver() -> None:
+    """On the deadline the items the resources never answered are UNABLE_TO_DELIVER; a confirmed one that
+    is released because of them is REMOVED."""
+    order = created("A", "B")
+    confirmed = decide(order, confirm(order, "ITEM-1"), CONTEXT).order
+    assert confirmed is not None
+
+    failed = decide(confirmed, ConfirmationDeadline(order.order_id), CONTEXT)
+
+    assert failed.order is not None
+    delivery = {i.order_item_id: {s.delivery_status for s in i.services} for i in failed.order.items}
+    assert delivery == {"ITEM-1": {DeliveryStatus.REMOVED}, "ITEM-2": {DeliveryStatus.UNABLE_TO_DELIVER}}
+
+
+def waitlist(order: Order, item: str, reply_id: str = "") -> ReservationWaitlisted:
+    return ReservationWaitlisted(
+        reply_id=reply_id or f"w-{item}", order_id=order.order_id, reservation_id=f"client-a/ORD-1/{item}"
+    )
+
+
+def test_a_waitlisted_item_keeps_the_order_pending_and_moves_its_deadline() -> None:
+    """Pending → Pending (WAITLISTED), the waitlist deadline counted from creation; the confirmation
+    deadline then changes nothing, the waitlist one fails the order with WAITLIST_TIMEOUT."""
+    policy = Policy(confirmation_timeout=timedelta(minutes=2), waitlist_timeout=timedelta(hours=2))
+    order = created("A", "B")
+    context = Context(NOW + timedelta(seconds=30), policy)
+
+    decision = decide(order, waitlist(order, "ITEM-2"), context)
+
+    [event] = decision.events
+    assert (event.status, event.previous_status, event.reason) == (5, 5, "WAITLISTED")
+    assert decision.effects == [
+        ScheduleWaitlistTimeout(client_id="client-a", order_id="ORD-1", deadline=NOW + timedelta(hours=2))
+    ]
+    waitlisted = decision.order
+    assert waitlisted is not None
+    assert decide(waitlisted, ConfirmationDeadline("ORD-1"), Context(NOW, policy)).is_no_change
+    failed = decide(waitlisted, WaitlistDeadline("ORD-1"), Context(NOW, policy))
+    [timeout] = failed.events
+    assert (timeout.status, timeout.reason) == (OrderStatus.FAILED, "WAITLIST_TIMEOUT")
+    assert failed.order is not None
+    assert {s.delivery_status for i in failed.order.items for s in i.services} == {
+        DeliveryStatus.UNABLE_TO_DELIVER
+    }
+
+
+def test_a_waitlist_no_longer_than_the_confirmation_timeout_extends_nothing() -> None:
+    """A waitlist timeout not above the confirmation timeout: the confirmation deadline still fails it."""
+    policy = Policy(confirmation_timeout=timedelta(minutes=2), waitlist_timeout=timedelta(minutes=2))
+    order = created("A")
+    decision = decide(order, waitlist(order, "ITEM-1"), Context(NOW, policy))
+    assert decision.effects == []
+    assert decision.order is not None
+
+    failed = decide(decision.order, ConfirmationDeadline("ORD-1"), Context(NOW, policy))
+
+    assert [(e.status, e.reason) for e in failed.events] == [(OrderStatus.FAILED, "CONFIRMATION_TIMEOUT")]
+
+
+def test_a_waitlisted_item_is_settled_by_confirmed_or_failed() -> None:
+    """A later `confirmed` confirms the waitlisted item (and the order); a later `failed` fails the order."""
+    order = created("A")
+    waitlisted = decide(order, waitlist(order, "ITEM-1"), CONTEXT).order
+    assert waitlisted is not None
+
+    confirmed = decide(waitlisted, confirm(waitlisted, "ITEM-1"), CONTEXT)
+    refused = decide(waitlisted, refuse(waitlisted, "ITEM-1"), CONTEXT)
+
+    assert [e.status for e in confirmed.events] == [OrderStatus.CONFIRMED]
+    assert confirmed.order is not None
+    assert {s.status for s in confirmed.order.items[0].services} == {"CONFIRMED"}
+    assert [(e.status, e.reason) for e in refused.events] == [(OrderStatus.FAILED, "SOLD_OUT")]
+
+
+def test_waitlisted_replies_that_do_not_fit_are_anomalies() -> None:
+    """A second `waitlisted`, one for a withdrawn reservation, and one after a confirmation change nothing."""
+    order = created("A")
+    waitlisted = decide(order, waitlist(order, "ITEM-1"), CONTEXT).order
+    assert waitlisted is not None
+    cancelled = decide(
+        waitlisted, CancelOrder(command_id="c", client_id="client-a", order_id="ORD-1"), CONTEXT
+    )
+    assert [r.type for r in cancelled.requests] == ["release"], "a waitlisted reservation is released"
+    assert cancelled.order is not None
+    confirmed = decide(order, confirm(order, "ITEM-1"), CONTEXT).order
+    assert confirmed is not None
+
+    assert decide(waitlisted, waitlist(order, "ITEM-1", "w2"), CONTEXT).anomaly == (
+        Anomaly.REPLY_FOR_WAITLISTED_RESERVATION
+    )
+    assert decide(cancelled.order, waitlist(order, "ITEM-1", "w2"), CONTEXT).anomaly == (
+        Anomaly.LATE_WAITLISTING
+    )
+    assert decide(confirmed, waitlist(order, "ITEM-1", "w2"), CONTEXT).anomaly == (
+        Anomaly.REPLY_FOR_CONFIRMED_RESERVATION
+    )
