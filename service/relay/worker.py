@@ -51,7 +51,9 @@ class DeliveryWorker:
         self._noted = 0
 
     async def start(self) -> None:
-        """Start delivering in the background."""
+        """Start delivering in the background (once: a second call while it runs does nothing)."""
+        if self._loop is not None and not self._loop.done():
+            return
         self._stopping.clear()
         self._loop = asyncio.create_task(self._run(), name="webhook-delivery")
 
