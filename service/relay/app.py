@@ -120,7 +120,11 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
     broker = build_broker(settings, client_id=CLIENT_ID)
     redis = connect_with(settings)
     endpoints = EndpointStore(redis)
-    deliveries = DeliveryStore(redis, settled_memory_seconds=settings.idempotency_retention_seconds)
+    deliveries = DeliveryStore(
+        redis,
+        settled_memory_seconds=settings.idempotency_retention_seconds,
+        done_memory_seconds=settings.order_retention_seconds,
+    )
     client = http_client()
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)
     consumers: list[tuple[str, str, str, type[Event], str]] = [
