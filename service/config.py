@@ -216,8 +216,8 @@ class RelaySettings(WebhookTargetSettings):
     endpoints do, a client holds at most this many of the instance's 500 HTTP connections."""
     relay_sweep_seconds: PositiveFloat = 30
     """How often each instance walks every endpoint: restores the due index after a crash between two
-    steps, re-reads every configuration, refreshes the endpoint gauges. The rounds between read only what
-    is due."""
+    steps, re-reads the configurations whose version changed, refreshes the endpoint gauges. The rounds
+    between read only what is due."""
     relay_breaker_failures: PositiveInt = 10
     """Consecutive failures that pause an endpoint (the circuit breaker opens)."""
     relay_breaker_pause_seconds: PositiveFloat = 60

@@ -111,15 +111,23 @@ class DeliveryWorker:
     async def sweep(self) -> None:
         """The slow walk over every endpoint, at start and every `relay_sweep_seconds`: restores the due index
         (a writer may have crashed between its step and the index; see `service.store.webhook_due_index`),
-        re-reads every configuration, and updates the gauges."""
+        re-reads the configurations whose version changed, and updates the gauges."""
         now = self._clock()
         self._next_sweep = now + timedelta(seconds=self._settings.relay_sweep_seconds)
         endpoint_ids = await self._endpoints.all_ids()
         if await self._deliveries.index.sweep(endpoint_ids):
             self._wake.set()
-        found = await self._endpoints.get_versioned(endpoint_ids)
-        self._known = {endpoint_id: _Known(e, version) for endpoint_id, (e, version) in found.items()}
-        registered = [known.endpoint for known in self._known.values()]
+        # Versions first: only the configurations that changed (or are new here) are read and parsed.
+        versions = await self._endpoints.versions(endpoint_ids)
+        changed = [i for i, (version, _) in versions.items() if self._version_of(i) != version]
+        found = await self._endpoints.get_versioned(changed)
+        known = {i: self._known[i] for i in endpoint_ids if i in self._known and i not in changed}
+        known.update({i: _Known(endpoint, version) for i, (endpoint, version) in found.items()})
+        for endpoint_id, (_, paused) in versions.items():
+            if endpoint_id in known:
+                known[endpoint_id].endpoint.paused_until = from_epoch_ms(paused) if paused else None
+        self._known = known
+        registered = [k.endpoint for k in known.values()]
         backlogs = await self._deliveries.backlogs([e.endpoint_id for e in registered])
         for state in EndpointState:
             chosen = [e for e in registered if e.effective_state(now) is state]
@@ -196,6 +204,10 @@ class DeliveryWorker:
         if known.endpoint.state is not EndpointState.ACTIVE:
             return None  # disabled: enabling it touches the index
         return claimed.next_due_ms
+
+    def _version_of(self, endpoint_id: str) -> str | None:
+        known = self._known.get(endpoint_id)
+        return known.version if known is not None else None
 
     def _learn(self, endpoint_id: str, stored: StoredConfig) -> None:
         """Cache a configuration read from Redis, keeping the breaker's fields as last known."""

@@ -199,6 +199,18 @@ class EndpointStore:
             endpoints[endpoint_id] = (endpoint, (version or b"0").decode())
         return endpoints
 
+    async def versions(self, endpoint_ids: list[str]) -> dict[str, tuple[str, int | None]]:
+        """Each endpoint's configuration version and `paused_until` (epoch ms), without the configuration:
+        what a cache needs to know whether to read the configuration again. One round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for endpoint_id in endpoint_ids:
+                pipe.hmget(webhook_endpoint_key(endpoint_id), ["version", "paused_until"])
+            found = await pipe.execute()
+        return {
+            endpoint_id: ((version or b"0").decode(), int(paused) if paused else None)
+            for endpoint_id, (version, paused) in zip(endpoint_ids, found, strict=True)
+        }
+
     def parse(
         self,
         config: bytes,
