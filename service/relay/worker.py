@@ -153,8 +153,10 @@ class DeliveryWorker:
         claims: list[Claim] = []
         for endpoint_id, mark in due:
             claimed = found.get(endpoint_id)
-            if claimed is None:  # deleted: nothing of it is due any more
+            if endpoint_id not in self._known:  # deleted: nothing of it is due any more
                 revisions.append((endpoint_id, mark, None))
+            elif claimed is None:  # its slots, or its client's, are taken: due as it was
+                continue
             elif claimed.stale is not None:  # changed since cached: claim again with what is stored now
                 self._learn(endpoint_id, claimed.stale)
                 self._wake.set()
@@ -175,8 +177,8 @@ class DeliveryWorker:
 
     def _requests(self, endpoint_ids: Sequence[str]) -> dict[str, tuple[int, str | None]]:
         """How many queues to claim at each endpoint (its free slots, within its client's) and the version
-        each claim is to check; 0 for an endpoint that is not to be attempted (the claim still says when it
-        is due next)."""
+        each claim is to check; 0 for an endpoint that is not ACTIVE (the claim still checks the version and
+        says when it is due next); none for an ACTIVE one without a free slot."""
         per_endpoint = self._settings.relay_concurrency_per_endpoint
         client_free: dict[str, int] = {}
         requests: dict[str, tuple[int, str | None]] = {}
@@ -193,6 +195,10 @@ class DeliveryWorker:
                 )
                 limit = max(0, min(per_endpoint - len(self._in_flight.get(endpoint_id, ())), free))
                 client_free[client] = free - limit
+                if not limit:
+                    # No slot: no claim either, so a client whose many endpoints wait for their slots costs
+                    # a round little more than reading their entries. A finished attempt wakes the loop.
+                    continue
             requests[endpoint_id] = (limit, known.version)
         return requests
 
