@@ -141,6 +141,8 @@ class DeliveryWorker:
         due = await self._deliveries.index.due(now, ENDPOINTS_PER_ROUND)
         if not due:
             return 0
+        if len(due) == ENDPOINTS_PER_ROUND:
+            self._wake.set()  # more may be due: the next round follows this one at once
         unknown = [endpoint_id for endpoint_id, _ in due if endpoint_id not in self._known]
         if unknown:
             for endpoint_id, (endpoint, version) in (await self._endpoints.get_versioned(unknown)).items():
@@ -149,6 +151,21 @@ class DeliveryWorker:
         found = await self._deliveries.claim_checked(
             self._requests([endpoint_id for endpoint_id, _ in due]), now, self._lease_seconds
         )
+        claims = await self._revise(due, found)
+        if not claims:
+            return 0
+        versions = {c.endpoint_id: self._known[c.endpoint_id].version for c in claims}
+        heads = await self._deliveries.heads(claims, versions)
+        for claim, head in zip(claims, heads, strict=True):
+            if head is not None and head.config is not None:  # changed between the claim and now
+                self._learn(claim.endpoint_id, head.config)
+        for claim, head in zip(claims, heads, strict=True):
+            self._start_attempt(claim, head)
+        return len(claims)
+
+    async def _revise(self, due: list[tuple[str, str]], found: dict[str, EndpointClaims]) -> list[Claim]:
+        """Move each due endpoint's index entry to what its claim found (see `DueIndex.revise`); returns
+        the claims to attempt."""
         revisions: list[tuple[str, str, int | None]] = []
         claims: list[Claim] = []
         for endpoint_id, mark in due:
@@ -164,16 +181,7 @@ class DeliveryWorker:
                 revisions.append((endpoint_id, mark, self._next_due(endpoint_id, claimed)))
                 claims += claimed.claims
         await self._deliveries.index.revise(revisions)
-        if not claims:
-            return 0
-        versions = {c.endpoint_id: self._known[c.endpoint_id].version for c in claims}
-        heads = await self._deliveries.heads(claims, versions)
-        for claim, head in zip(claims, heads, strict=True):
-            if head is not None and head.config is not None:  # changed between the claim and now
-                self._learn(claim.endpoint_id, head.config)
-        for claim, head in zip(claims, heads, strict=True):
-            self._start_attempt(claim, head)
-        return len(claims)
+        return claims
 
     def _requests(self, endpoint_ids: Sequence[str]) -> dict[str, tuple[int, str | None]]:
         """How many queues to claim at each endpoint (its free slots, within its client's) and the version
