@@ -9,6 +9,7 @@ from service.devstack import Endpoints
 from service.kafka import ensure_topics
 from service.relay.app import build_relay, relay_topics
 from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
+from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
 from tests.relay.conftest import register, relay_settings, status_event
 
@@ -21,8 +22,9 @@ async def test_a_backlog_queued_before_a_restart_is_delivered_before_the_consume
     wait take seconds here)."""
     settings = relay_settings(stack, kafka_session_timeout_ms=10_000, kafka_heartbeat_interval_ms=3_000)
     await ensure_topics(settings.kafka_bootstrap_servers, relay_topics(settings), 4, 1)
-    endpoint = await register(redis, "client-a", receiver.url)
-    backlog = [status_event(f"ORD-BACKLOG-{n}", 1) for n in range(5)]
+    client = unique("client")
+    endpoint = await register(redis, client, receiver.url)
+    backlog = [status_event(f"ORD-BACKLOG-{n}", 1, client) for n in range(5)]
     queued = [
         QueuedEvent(
             endpoint_id=endpoint.endpoint_id,
