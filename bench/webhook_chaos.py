@@ -2,6 +2,8 @@
 
     make bench-webhook_chaos                      # 1,000 orders, 10 s of chaos
     make bench-webhook_chaos ARGS="--smoke"       # CI size
+    make bench-webhook_chaos ARGS="--hostile"     # 64 hanging endpoints beside a healthy one (see
+                                                  # bench/webhook_hostile.py)
 
 Runs `orders service`, `orders resource-sim` and `orders relay` as child processes, and one loopback
 receiver per misbehaviour (see `bench/chaos_receiver.py`), each registered as an endpoint of the same
@@ -28,6 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from bench import webhook_hostile
 from bench.chaos_receiver import ChaosReceiver, Misbehaviour
 from bench.harness import OrdersProcess, Report, Run, console, parser, progress, run
 from contracts.commands import CancelOrder, CreatePrebooking
@@ -335,7 +338,25 @@ def main() -> None:
     options.add_argument("--orders", type=int, default=1000, help="prebookings (2-3 status events each)")
     options.add_argument("--chaos-seconds", type=float, default=10.0, help="how long the endpoints misbehave")
     options.add_argument("--seed", type=int, default=None, help="seed of the workload (default: random)")
+    hostile = options.add_argument_group(
+        "--hostile: 64 hanging endpoints beside a healthy one (bench.webhook_hostile)"
+    )
+    hostile.add_argument("--hostile", action="store_true", help="run the hostile scenario instead")
+    hostile.add_argument("--rate", type=float, default=50.0, help="victim events/s")
+    hostile.add_argument("--seconds", type=float, default=20.0, help="how long the victim's events come")
+    hostile.add_argument("--attacker-orders", type=int, default=64, help="attacker events, queued x 64")
     args = options.parse_args()
+    if args.hostile:
+        if args.smoke:
+            args.rate, args.seconds, args.attacker_orders = 20.0, 3.0, 64
+        run(
+            lambda run_: webhook_hostile.benchmark(run_, args),
+            args,
+            relay_require_https=False,
+            relay_allowed_networks=["127.0.0.0/8"],
+            **webhook_hostile.SETTINGS,
+        )
+        return
     if args.smoke:
         args.orders, args.chaos_seconds = 60, 4.0
     if args.seed is None:

@@ -245,6 +245,13 @@ class RelaySettings(WebhookTargetSettings):
     relay_poll_seconds: PositiveFloat = 0.2
     relay_concurrency_per_endpoint: PositiveInt = 8
     """Attempts in flight at once to one endpoint, per relay instance."""
+    relay_concurrency_per_client: PositiveInt = 64
+    """Attempts in flight at once to all the endpoints of one client, per relay instance: whatever its
+    endpoints do, a client holds at most this many of the instance's 500 HTTP connections."""
+    relay_sweep_seconds: PositiveFloat = 30
+    """How often each instance walks every endpoint: restores the due index after a crash between two
+    steps, re-reads the configurations whose version changed, refreshes the endpoint gauges. The rounds
+    between read only what is due."""
     relay_breaker_failures: PositiveInt = 10
     """Consecutive failures that pause an endpoint (the circuit breaker opens)."""
     relay_breaker_pause_seconds: PositiveFloat = 60

@@ -46,7 +46,12 @@ class Relay(ConsumingProcess):
     client: HttpClient
 
     def __post_init__(self) -> None:
-        self.app = build_app(self.broker, client_id=CLIENT_ID, loops=[self.worker], close=self.close)
+        # The worker starts before the broker: delivering what is queued needs only Redis, and starting the
+        # consumers waits for their group's assignment (a session timeout or more after a restart). It is
+        # listed as a loop too, so that it stops before the broker drains; its second start does nothing.
+        self.app = build_app(
+            self.broker, client_id=CLIENT_ID, prepare=self.worker.start, loops=[self.worker], close=self.close
+        )
 
     async def close(self) -> None:
         """Release the HTTP and Redis connections."""
@@ -115,7 +120,11 @@ def build_relay(settings: RelaySettings, clock: Callable[[], datetime] = utc_now
     broker = build_broker(settings, client_id=CLIENT_ID)
     redis = connect_with(settings)
     endpoints = EndpointStore(redis)
-    deliveries = DeliveryStore(redis, settled_memory_seconds=settings.idempotency_retention_seconds)
+    deliveries = DeliveryStore(
+        redis,
+        settled_memory_seconds=settings.idempotency_retention_seconds,
+        done_memory_seconds=settings.order_retention_seconds,
+    )
     client = http_client(settings.relay_allowed_networks)
     worker = DeliveryWorker(endpoints, deliveries, client, settings, clock)
     consumers: list[tuple[str, str, str, type[Event], str]] = [

@@ -1,26 +1,42 @@
-"""The delivery loop: claim due queues per endpoint, attempt their next event, settle the outcome."""
+"""The delivery loop: claim due queues at the endpoints the due index names, attempt their next event, settle
+the outcome."""
 
 import asyncio
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service import metrics
+from service.clock import from_epoch_ms
 from service.config import RelaySettings
 from service.relay.announcements import announce_state_change
 from service.relay.safety import UnsafeTarget, check_target
 from service.relay.sender import AttemptResult, HttpClient, attempt_deadline, lease_seconds, post_event
-from service.store.webhook_deliveries import Claim, DeliveryStore, Head, Outcome
+from service.store.webhook_deliveries import Claim, DeliveryStore, EndpointClaims, Head, Outcome, StoredConfig
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 
 log = logging.getLogger(__name__)
 
+ENDPOINTS_PER_ROUND = 1000
+"""Due endpoints one round reads at most; the rest come in the next round, which follows at once."""
+
+
+@dataclass
+class _Known:
+    """An endpoint's configuration as this instance last read it, and its version (compared in Redis at each
+    claim and each attempt, so a change anywhere applies to the next attempt)."""
+
+    endpoint: Endpoint
+    version: str
+
 
 class DeliveryWorker:
-    """Attempts run concurrently; one slow or failing endpoint only ever occupies its own slots."""
+    """Attempts run concurrently, capped per endpoint and per client: one slow or failing endpoint, or one
+    client with many, only ever occupies its own slots."""
 
     def __init__(
         self,
@@ -40,19 +56,19 @@ class DeliveryWorker:
         self._allowed = settings.relay_allowed_networks
         self._lease_seconds = lease_seconds(settings.relay_timeout_seconds)
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
+        self._in_flight_by_client: dict[str, int] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
-        self._next_gauges = datetime.min.replace(tzinfo=UTC)
-        # The endpoints as last read, re-read on each poll; rounds woken in between use them as they are,
-        # with this instance's own breaker and state changes applied (see `_note`).
-        self._registered: dict[str, Endpoint] = {}
-        self._next_refresh = datetime.min.replace(tzinfo=UTC)
-        self._notes: list[tuple[int, str, dict[str, Any]]] = []  # (number, endpoint, changes) since a read
-        self._noted = 0
+        # Configurations are cached, not re-read each round: the claim and head scripts hand back the
+        # stored one whenever its version is not the cached one.
+        self._known: dict[str, _Known] = {}
+        self._next_sweep = datetime.min.replace(tzinfo=UTC)
 
     async def start(self) -> None:
-        """Start delivering in the background."""
+        """Start delivering in the background (once: a second call while it runs does nothing)."""
+        if self._loop is not None and not self._loop.done():
+            return
         self._stopping.clear()
         self._loop = asyncio.create_task(self._run(), name="webhook-delivery")
 
@@ -78,7 +94,9 @@ class DeliveryWorker:
             while not self._stopping.is_set():
                 self._wake.clear()  # before the round: a wake during it means another round
                 try:
-                    await self.dispatch_due(refresh=self._clock() >= self._next_refresh)
+                    await self.dispatch_due()
+                    if self._clock() >= self._next_sweep:  # after the first round: a backlog goes first
+                        await self.sweep()
                 except Exception:
                     log.exception("relay.dispatch_failed")
                 woken = asyncio.ensure_future(self._wake.wait())
@@ -91,60 +109,163 @@ class DeliveryWorker:
         finally:
             stopping.cancel()
 
-    async def dispatch_due(self, refresh: bool = True) -> int:
-        """Claim what is due at endpoints with free slots and start attempts; returns how many started.
-
-        `refresh`: read the endpoints first (two round trips) rather than use those last read.
-        """
+    async def sweep(self) -> None:
+        """The slow walk over every endpoint, at start and every `relay_sweep_seconds`: restores the due index
+        (a writer may have crashed between its step and the index; see `service.store.webhook_due_index`),
+        re-reads the configurations whose version changed, and updates the gauges."""
         now = self._clock()
-        if refresh:
-            reading_after = self._noted
-            registered = await self._endpoints.get_many(await self._endpoints.all_ids())
-            self._registered = {e.endpoint_id: e for e in registered}
-            self._next_refresh = now + timedelta(seconds=self._settings.relay_poll_seconds)
-            # Changes noted while reading may be missing from what was read: apply them again.
-            self._notes = [note for note in self._notes if note[0] > reading_after]
-            for _, endpoint_id, changes in self._notes:
-                self._apply(endpoint_id, changes)
-        if now >= self._next_gauges:
-            await self._update_gauges(list(self._registered.values()), now)
-        endpoints = {
-            endpoint_id: e
-            for endpoint_id, e in self._registered.items()
-            if e.effective_state(now) is EndpointState.ACTIVE
-        }
-        free = {
-            endpoint_id: self._settings.relay_concurrency_per_endpoint
-            - len(self._in_flight.get(endpoint_id, ()))
-            for endpoint_id in endpoints
-        }
-        # Each endpoint claims no more than its free slots: a claim not started would wait out its lease.
-        claims = await self._deliveries.claim(
-            {endpoint_id: slots for endpoint_id, slots in free.items() if slots > 0}, now, self._lease_seconds
+        self._next_sweep = now + timedelta(seconds=self._settings.relay_sweep_seconds)
+        endpoint_ids = await self._endpoints.all_ids()
+        if await self._deliveries.index.sweep(endpoint_ids):
+            self._wake.set()
+        # Versions first: only the configurations that changed (or are new here) are read and parsed.
+        versions = await self._endpoints.versions(endpoint_ids)
+        changed = [i for i, (version, _) in versions.items() if self._version_of(i) != version]
+        found = await self._endpoints.get_versioned(changed)
+        known = {i: self._known[i] for i in endpoint_ids if i in self._known and i not in changed}
+        known.update({i: _Known(endpoint, version) for i, (endpoint, version) in found.items()})
+        for endpoint_id, (_, paused) in versions.items():
+            if endpoint_id in known:
+                known[endpoint_id].endpoint.paused_until = from_epoch_ms(paused) if paused else None
+        self._known = known
+        registered = [k.endpoint for k in known.values()]
+        backlogs = await self._deliveries.backlogs([e.endpoint_id for e in registered])
+        for state in EndpointState:
+            chosen = [e for e in registered if e.effective_state(now) is state]
+            metrics.WEBHOOK_ENDPOINTS.labels(state.value).set(len(chosen))
+            metrics.WEBHOOK_BACKLOG.labels(state.value).set(sum(backlogs[e.endpoint_id] for e in chosen))
+
+    async def dispatch_due(self) -> int:
+        """Claim what is due at the endpoints the due index names, within the free slots of each endpoint and
+        its client, and start attempts; returns how many started."""
+        now = self._clock()
+        due = await self._deliveries.index.due(now, ENDPOINTS_PER_ROUND)
+        if not due:
+            return 0
+        if len(due) == ENDPOINTS_PER_ROUND:
+            self._wake.set()  # more may be due: the next round follows this one at once
+        unknown = [endpoint_id for endpoint_id, _ in due if endpoint_id not in self._known]
+        if unknown:
+            for endpoint_id, (endpoint, version) in (await self._endpoints.get_versioned(unknown)).items():
+                self._known[endpoint_id] = _Known(endpoint, version)
+        self._random.shuffle(due)  # a client's due endpoints take turns at its slots
+        found = await self._deliveries.claim_checked(
+            self._requests([endpoint_id for endpoint_id, _ in due]), now, self._lease_seconds
         )
+        claims = await self._revise(due, found)
         if not claims:
             return 0
-        heads = await self._deliveries.heads(claims)
+        versions = {c.endpoint_id: self._known[c.endpoint_id].version for c in claims}
+        heads = await self._deliveries.heads(claims, versions)
         for claim, head in zip(claims, heads, strict=True):
-            task = asyncio.create_task(self._attempt(endpoints[claim.endpoint_id], claim, head))
-            tasks = self._in_flight.setdefault(claim.endpoint_id, set())
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            # A finished attempt frees its slot and may have made its queue's next event due.
-            task.add_done_callback(lambda _: self._wake.set())
+            if head is not None and head.config is not None:  # changed between the claim and now
+                self._learn(claim.endpoint_id, head.config)
+        for claim, head in zip(claims, heads, strict=True):
+            self._start_attempt(claim, head)
         return len(claims)
 
-    def _note(self, endpoint_id: str, **changes: Any) -> None:
-        """Apply a change this instance made to an endpoint to the endpoints as last read, so that rounds
-        before the next read do not claim for an endpoint it has just paused or disabled."""
-        self._noted += 1
-        self._notes.append((self._noted, endpoint_id, changes))
-        self._apply(endpoint_id, changes)
+    async def _revise(self, due: list[tuple[str, str]], found: dict[str, EndpointClaims]) -> list[Claim]:
+        """Move each due endpoint's index entry to what its claim found (see `DueIndex.revise`); returns
+        the claims to attempt."""
+        revisions: list[tuple[str, str, int | None]] = []
+        claims: list[Claim] = []
+        for endpoint_id, mark in due:
+            claimed = found.get(endpoint_id)
+            if endpoint_id not in self._known:  # deleted: nothing of it is due any more
+                revisions.append((endpoint_id, mark, None))
+            elif claimed is None:  # its slots, or its client's, are taken: due as it was
+                continue
+            elif claimed.stale is not None:  # changed since cached: claim again with what is stored now
+                self._learn(endpoint_id, claimed.stale)
+                self._wake.set()
+            else:
+                revisions.append((endpoint_id, mark, self._next_due(endpoint_id, claimed)))
+                claims += claimed.claims
+        await self._deliveries.index.revise(revisions)
+        return claims
 
-    def _apply(self, endpoint_id: str, changes: dict[str, Any]) -> None:
-        known = self._registered.get(endpoint_id)
+    def _requests(self, endpoint_ids: Sequence[str]) -> dict[str, tuple[int, str | None]]:
+        """How many queues to claim at each endpoint (its free slots, within its client's) and the version
+        each claim is to check; 0 for an endpoint that is not ACTIVE (the claim still checks the version and
+        says when it is due next); none for an ACTIVE one without a free slot."""
+        per_endpoint = self._settings.relay_concurrency_per_endpoint
+        client_free: dict[str, int] = {}
+        requests: dict[str, tuple[int, str | None]] = {}
+        for endpoint_id in endpoint_ids:
+            known = self._known.get(endpoint_id)
+            if known is None:
+                continue
+            endpoint, limit = known.endpoint, 0
+            if endpoint.state is EndpointState.ACTIVE:  # a pause is for the claim script to judge
+                client = endpoint.client_id
+                free = client_free.setdefault(
+                    client,
+                    self._settings.relay_concurrency_per_client - self._in_flight_by_client.get(client, 0),
+                )
+                limit = max(0, min(per_endpoint - len(self._in_flight.get(endpoint_id, ())), free))
+                client_free[client] = free - limit
+                if not limit:
+                    # No slot: no claim either, so a client whose many endpoints wait for their slots costs
+                    # a round little more than reading their entries. A finished attempt wakes the loop.
+                    continue
+            requests[endpoint_id] = (limit, known.version)
+        return requests
+
+    def _next_due(self, endpoint_id: str, claimed: EndpointClaims) -> int | None:
+        """When the due index should next name the endpoint (None: not until a write names it again)."""
+        known = self._known[endpoint_id]
+        paused = claimed.paused_until_ms
+        known.endpoint.paused_until = from_epoch_ms(paused) if paused else None
+        if known.endpoint.state is not EndpointState.ACTIVE:
+            return None  # disabled: enabling it touches the index
+        return claimed.next_due_ms
+
+    def _version_of(self, endpoint_id: str) -> str | None:
+        known = self._known.get(endpoint_id)
+        return known.version if known is not None else None
+
+    def _learn(self, endpoint_id: str, stored: StoredConfig) -> None:
+        """Cache a configuration read from Redis, keeping the breaker's fields as last known."""
+        previous = self._known.get(endpoint_id)
+        if stored.config is None:
+            self._known.pop(endpoint_id, None)
+            return
+        endpoint = self._endpoints.parse(stored.config)
+        if previous is not None:
+            endpoint.paused_until = previous.endpoint.paused_until
+            endpoint.failing_since = previous.endpoint.failing_since
+        self._known[endpoint_id] = _Known(endpoint, stored.version)
+
+    def _start_attempt(self, claim: Claim, head: Head | None) -> None:
+        known = self._known.get(claim.endpoint_id)
+        if known is None:  # deleted meanwhile: its lease lapses with its keys
+            return
+        client = known.endpoint.client_id
+        task = asyncio.create_task(self._attempt(known.endpoint, claim, head))
+        tasks = self._in_flight.setdefault(claim.endpoint_id, set())
+        tasks.add(task)
+        self._in_flight_by_client[client] = self._in_flight_by_client.get(client, 0) + 1
+
+        def finished(_: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if not tasks:
+                self._in_flight.pop(claim.endpoint_id, None)
+            left = self._in_flight_by_client[client] - 1
+            if left:
+                self._in_flight_by_client[client] = left
+            else:
+                del self._in_flight_by_client[client]
+            # A finished attempt frees its slots and may have made its queue's next event due.
+            self._wake.set()
+
+        task.add_done_callback(finished)
+
+    def _note(self, endpoint_id: str, **changes: Any) -> None:
+        """Apply a change this instance made to an endpoint to its cached copy, so that attempts claimed
+        before the next claim sees the new version do not go to an endpoint it has just paused or disabled."""
+        known = self._known.get(endpoint_id)
         if known is not None:
-            self._registered[endpoint_id] = known.model_copy(update=changes)
+            known.endpoint = known.endpoint.model_copy(update=changes)
 
     async def _disable(self, endpoint_id: str, reason: str) -> None:
         disabled = await self._endpoints.set_state(endpoint_id, EndpointState.DISABLED, reason)
@@ -158,21 +279,13 @@ class DeliveryWorker:
             now=self._clock(),
         )
 
-    async def _update_gauges(self, registered: list[Endpoint], now: datetime) -> None:
-        """Endpoint states and backlog, at most once a second (a round trip over every endpoint)."""
-        self._next_gauges = now + timedelta(seconds=1)
-        backlogs = await self._deliveries.backlogs([e.endpoint_id for e in registered])
-        for state in EndpointState:
-            chosen = [e for e in registered if e.effective_state(now) is state]
-            metrics.WEBHOOK_ENDPOINTS.labels(state.value).set(len(chosen))
-            metrics.WEBHOOK_BACKLOG.labels(state.value).set(sum(backlogs[e.endpoint_id] for e in chosen))
-
     async def _attempt(self, endpoint: Endpoint, claim: Claim, head: Head | None) -> None:
         try:
             if head is None:
                 return
             now = self._clock()
-            latest = self._registered.get(claim.endpoint_id, endpoint)
+            known = self._known.get(claim.endpoint_id)
+            latest = known.endpoint if known is not None else endpoint
             if latest.effective_state(now) is not EndpointState.ACTIVE:
                 # Disabled or paused while this round was claiming (by an attempt of this instance that
                 # answered 410, or tripped the breaker): leave the event queued, due when it is enabled.
@@ -274,14 +387,15 @@ class DeliveryWorker:
         endpoint: Endpoint,
     ) -> None:
         breaker = (self._settings.relay_breaker_failures, self._settings.relay_breaker_pause_seconds)
-        failures = await self._deliveries.settle(
+        settled = await self._deliveries.settle(
             claim, head, outcome, now, next_attempt, attempt, breaker, self._settings.relay_attempt_log_length
         )
-        if failures is None:
+        if settled is None:
             log.warning(
                 "relay.lease_lost", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
             )
             return
+        failures = settled.failures
         if failures >= breaker[0] and outcome != "hold":  # the settle script opened the breaker
             paused_until = now + timedelta(seconds=breaker[1])
             self._note(endpoint.endpoint_id, paused_until=paused_until)
@@ -297,7 +411,8 @@ class DeliveryWorker:
                 )
         if outcome == "delivered":
             metrics.WEBHOOK_DELIVERED.inc()
-        failing_since = endpoint.failing_since or now
+        since_ms = settled.failing_since_ms
+        failing_since = from_epoch_ms(since_ms) if since_ms else now
         too_long = now - failing_since > timedelta(seconds=self._settings.relay_disable_after_seconds)
         if failures and too_long and endpoint.state is EndpointState.ACTIVE:
             await self._disable(endpoint.endpoint_id, "failing for too long")

@@ -103,7 +103,25 @@ def command_outcome_key(client_id: str, command_id: str) -> str:
 # an attempt and the circuit breaker are single-slot atomic steps.
 
 WEBHOOK_ENDPOINTS = "webhooks:{all}"
-"""Set of every endpoint id (the delivery workers walk it)."""
+"""Set of every endpoint id (the delivery workers' periodic sweep walks it; their rounds do not)."""
+
+# The due index: which endpoints may have something due, and from when, so that a round of the delivery loop
+# costs what is due, not what is registered. It lives in a slot of its own (`{due}`), so it cannot change in
+# the same atomic step as an endpoint's queues: every write to an endpoint's `due` lowers the endpoint's entry
+# here *after* its atomic step, and raising an entry is conditional on no such write since it was read (the
+# marks). A writer that crashes between the two steps leaves an entry too late or missing; the periodic sweep
+# (`ORDERS_RELAY_SWEEP_SECONDS`) restores it. See `service.store.webhook_due_index`.
+
+WEBHOOK_DUE_INDEX = "webhooks:{due}"
+"""Sorted set: endpoint id → no later than when its earliest queue is due (epoch ms); only endpoints with
+queued deliveries (an entry may outlive its last queue until a worker next reads it)."""
+
+WEBHOOK_DUE_MARKS = "webhooks:{due}:marks"
+"""Hash: endpoint id → the number of the last write that lowered its entry (from `WEBHOOK_DUE_WRITES`); one
+field per entry of the index, removed with it."""
+
+WEBHOOK_DUE_WRITES = "webhooks:{due}:writes"
+"""String: a counter that numbers the writes to the due index (never reused, so a mark is never mistaken)."""
 
 
 def client_webhooks_key(client_id: str) -> str:
@@ -112,8 +130,10 @@ def client_webhooks_key(client_id: str) -> str:
 
 
 def webhook_endpoint_key(endpoint_id: str) -> str:
-    """Hash: `config` (the endpoint as JSON, with its signing secrets); the circuit breaker's `failures`,
-    `failing_since` and `paused_until` (epoch ms), written by the settle script."""
+    """Hash: `config` (the endpoint as JSON, with its signing secrets) and `version` (incremented with every
+    change of `config`: the relay instances cache configurations and compare versions at each claim and each
+    attempt); the circuit breaker's `failures`, `failing_since` and `paused_until` (epoch ms), written by the
+    settle script."""
     return f"webhook:{{{endpoint_id}}}"
 
 
@@ -142,8 +162,19 @@ def webhook_due_key(endpoint_id: str) -> str:
 
 
 def webhook_done_key(endpoint_id: str) -> str:
-    """Hash: order id → the last sequence delivered or given up (what makes queuing idempotent)."""
+    """Hash: order id → the last sequence delivered or given up (what makes queuing idempotent). Its fields
+    are trimmed with `webhook_done_at_key` (Redis 6.2 cannot expire hash fields)."""
     return f"webhook:{{{endpoint_id}}}:done"
+
+
+def webhook_done_at_key(endpoint_id: str) -> str:
+    """Sorted set: order id → when its last event was settled (epoch ms). The settle script drops an order
+    from here and from `done` once that is longer ago than the order retention. Safe: `done` only stops an
+    event from being queued again, and an event is queued again only when its record is read again, which
+    happens while the record is in its topic (the topic retention is at most the idempotency retention, and
+    that at most the order retention), so after its settle. A later event of the order has a higher sequence
+    and is queued with or without the field."""
+    return f"webhook:{{{endpoint_id}}}:done_at"
 
 
 def webhook_settled_key(endpoint_id: str) -> str:
@@ -177,6 +208,7 @@ def webhook_fixed_keys(endpoint_id: str) -> list[str]:
         webhook_bodies_key(endpoint_id),
         webhook_due_key(endpoint_id),
         webhook_done_key(endpoint_id),
+        webhook_done_at_key(endpoint_id),
         webhook_settled_key(endpoint_id),
         webhook_tries_key(endpoint_id),
         webhook_dead_key(endpoint_id),

@@ -14,6 +14,7 @@ from service.store.keys import (
     webhook_attempts_key,
     webhook_bodies_key,
     webhook_dead_key,
+    webhook_done_at_key,
     webhook_done_key,
     webhook_due_key,
     webhook_endpoint_key,
@@ -22,6 +23,7 @@ from service.store.keys import (
     webhook_tries_key,
 )
 from service.store.scripts import Call, Coalesced, LuaScript
+from service.store.webhook_due_index import DueIndex
 
 REJECTION_QUEUE_PREFIX = "!rejection/"
 """Queue ids of rejections: `!` is in no identifier (`contracts.base.Identifier`), so none is an order id."""
@@ -69,6 +71,36 @@ class Head:
 
     event: QueuedEvent
     attempts: list[dict[str, Any]]
+    config: "StoredConfig | None" = None
+    """The endpoint's configuration, if the version the caller gave is not the stored one."""
+
+
+@dataclass(frozen=True)
+class StoredConfig:
+    """An endpoint's stored configuration (None: the endpoint is gone) and its version."""
+
+    version: str
+    config: bytes | None
+
+
+@dataclass(frozen=True)
+class EndpointClaims:
+    """What claiming at one endpoint found."""
+
+    claims: list[Claim]
+    next_due_ms: int | None
+    """When the endpoint is due next (after its pause, if paused), or None if nothing is queued."""
+    stale: StoredConfig | None
+    """The stored configuration, if the caller's version was not the stored one (then nothing is claimed)."""
+    paused_until_ms: int | None
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The endpoint's circuit breaker after a settle."""
+
+    failures: int
+    failing_since_ms: int | None
 
 
 Outcome = Literal["delivered", "retry", "dead", "hold"]
@@ -97,6 +129,7 @@ def _settle_keys(endpoint_id: str, queue_id: str) -> list[str]:
         webhook_endpoint_key(endpoint_id),
         webhook_attempts_key(endpoint_id),
         webhook_settled_key(endpoint_id),
+        webhook_done_at_key(endpoint_id),
     ]
 
 
@@ -110,13 +143,22 @@ class DeliveryStore:
 
     `settled_memory_seconds`: how long a delivered or dead rejection is remembered, so that reading its topic
     again does not queue it twice; at least the topics' retention (the idempotency retention is).
+    `done_memory_seconds`: how long an order's last settled sequence is remembered after its last settle,
+    for the same purpose; the order retention, which is at least the idempotency retention.
     """
 
-    def __init__(self, redis: "Redis", settled_memory_seconds: int = 7 * 24 * 3600) -> None:
+    def __init__(
+        self,
+        redis: "Redis",
+        settled_memory_seconds: int = 7 * 24 * 3600,
+        done_memory_seconds: int = 30 * 24 * 3600,
+    ) -> None:
         self._redis = redis
         self._settled_memory_ms = settled_memory_seconds * 1000
+        self._done_memory_ms = done_memory_seconds * 1000
+        self.index = DueIndex(redis)
         self._enqueue = LuaScript("enqueue_delivery")
-        self._claim = LuaScript("claim_due")
+        self._claim = LuaScript("claim_deliveries")
         self._head = LuaScript("delivery_head")
         # Attempts finish one by one; their settles share round trips.
         self._settle = Coalesced(LuaScript("settle_delivery"), redis)
@@ -130,36 +172,69 @@ class DeliveryStore:
             )
             for e in events
         ]
-        await self._enqueue.run_many(self._redis, calls)
+        queued = await self._enqueue.run_many(self._redis, calls)
+        # After the atomic steps: the due index learns of the queues (see service.store.webhook_due_index).
+        await self.index.touch(
+            {e.endpoint_id: ms(now) for e, q in zip(events, queued, strict=True) if q}.items()
+        )
 
     async def claim(self, limits: dict[str, int], now: datetime, lease_seconds: float) -> list[Claim]:
         """Due queues of each endpoint, at most its limit, leased to the caller; one round trip."""
+        found = await self.claim_checked(
+            {e: (limit, None) for e, limit in limits.items()}, now, lease_seconds
+        )
+        return [claim for claims in found.values() for claim in claims.claims]
+
+    async def claim_checked(
+        self, requests: dict[str, tuple[int, str | None]], now: datetime, lease_seconds: float
+    ) -> dict[str, EndpointClaims]:
+        """For each endpoint (at most this many, if the caller holds this configuration version; None:
+        whatever the version), its due queues leased to the caller, unless its breaker holds it back; with
+        when it is due next. One round trip."""
         lease_ms = ms(now) + int(lease_seconds * 1000)
-        calls: list[Call] = [
-            ([webhook_due_key(e)], [ms(now), int(lease_seconds * 1000), limit]) for e, limit in limits.items()
-        ]
+        calls: list[Call] = []
+        for endpoint_id, (limit, version) in requests.items():
+            args: list[bytes | str | int] = [ms(now), int(lease_seconds * 1000), limit]
+            calls.append(
+                (
+                    [webhook_due_key(endpoint_id), webhook_endpoint_key(endpoint_id)],
+                    args if version is None else [*args, version],
+                )
+            )
         replies = await self._claim.run_many(self._redis, calls)
-        return [
-            Claim(endpoint_id, member.decode(), lease_ms)
-            for endpoint_id, members in zip(limits, replies, strict=True)
-            for member in members
-        ]
+        found: dict[str, EndpointClaims] = {}
+        for endpoint_id, reply in zip(requests, replies, strict=True):
+            members, earliest, version, config, _, paused_until = reply
+            found[endpoint_id] = EndpointClaims(
+                claims=[Claim(endpoint_id, member.decode(), lease_ms) for member in members],
+                next_due_ms=None if earliest is None else int(earliest),
+                stale=None
+                if requests[endpoint_id][1] in (None, version.decode())
+                else StoredConfig(version.decode(), config),
+                paused_until_ms=int(paused_until) if paused_until else None,
+            )
+        return found
 
     async def head(self, claim: Claim) -> Head | None:
         """The earliest queued event of the claimed queue, or None if it is empty."""
         [head] = await self.heads([claim])
         return head
 
-    async def heads(self, claims: Sequence[Claim]) -> list[Head | None]:
-        """`head` of each claim, all in one round trip (a worker fetches those of a whole round at once)."""
+    async def heads(
+        self, claims: Sequence[Claim], versions: dict[str, str] | None = None
+    ) -> list[Head | None]:
+        """`head` of each claim, all in one round trip (a worker fetches those of a whole round at once); with
+        the endpoint's configuration where `versions` (endpoint id → version held) is not the stored one."""
+        versions = versions or {}
         calls: list[Call] = [
             (
                 [
                     webhook_pending_key(c.endpoint_id, c.queue_id),
                     webhook_bodies_key(c.endpoint_id),
                     webhook_tries_key(c.endpoint_id),
+                    webhook_endpoint_key(c.endpoint_id),
                 ],
-                [],
+                [versions.get(c.endpoint_id, "")],
             )
             for c in claims
         ]
@@ -168,7 +243,7 @@ class DeliveryStore:
             if not reply:
                 found.append(None)
                 continue
-            event_id, sequence, body, tries = reply
+            event_id, sequence, body, tries, version, config = reply
             single = _is_single(claim.queue_id)
             event = QueuedEvent(
                 endpoint_id=claim.endpoint_id,
@@ -177,7 +252,8 @@ class DeliveryStore:
                 sequence=None if single else int(sequence),
                 body=body or b"{}",
             )
-            found.append(Head(event, json.loads(tries) if tries else []))
+            stored = StoredConfig(version.decode(), config) if config is not None else None
+            found.append(Head(event, json.loads(tries) if tries else [], stored))
         return found
 
     async def settle(
@@ -190,9 +266,9 @@ class DeliveryStore:
         attempt: dict[str, Any] | None,
         breaker: tuple[int, float],
         log_length: int,
-    ) -> int | None:
-        """Record an attempt and its outcome; returns the endpoint's consecutive failures, or None if the
-        lease was lost meanwhile (the outcome is then dropped: another worker owns the queue)."""
+    ) -> Settled | None:
+        """Record an attempt and its outcome; returns the endpoint's breaker after it, or None if the lease
+        was lost meanwhile (the outcome is then dropped: another worker owns the queue)."""
         attempts = head.attempts + ([attempt] if attempt else [])
         dead = (
             json.dumps({"event": json.loads(head.event.body), "attempts": attempts})
@@ -217,10 +293,16 @@ class DeliveryStore:
             log_length,
             _unit(claim.queue_id),
             self._settled_memory_ms,
+            self._done_memory_ms,
             *fields,
         ]
         result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.queue_id), args)
-        return None if result == b"lost" else int(result)
+        if result == b"lost":
+            return None
+        failures, failing_since, earliest = result
+        if earliest is not None:  # after the atomic step, as every write of the index
+            await self.index.touch([(claim.endpoint_id, int(float(earliest)))])
+        return Settled(int(failures), int(failing_since) if failing_since else None)
 
     async def dead(self, endpoint_id: str) -> dict[str, dict[str, Any]]:
         """Deliveries given up on: event id → the event and every attempt."""
@@ -243,6 +325,8 @@ class DeliveryStore:
                 pipe.zadd(webhook_due_key(endpoint_id), {queue_id: ms(now)}, nx=True)
                 pipe.hdel(webhook_dead_key(endpoint_id), event_id)
             await pipe.execute()
+        if chosen:
+            await self.index.touch([(endpoint_id, ms(now))])
         return len(chosen)
 
     async def replay_since(self, endpoint_id: str, since: datetime, now: datetime) -> int:

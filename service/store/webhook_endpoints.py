@@ -23,6 +23,7 @@ from service.store.keys import (
     webhook_fixed_keys,
     webhook_pending_key,
 )
+from service.store.webhook_due_index import DueIndex
 
 _BREAKER_FIELDS = {"consecutive_failures", "failing_since", "paused_until"}
 """Stored in their own hash fields (`failures`, `failing_since`, `paused_until`) by the settle script."""
@@ -126,7 +127,8 @@ class EndpointStore:
 
     def __init__(self, redis: "Redis") -> None:
         self._redis = redis
-        # Stored configuration → parsed endpoint: the delivery loop reads every endpoint on each round, and
+        self._index = DueIndex(redis)
+        # Stored configuration → parsed endpoint: the queuer reads its clients' endpoints on each batch, and
         # configurations rarely change, so each is parsed once (copies are handed out; callers mutate them).
         self._parsed: dict[bytes, Endpoint] = {}
 
@@ -156,7 +158,9 @@ class EndpointStore:
         key = webhook_endpoint_key(endpoint.endpoint_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             # The configuration and state; the breaker's counters are the workers' to write.
-            pipe.hset(key, "config", endpoint.model_dump_json(exclude=_BREAKER_FIELDS))
+            pipe.hset(
+                key, mapping={"config": endpoint.model_dump_json(exclude=_BREAKER_FIELDS), "version": 1}
+            )
             pipe.pexpire(key, PROVISIONAL_MS)  # until admitted (see service.store.capped_sets)
             await pipe.execute()
         admitted = await admit(
@@ -183,22 +187,50 @@ class EndpointStore:
 
     async def get_many(self, endpoint_ids: list[str]) -> list[Endpoint]:
         """Several endpoints with their circuit-breaker state, in one round trip (missing ones left out)."""
+        return [endpoint for endpoint, _ in (await self.get_versioned(endpoint_ids)).values()]
+
+    async def get_versioned(self, endpoint_ids: list[str]) -> dict[str, tuple[Endpoint, str]]:
+        """`get_many`, by id, each with its configuration version (see `webhook_endpoint_key`)."""
+        fields = ["config", "failures", "failing_since", "paused_until", "version"]
         async with self._redis.pipeline(transaction=False) as pipe:
             for endpoint_id in endpoint_ids:
-                pipe.hmget(
-                    webhook_endpoint_key(endpoint_id), ["config", "failures", "failing_since", "paused_until"]
-                )
+                pipe.hmget(webhook_endpoint_key(endpoint_id), fields)
             found = await pipe.execute()
-        endpoints = []
-        for config, failures, failing_since, paused_until in found:
+        endpoints = {}
+        for endpoint_id, (config, failures, failing_since, paused_until, version) in zip(
+            endpoint_ids, found, strict=True
+        ):
             if not config:
                 continue
-            endpoint = self._parse(config).model_copy()
+            endpoint = self.parse(config, failing_since=failing_since, paused_until=paused_until)
             endpoint.consecutive_failures = int(failures or 0)
-            endpoint.failing_since = from_epoch_ms(failing_since) if failing_since else None
-            endpoint.paused_until = from_epoch_ms(paused_until) if paused_until else None
-            endpoints.append(endpoint)
+            endpoints[endpoint_id] = (endpoint, (version or b"0").decode())
         return endpoints
+
+    async def versions(self, endpoint_ids: list[str]) -> dict[str, tuple[str, int | None]]:
+        """Each endpoint's configuration version and `paused_until` (epoch ms), without the configuration:
+        what a cache needs to know whether to read the configuration again. One round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for endpoint_id in endpoint_ids:
+                pipe.hmget(webhook_endpoint_key(endpoint_id), ["version", "paused_until"])
+            found = await pipe.execute()
+        return {
+            endpoint_id: ((version or b"0").decode(), int(paused) if paused else None)
+            for endpoint_id, (version, paused) in zip(endpoint_ids, found, strict=True)
+        }
+
+    def parse(
+        self,
+        config: bytes,
+        *,
+        failing_since: bytes | int | None = None,
+        paused_until: bytes | int | None = None,
+    ) -> Endpoint:
+        """An endpoint from its stored configuration and breaker fields (epoch ms); a copy of its own."""
+        endpoint = self._parse(config).model_copy()
+        endpoint.failing_since = from_epoch_ms(failing_since) if failing_since else None
+        endpoint.paused_until = from_epoch_ms(paused_until) if paused_until else None
+        return endpoint
 
     def _parse(self, config: bytes) -> Endpoint:
         parsed = self._parsed.get(config)
@@ -248,12 +280,19 @@ class EndpointStore:
                     changed = change(Endpoint.model_validate_json(raw))
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
                     pipe.hset(key, "config", changed.model_dump_json(exclude=_BREAKER_FIELDS))
+                    # Every relay instance compares versions before each claim and each attempt: the change
+                    # applies to the very next attempt anywhere, though they cache configurations.
+                    pipe.hincrby(key, "version", 1)
                     if reset_breaker:
                         pipe.hdel(key, "failures", "failing_since", "paused_until")
                     await pipe.execute()
-                    return changed
+                    break
                 except WatchError:
                     continue
+        if reset_breaker:
+            # Enabled, or unpaused: what it has queued is due now (the index may hold it back or lack it).
+            await self._index.touch([(endpoint_id, 0)])
+        return changed
 
     async def set_state(self, endpoint_id: str, state: EndpointState, reason: str | None) -> Endpoint:
         """Enable or disable; enabling also clears the circuit breaker's record."""
@@ -290,14 +329,15 @@ class EndpointStore:
         return await self._change(endpoint_id, change)
 
     async def rotate_secret(self, endpoint_id: str, now: datetime, grace: timedelta) -> tuple[Endpoint, str]:
-        """A new secret signs from now on; the previous ones keep signing until `now + grace`."""
+        """A new secret signs from now on; the one it replaces keeps signing until `now + grace` (none if
+        `grace` is zero). Older ones stop at once: an endpoint has the current secret and at most one
+        previous, as Stripe and Svix do, so that signatures stay few whatever the rotations."""
         secret = new_secret()
 
         def change(endpoint: Endpoint) -> Endpoint:
+            current = [s for s in endpoint.secrets if s.expires_at is None]
             kept = [
-                s if s.expires_at is not None else s.model_copy(update={"expires_at": now + grace})
-                for s in endpoint.secrets
-                if s.expires_at is None or s.expires_at > now
+                s.model_copy(update={"expires_at": now + grace}) for s in current[:1] if grace > timedelta()
             ]
             return endpoint.model_copy(update={"secrets": [SigningSecret(secret=secret), *kept]})
 
@@ -326,6 +366,7 @@ class EndpointStore:
                     continue
         await self._redis.srem(client_webhooks_key(endpoint.client_id), endpoint_id)
         await self._redis.srem(WEBHOOK_ENDPOINTS, endpoint_id)
+        await self._index.remove(endpoint_id)
 
 
 def _ids(members: set[bytes]) -> list[str]:

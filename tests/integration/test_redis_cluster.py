@@ -75,7 +75,7 @@ async def test_a_rejection_is_queued_claimed_and_settled_within_its_endpoints_sl
     failures = await deliveries.settle(claim, head, "delivered", now, None, {"at": "x"}, (10, 60), 100)
     await deliveries.enqueue([event], now)
 
-    assert failures == 0
+    assert failures is not None and failures.failures == 0
     assert await deliveries.backlogs([endpoint.endpoint_id]) == {endpoint.endpoint_id: 0}
     await endpoints.delete(endpoint)
     await cluster.aclose()

@@ -217,11 +217,13 @@ class SlowFirstRead(DeliveryStore):
         super().__init__(redis)
         self._stall: float | None = stall
 
-    async def heads(self, claims: Sequence[Claim]) -> list[Head | None]:
+    async def heads(
+        self, claims: Sequence[Claim], versions: dict[str, str] | None = None
+    ) -> list[Head | None]:
         if self._stall is not None:
             stall, self._stall = self._stall, None
             await asyncio.sleep(stall)
-        return await super().heads(claims)
+        return await super().heads(claims, versions)
 
 
 @pytest.mark.timeout(30)

@@ -2,24 +2,27 @@
 --
 -- KEYS[1] pending zset of the queue   KEYS[2] bodies   KEYS[3] due   KEYS[4] done   KEYS[5] tries
 -- KEYS[6] dead   KEYS[7] endpoint hash   KEYS[8] attempt log stream   KEYS[9] settled rejections zset
+-- KEYS[10] done_at zset (when each order in `done` was last settled)
 -- ARGV[1] queue id   ARGV[2] event id   ARGV[3] sequence   ARGV[4] 'delivered' | 'retry' | 'dead' | 'hold'
 -- ARGV[5] lease score the worker claimed with   ARGV[6] next attempt (ms, for retry and hold)
 -- ARGV[7] attempts so far, JSON (this one included)   ARGV[8] dead record JSON ('' unless dead)
 -- ARGV[9] now (ms)   ARGV[10] failures that pause the endpoint   ARGV[11] pause (ms)
 -- ARGV[12] attempt log length   ARGV[13] 'order' | 'single' (see enqueue_delivery.lua)
 -- ARGV[14] how long a settled single event is remembered (ms)
--- ARGV[15..] attempt log fields (name, value, ...; none for 'hold')
--- Returns 'lost' if the lease was lost (another worker owns the queue now), else the endpoint's
--- consecutive failures after this attempt.
+-- ARGV[15] how long an order's last settled sequence is remembered (ms)
+-- ARGV[16..] attempt log fields (name, value, ...; none for 'hold')
+-- Returns 'lost' if the lease was lost (another worker owns the queue now), else {the endpoint's
+-- consecutive failures after this attempt, failing_since or false, the endpoint's earliest due score after
+-- this (for the due index) or false if nothing is queued}.
 
 local lease = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if not lease or tonumber(lease) ~= tonumber(ARGV[5]) then
   return 'lost'
 end
 
-if #ARGV > 14 then
+if #ARGV > 15 then
   local fields = {}
-  for i = 15, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 16, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*', unpack(fields))
 end
 
@@ -37,12 +40,22 @@ elseif outcome ~= 'hold' then
   end
 end
 
+-- What the worker needs next: the breaker, and when the endpoint is due next (for the due index).
+local function result()
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  local earliest = false
+  if #first > 0 then
+    earliest = first[2]
+  end
+  return {failures, redis.call('HGET', KEYS[7], 'failing_since'), earliest}
+end
+
 if outcome == 'retry' or outcome == 'hold' then
   if outcome == 'retry' then
     redis.call('HSET', KEYS[5], ARGV[2], ARGV[7])
   end
   redis.call('ZADD', KEYS[3], 'XX', ARGV[6], ARGV[1])
-  return failures
+  return result()
 end
 
 -- Delivered or given up: the event leaves the queue, and the queue's next event becomes due at once.
@@ -54,13 +67,23 @@ redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[5], ARGV[2])
 if ARGV[13] == 'single' then
   -- Remembered for as long as a re-read of the topic could queue it again, and no longer: this bounds the
-  -- settled zset by the rejections of that period, where `done` keeps one field per order for good.
+  -- settled zset by the rejections of that period (`done` is bounded below, by the order retention).
   redis.call('ZADD', KEYS[9], ARGV[9], ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', tonumber(ARGV[9]) - tonumber(ARGV[14]))
 else
   local done = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
   if tonumber(ARGV[3]) > done then
     redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+  end
+  -- `done` bounded in time (Redis 6.2 cannot expire hash fields): the orders settled longest ago leave it,
+  -- a few per settle, which keeps up with the orders that enter it (one per settle at most).
+  redis.call('ZADD', KEYS[10], ARGV[9], ARGV[1])
+  local forgotten = redis.call(
+    'ZRANGEBYSCORE', KEYS[10], '-inf', tonumber(ARGV[9]) - tonumber(ARGV[15]), 'LIMIT', 0, 10
+  )
+  if #forgotten > 0 then
+    redis.call('HDEL', KEYS[4], unpack(forgotten))
+    redis.call('ZREM', KEYS[10], unpack(forgotten))
   end
 end
 -- `due` indexes the endpoint's queues (deleting the endpoint relies on it): a queue leaves it with its
@@ -70,4 +93,4 @@ if redis.call('ZCARD', KEYS[1]) > 0 then
 else
   redis.call('ZREM', KEYS[3], ARGV[1])
 end
-return failures
+return result()
