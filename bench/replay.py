@@ -57,6 +57,7 @@ from service.store.keys import (
     client_orders_key,
     command_claim_key,
     entitlement_key,
+    history_key,
     order_keys,
 )
 
@@ -64,16 +65,21 @@ SMOKE = {"orders": 400, "rate": 100.0}
 
 
 async def snapshot(redis: "Redis", workload: Workload) -> dict[str, Any]:
-    """Every Redis key the workload's inputs touch, read in full: key → value."""
+    """Every Redis key the workload's inputs touch (the orders' hashes and histories, balances, claims,
+    timers, listing, anomalies), read in full: key → value."""
     hashes = [key for order_id in workload.expected_status for key in order_keys(CLIENT_ID, order_id)]
     hashes += [entitlement_key(CLIENT_ID, credential) for credential in workload.granted]
+    histories = {history_key(CLIENT_ID, order_id) for order_id in workload.expected_status}
     claims = [command_claim_key(c.client_id, c.command_id) for c in workload.commands]
     found: dict[str, Any] = {}
     for start in range(0, len(hashes), 1000):
         chunk = hashes[start : start + 1000]
         async with redis.pipeline(transaction=False) as pipe:
             for key in chunk:
-                pipe.hgetall(key)
+                if key in histories:
+                    pipe.lrange(key, 0, -1)  # the order's history: a list, which a replay must not grow
+                else:
+                    pipe.hgetall(key)
             found.update(zip(chunk, await pipe.execute(), strict=True))
     for start in range(0, len(claims), 1000):
         chunk = claims[start : start + 1000]
