@@ -18,7 +18,7 @@ from service.domain.local_effects import ScheduleChangeTimeout
 from service.domain.no_show import refuse_if_not_claimed
 from service.domain.order import ItemChange, Order, OrderItem, ReservationState, Service
 from service.domain.outcome import Decision, change_status, reject
-from service.domain.policy import Policy
+from service.domain.policy import Policy, whole_milliseconds
 from service.domain.reasons import Anomaly, Reason, ReleaseReason
 from service.domain.reservations import (
     AWAITING,
@@ -77,7 +77,7 @@ def request_change(order: Order, command: ChangeOrder, now: datetime, policy: Po
             for s in item.services
         ],
     )
-    deadline = now + policy.confirmation_timeout
+    deadline = whole_milliseconds(now + policy.confirmation_timeout)
     updated.changes.append(ItemChange(from_item_id=item.order_item_id, item=new_item, deadline=deadline))
     event = change_status(updated, order.status, Reason.CHANGE_REQUESTED, now)
     timer = ScheduleChangeTimeout(client_id=order.client_id, order_id=order.order_id, deadline=deadline)

@@ -13,7 +13,7 @@ from contracts.commands import CancelOrder, ChangeOrder, RedeemOrder
 from contracts.statuses import DeliveryStatus, OrderStatus, RejectionCode
 from service.domain.order import Order, Service
 from service.domain.outcome import Decision, change_status, reject
-from service.domain.policy import Policy
+from service.domain.policy import Policy, whole_milliseconds
 from service.domain.reasons import Reason
 from service.domain.transitions import no_show_deadline
 
@@ -29,7 +29,7 @@ def declare_no_show(order: Order, now: datetime, policy: Policy) -> Decision:
     if order.status not in _CLAIMABLE_ORDERS or not _unclaimed(order):
         return Decision.nothing()
     due = no_show_deadline(order, policy)
-    if due is None or now < due:
+    if due is None or now < whole_milliseconds(due):
         return Decision.nothing()
     updated = order.clone()
     for item in updated.items:

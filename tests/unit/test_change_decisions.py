@@ -5,6 +5,7 @@ from datetime import date, timedelta
 from contracts.commands import ChangeOrder
 from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
+from service.consumers.inbound import change_deadline_input, no_show_input
 from service.domain.decide import ChangeDeadline, NoShowDeadline, decide
 from service.domain.local_effects import ScheduleChangeTimeout, ScheduleNoShow
 from service.domain.order import Order
@@ -146,3 +147,26 @@ def test_the_no_show_of_a_moved_date_fires_on_the_new_deadline_only() -> None:
     assert decide(moved, NoShowDeadline("ORD-1"), at(old_due)).is_no_change
     declared = decide(moved, NoShowDeadline("ORD-1"), at(new_due))
     assert [e.reason for e in declared.events] == ["NO_SHOW"]
+
+
+def test_the_change_deadline_has_the_timers_precision() -> None:
+    """Redis scores are whole milliseconds: a change requested at .000700 s fires at the millisecond its
+    timer is due, not 0.7 ms later (a firing then would be ignored and the timer forgotten)."""
+    order = confirmed_order("A")
+    asked = decide(order, change(order), at(NOW + timedelta(microseconds=700)))
+    [timer] = [e for e in asked.effects if isinstance(e, ScheduleChangeTimeout)]
+    assert timer.deadline.microsecond == 0
+
+    fired = decide(stored(asked), ChangeDeadline("ORD-1"), at(timer.deadline))
+
+    assert [e.reason for e in fired.events] == ["CHANGE_TIMEOUT"]
+
+
+def test_dated_deadlines_fire_as_inputs_of_their_own() -> None:
+    """A moved no-show deadline and each change deadline are inputs of their own (never a replay of an
+    earlier one); a no-show member set before the dated layout still fires as it did."""
+    assert no_show_input("client-a", "ORD-1/1798243200000").input_id == "timer/no_show/ORD-1/1798243200000"
+    assert no_show_input("client-a", "ORD-1/1798243200000").order_id == "ORD-1"
+    assert no_show_input("client-a", "ORD-1").input_id == "timer/no_show/ORD-1"
+    first, second = (change_deadline_input("client-a", f"ORD-1/{ms}") for ms in (1, 2))
+    assert first.input_id != second.input_id and first.order_id == second.order_id == "ORD-1"
