@@ -15,6 +15,7 @@ from contracts.base import (
     Passenger,
 )
 from contracts.limits import (
+    MAX_CHANGES_PER_ORDER,
     MAX_ITEM_IDS_PER_COMMAND,
     MAX_ITEMS_PER_ORDER,
     MAX_PASSENGERS_PER_ITEM,
@@ -170,8 +171,42 @@ class LiftSuspension(Command):
     )
 
 
+class ChangeOrder(Command):
+    """Move one item of a prebooking to another service date or resource (a reschedule): the order keeps the
+    item until the resource of the new one confirms it, then the services move with their ids."""
+
+    type: Literal["change_order"] = "change_order"
+    order_item_id: ClientIdentifier = Field(description="The item to move.", examples=["ITEM-1"])
+    service_date: date | None = Field(
+        default=None,
+        description="The new local date of use; the item's own when left out.",
+        examples=["2026-12-27"],
+    )
+    resource_id: Identifier | None = Field(
+        default=None, description="The new resource; the item's own when left out.", examples=["LHR-T3-FT"]
+    )
+    new_order_item_id: OrderItemId | None = Field(
+        default=None,
+        description="The id of the item the services move to; `CHANGE-<n>` (the order's n-th change, at most "
+        f"{MAX_CHANGES_PER_ORDER}) when left out.",
+        examples=["ITEM-1-B"],
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> "ChangeOrder":
+        if self.service_date is None and self.resource_id is None:
+            raise ValueError("a change names a new service_date, a new resource_id, or both")
+        return self
+
+
 OrderCommand = Annotated[
-    CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder | SuspendServices | LiftSuspension,
+    CreatePrebooking
+    | RecordWalkIn
+    | CancelOrder
+    | RedeemOrder
+    | SuspendServices
+    | LiftSuspension
+    | ChangeOrder,
     Field(discriminator="type"),
 ]
 """Any message on `orders.commands`, told apart by `type`."""

@@ -35,6 +35,10 @@ MAX_PASSENGERS_PER_ITEM = 50
 MAX_SERVICES_PER_ORDER = 100
 """Passengers summed over an order's items: one service each. This one bounds the size of events."""
 
+MAX_CHANGES_PER_ORDER = 4
+"""`change_order` requests an order may hold (each adds an item to the stored order, whose view still shows
+only the items the retrieve rule lets through: never more services than the order was created with)."""
+
 MAX_ITEM_IDS_PER_COMMAND = MAX_ITEMS_PER_ORDER
 """`cancel_order.order_item_ids`: no order has more items to name."""
 MAX_SERVICE_IDS_PER_COMMAND = MAX_SERVICES_PER_ORDER

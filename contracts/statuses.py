@@ -119,6 +119,12 @@ class RejectionCode(StrEnum):
     SERVICES_SUSPENDED = "SERVICES_SUSPENDED"
     """Redemption or cancellation (a refund) of services whose delivery is suspended: refused until the
     suspension is lifted."""
+    SERVICES_DELIVERED = "SERVICES_DELIVERED"
+    """`change_order` of an item with delivered (redeemed) services: a used service cannot move."""
+    CHANGE_IN_PROGRESS = "CHANGE_IN_PROGRESS"
+    """`change_order` while an earlier change of the order still awaits its resource's reply."""
+    CHANGE_LIMIT_REACHED = "CHANGE_LIMIT_REACHED"
+    """`change_order` beyond the `MAX_CHANGES_PER_ORDER` changes an order may hold."""
     CLIENT_MISMATCH = "CLIENT_MISMATCH"
     """`per_client` topic layout: the command's `client_id` is not the client whose topic it was sent to.
     Answered on the sender's (the topic's) rejections topic; nothing is claimed or changed."""

@@ -4,7 +4,7 @@ from typing import Final
 
 ORDER_COMMANDS: Final = "orders.commands"
 """Clients → service: `create_prebooking`, `record_walk_in`, `cancel_order`, `redeem_order`,
-`suspend_services`, `lift_suspension`."""
+`suspend_services`, `lift_suspension`, `change_order`."""
 
 RESOURCE_REQUESTS: Final = "resources.requests"
 """Service → resource operators: `reserve`, `release`."""

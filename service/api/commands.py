@@ -1,6 +1,7 @@
 """Commands over HTTP: the Kafka command contract, validated here, published to `orders.commands`, 202."""
 
 import uuid
+from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Header, status
@@ -8,9 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
-from contracts.base import PRINTABLE_OR_LINE_BREAKS, ClientIdentifier, Identifier, Passenger
+from contracts.base import PRINTABLE_OR_LINE_BREAKS, ClientIdentifier, Identifier, OrderItemId, Passenger
 from contracts.commands import (
     CancelOrder,
+    ChangeOrder,
     Command,
     CreatePrebooking,
     LiftSuspension,
@@ -100,6 +102,15 @@ class LiftSuspensionBody(_Body):
         default=None, min_length=1, max_length=MAX_SERVICE_IDS_PER_COMMAND
     )
     reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH, pattern=PRINTABLE_OR_LINE_BREAKS)
+
+
+class ChangeBody(_Body):
+    """`change_order` without `client_id`, `command_id`, `order_id`, `type`."""
+
+    order_item_id: ClientIdentifier
+    service_date: date | None = None
+    resource_id: Identifier | None = None
+    new_order_item_id: OrderItemId | None = None
 
 
 class Accepted(BaseModel):
@@ -229,3 +240,20 @@ async def lift_suspension(
     await _own_order(store, client_id, order_id)
     fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
     return await _publish(publisher, _build(LiftSuspension, **fields))
+
+
+@commands.post("/orders/{order_id}/change", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def change_order(
+    order_id: str,
+    body: ChangeBody,
+    client_id: ClientIdDep,
+    store: OrdersDep,
+    publisher: CommandsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    """Move one item to another service date or resource (a reschedule). The order keeps the item until the
+    new one's resource confirms it; then its services move, with their ids, to the new item. If the resource
+    refuses or does not answer in time, the order stays as it was."""
+    await _own_order(store, client_id, order_id)
+    fields = dict(body, command_id=_command_id(idempotency_key), client_id=client_id, order_id=order_id)
+    return await _publish(publisher, _build(ChangeOrder, **fields))

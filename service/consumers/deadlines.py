@@ -1,5 +1,5 @@
-"""The clock as a source of inputs: deadlines that passed (confirmation, waitlist, no-show) become inputs to
-the processor."""
+"""The clock as a source of inputs: deadlines that passed (confirmation, waitlist, no-show, change) become
+inputs to the processor."""
 
 import asyncio
 import contextlib
@@ -7,7 +7,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from service.consumers.inbound import Inbound, deadline_input, no_show_input, waitlist_deadline_input
+from service.consumers.inbound import (
+    Inbound,
+    change_deadline_input,
+    deadline_input,
+    no_show_input,
+    waitlist_deadline_input,
+)
 from service.consumers.processor import OrderProcessor
 from service.store.timers import TimerKind, TimerStore
 
@@ -15,6 +21,7 @@ INPUT_OF: dict[TimerKind, Callable[[str, str], Inbound]] = {
     TimerKind.CONFIRMATION: deadline_input,
     TimerKind.WAITLIST: waitlist_deadline_input,
     TimerKind.NO_SHOW: no_show_input,
+    TimerKind.CHANGE: change_deadline_input,
 }
 """The processor's input for a deadline of each kind that passed."""
 

@@ -22,8 +22,15 @@ from contracts.commands import Command, OrderCommand, order_command_adapter
 from contracts.events import CommandRejected, DeadLetter, FieldError
 from contracts.resources import ResourceReplyMessage, resource_reply_adapter
 from contracts.statuses import RejectionCode
-from service.domain.decide import ConfirmationDeadline, Input, NoShowDeadline, WaitlistDeadline
+from service.domain.decide import (
+    ChangeDeadline,
+    ConfirmationDeadline,
+    Input,
+    NoShowDeadline,
+    WaitlistDeadline,
+)
 from service.domain.outcome import reject
+from service.store.timers import dated_order
 
 MAX_FIELD_ERRORS = 10
 """Problems listed in a dead letter's `error` or a rejection's `errors`; the rest are left out."""
@@ -121,14 +128,30 @@ def waitlist_deadline_input(client_id: str, order_id: str) -> Inbound:
     )
 
 
-def no_show_input(client_id: str, order_id: str) -> Inbound:
-    """The clock's input for a confirmed order whose no-show deadline passed; one per order, ever."""
+def no_show_input(client_id: str, claimed: str) -> Inbound:
+    """The clock's input for a confirmed order whose no-show deadline passed: one per deadline (`claimed` is
+    `<order_id>/<epoch ms>`, see `service.store.timers`), so that a deadline a change moved fires once more
+    and is not taken for a replay."""
+    order_id, deadline_ms = dated_order(claimed)
     return Inbound(
         client_id=client_id,
         order_id=order_id,
-        input_id=f"timer/no_show/{order_id}",
+        input_id=f"timer/no_show/{order_id}" + (f"/{deadline_ms}" if deadline_ms else ""),
         fingerprint="no-show-deadline",
         message=NoShowDeadline(order_id),
+    )
+
+
+def change_deadline_input(client_id: str, claimed: str) -> Inbound:
+    """The clock's input for an order whose change deadline passed: one per change (`claimed` is
+    `<order_id>/<epoch ms>`)."""
+    order_id, deadline_ms = dated_order(claimed)
+    return Inbound(
+        client_id=client_id,
+        order_id=order_id,
+        input_id=f"timer/change/{order_id}/{deadline_ms}",
+        fingerprint="change-deadline",
+        message=ChangeDeadline(order_id),
     )
 
 

@@ -10,7 +10,7 @@ from service.domain.order import Order
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.prebooking import all_live_items_confirmed
 from service.domain.reasons import Reason, ReleaseReason
-from service.domain.reservations import withdraw
+from service.domain.reservations import withdraw, withdraw_change_of_withdrawn_item
 from service.domain.suspension import refuse_if_suspended
 from service.domain.transitions import can_become
 
@@ -39,6 +39,7 @@ def cancel_prebooking(order: Order, command: CancelOrder, now: datetime) -> Deci
     for item in updated.items:
         if item.order_item_id in wanted:
             releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_CANCELLED)
+    releases += withdraw_change_of_withdrawn_item(updated)
     if wanted == set(live):
         initiator = (
             Reason.CANCELLED_BY_RESOURCE_STAFF

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from contracts.commands import (
     CancelOrder,
+    ChangeOrder,
     CreatePrebooking,
     LiftSuspension,
     RecordWalkIn,
@@ -17,6 +18,7 @@ from contracts.commands import (
 from contracts.resources import ReservationConfirmed, ReservationFailed, ReservationWaitlisted
 from contracts.statuses import OrderType, RejectionCode
 from service.domain.cancellation import cancel_prebooking
+from service.domain.change import confirm_change, expire_change, fail_change, request_change, waitlist_change
 from service.domain.local_effects import EntitlementCheck
 from service.domain.no_show import declare_no_show
 from service.domain.order import Order
@@ -36,7 +38,15 @@ from service.domain.suspension import lift_suspension, suspend_services
 from service.domain.transitions import follow_up_effects
 from service.domain.walk_in import cancel_walk_in, record_walk_in
 
-Command = CreatePrebooking | RecordWalkIn | CancelOrder | RedeemOrder | SuspendServices | LiftSuspension
+Command = (
+    CreatePrebooking
+    | RecordWalkIn
+    | CancelOrder
+    | RedeemOrder
+    | SuspendServices
+    | LiftSuspension
+    | ChangeOrder
+)
 Reply = ReservationConfirmed | ReservationFailed | ReservationWaitlisted
 
 
@@ -61,7 +71,14 @@ class NoShowDeadline:
     order_id: str
 
 
-Deadline = ConfirmationDeadline | WaitlistDeadline | NoShowDeadline
+@dataclass(frozen=True)
+class ChangeDeadline:
+    """The clock's input: the deadline of a change (`change_order`) awaiting its resource has passed."""
+
+    order_id: str
+
+
+Deadline = ConfirmationDeadline | WaitlistDeadline | NoShowDeadline | ChangeDeadline
 """The clock's inputs."""
 
 Input = Command | Reply | Deadline
@@ -89,12 +106,8 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
     now = context.now
     if isinstance(message, ReservationConfirmed | ReservationFailed | ReservationWaitlisted):
         return _on_reply(order, message, context)
-    if isinstance(message, ConfirmationDeadline):
-        return expire_confirmation(order, now, context.policy) if order is not None else Decision.nothing()
-    if isinstance(message, WaitlistDeadline):
-        return expire_waitlist(order, now) if order is not None else Decision.nothing()
-    if isinstance(message, NoShowDeadline):
-        return declare_no_show(order, now) if order is not None else Decision.nothing()
+    if isinstance(message, Deadline):
+        return _on_deadline(order, message, context) if order is not None else Decision.nothing()
     if isinstance(message, CreatePrebooking):
         return create_prebooking(order, message, now, context.policy)
     if isinstance(message, RecordWalkIn):
@@ -108,14 +121,35 @@ def _decide(order: Order | None, message: Input, context: Context) -> Decision:
         return suspend_services(order, message, now)
     if isinstance(message, LiftSuspension):
         return lift_suspension(order, message, now)
+    if isinstance(message, ChangeOrder):
+        return request_change(order, message, now, context.policy)
     if order.order_type is OrderType.WALK_IN:
         return cancel_walk_in(order, message, now, context.policy)
     return cancel_prebooking(order, message, now)
 
 
+def _on_deadline(order: Order, deadline: Deadline, context: Context) -> Decision:
+    if isinstance(deadline, ConfirmationDeadline):
+        return expire_confirmation(order, context.now, context.policy)
+    if isinstance(deadline, WaitlistDeadline):
+        return expire_waitlist(order, context.now)
+    if isinstance(deadline, NoShowDeadline):
+        return declare_no_show(order, context.now, context.policy)
+    return expire_change(order, context.now)
+
+
 def _on_reply(order: Order | None, reply: Reply, context: Context) -> Decision:
     if order is None:
         return Decision(anomaly=Anomaly.UNKNOWN_ORDER)
+    if order.item_by_reservation(reply.reservation_id) is None and order.change_by_reservation(
+        reply.reservation_id
+    ):
+        # The reservation of a change not confirmed (yet, or ever): the change decides, not the order.
+        if isinstance(reply, ReservationConfirmed):
+            return confirm_change(order, reply, context.now)
+        if isinstance(reply, ReservationWaitlisted):
+            return waitlist_change(order, reply.reservation_id)
+        return fail_change(order, reply, context.now)
     if isinstance(reply, ReservationConfirmed):
         return confirm_reservation(order, reply, context.now)
     if isinstance(reply, ReservationWaitlisted):

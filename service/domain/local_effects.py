@@ -48,6 +48,18 @@ class ScheduleNoShow(BaseModel):
     deadline: datetime
 
 
+class ScheduleChangeTimeout(BaseModel):
+    """Withdraw the order's pending change (`change_order`) if its resource has not confirmed it by
+    `deadline`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["schedule_change_timeout"] = "schedule_change_timeout"
+    client_id: str
+    order_id: str
+    deadline: datetime
+
+
 class CancelConfirmationTimeout(BaseModel):
     """The order left Pending: its confirmation deadline, and its waitlist deadline if any, no longer
     matter."""
@@ -108,6 +120,7 @@ Effect = Annotated[
     ScheduleConfirmationTimeout
     | ScheduleWaitlistTimeout
     | ScheduleNoShow
+    | ScheduleChangeTimeout
     | CancelConfirmationTimeout
     | RefundEntitlement
     | RecordAnomaly

@@ -9,19 +9,27 @@ refund, Failed a reservation that could not be confirmed), and the ONE Order vie
 from collections.abc import Iterable
 from datetime import datetime
 
-from contracts.commands import CancelOrder, RedeemOrder
+from contracts.commands import CancelOrder, ChangeOrder, RedeemOrder
 from contracts.statuses import DeliveryStatus, OrderStatus, RejectionCode
 from service.domain.order import Order, Service
 from service.domain.outcome import Decision, change_status, reject
+from service.domain.policy import Policy, whole_milliseconds
 from service.domain.reasons import Reason
+from service.domain.transitions import no_show_deadline
 
 _CLAIMABLE_ORDERS = (OrderStatus.CONFIRMED, OrderStatus.USED)
 
 
-def declare_no_show(order: Order, now: datetime) -> Decision:
+def declare_no_show(order: Order, now: datetime, policy: Policy) -> Decision:
     """The no-show deadline passed: every ready service of a live item becomes NOT_CLAIMED, with an event
-    (reason NO_SHOW) and the status unchanged. Suspended services are left to their review."""
+    (reason NO_SHOW) and the status unchanged. Suspended services are left to their review.
+
+    A firing before the order's current deadline (a change moved the date later since it was set) changes
+    nothing: the moved date's own deadline fires then."""
     if order.status not in _CLAIMABLE_ORDERS or not _unclaimed(order):
+        return Decision.nothing()
+    due = no_show_deadline(order, policy)
+    if due is None or now < whole_milliseconds(due):
         return Decision.nothing()
     updated = order.clone()
     for item in updated.items:
@@ -42,7 +50,7 @@ def _unclaimed(order: Order) -> bool:
 
 
 def refuse_if_not_claimed(
-    command: CancelOrder | RedeemOrder, services: Iterable[Service], now: datetime
+    command: CancelOrder | RedeemOrder | ChangeOrder, services: Iterable[Service], now: datetime
 ) -> Decision | None:
     """The `SERVICES_NOT_CLAIMED` rejection of a redemption or cancellation touching no-show services."""
     missed = sorted(s.service_id for s in services if s.delivery_status is DeliveryStatus.NOT_CLAIMED)

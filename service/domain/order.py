@@ -55,6 +55,23 @@ class OrderItem(BaseModel):
     """The resource's own reference for the reservation, from its `confirmed` reply."""
 
 
+class ItemChange(BaseModel):
+    """A `change_order` of one item: the item its services move to, with its own reservation.
+
+    Kept after it settles (at most `MAX_CHANGES_PER_ORDER`), so that a late reply to its reservation is
+    still recognised and compensated. Until its resource confirms, `item` is no part of `Order.items`: the
+    order shows, and the passenger holds, the original item.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_item_id: str
+    item: OrderItem
+    """The new item; `item.reservation` is where the change stands (REQUESTED or WAITLISTED: awaiting)."""
+    deadline: datetime
+    """When the change fails (CHANGE_TIMEOUT) if its resource has not confirmed it."""
+
+
 class Order(BaseModel):
     """An order as stored; `sequence` counts its status events (the store keeps a separate version)."""
 
@@ -73,6 +90,8 @@ class Order(BaseModel):
     """Walk-in: the credential whose entitlement paid for the usage."""
     entitlement_consumption_id: str | None = None
     """Walk-in: the input that consumed the entitlement units, which a refund gives back."""
+    changes: list[ItemChange] = []
+    """Prebooking: its `change_order` requests, oldest first."""
 
     def clone(self) -> "Order":
         """A deep copy to change. Four times cheaper than `model_copy(deep=True)`, whose deep copy runs in
@@ -82,6 +101,22 @@ class Order(BaseModel):
     def item_by_reservation(self, reservation_id: str) -> OrderItem | None:
         """The item whose reservation has this id, if any."""
         return next((item for item in self.items if item.reservation_id == reservation_id), None)
+
+    def change_by_reservation(self, reservation_id: str) -> ItemChange | None:
+        """The change whose new item's reservation has this id, if any."""
+        return next((c for c in self.changes if c.item.reservation_id == reservation_id), None)
+
+    @property
+    def pending_change(self) -> ItemChange | None:
+        """The change still awaiting its resource's answer, if any (there is at most one)."""
+        return next(
+            (
+                c
+                for c in self.changes
+                if c.item.reservation in (ReservationState.REQUESTED, ReservationState.WAITLISTED)
+            ),
+            None,
+        )
 
 
 def services_for(

@@ -42,3 +42,9 @@ class Policy:
         """When an unused booking at `resource_id` for `service_date` (ISO) becomes a no-show."""
         day_end = datetime.combine(date.fromisoformat(service_date), time.min, UTC) + timedelta(days=1)
         return day_end + self.no_show_graces.get(resource_id, self.no_show_grace)
+
+
+def whole_milliseconds(moment: datetime) -> datetime:
+    """`moment` without its sub-millisecond part: the precision of the Redis timers, so that a deadline a
+    timer fires at is never later than the one the handler compares the clock with."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

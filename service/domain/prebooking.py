@@ -16,7 +16,13 @@ from service.domain.order import Order, OrderItem, ReservationState, services_fo
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy
 from service.domain.reasons import Anomaly, Reason, ReleaseReason
-from service.domain.reservations import AWAITING, release_request, reserve_request, withdraw
+from service.domain.reservations import (
+    AWAITING,
+    release_request,
+    reserve_request,
+    withdraw,
+    withdraw_change_of_withdrawn_item,
+)
 
 
 def create_prebooking(
@@ -194,6 +200,7 @@ def _fail_in_place(
                 DeliveryStatus.UNABLE_TO_DELIVER if item.reservation in unable else DeliveryStatus.REMOVED
             )
             releases += withdraw(updated, item, at_sequence, ReleaseReason.ORDER_FAILED, delivery)
+    releases += withdraw_change_of_withdrawn_item(updated)
     event = change_status(updated, OrderStatus.FAILED, reason, now)
     return Decision(order=updated, events=[event], requests=releases)
 

@@ -56,6 +56,17 @@ class Reason(StrEnum):
     SUSPENDED_BY_RESOURCE_STAFF = "SUSPENDED_BY_RESOURCE_STAFF"
     SUSPENSION_REVERTED = "SUSPENSION_REVERTED"
     SUSPENDED_SERVICES_REMOVED = "SUSPENDED_SERVICES_REMOVED"
+    CHANGE_REQUESTED = "CHANGE_REQUESTED"
+    """`change_order` accepted: the new item's `reserve` is out; the order still holds the original item."""
+    ORDER_CHANGED = "ORDER_CHANGED"
+    """The new item's resource confirmed: the services moved (TRANSFERRED in the original item)."""
+    CHANGE_REFUSED = "CHANGE_REFUSED"
+    """The new item's resource refused: the order stays as it was."""
+    CHANGE_TIMEOUT = "CHANGE_TIMEOUT"
+    """The new item's resource did not confirm in time: the order stays as it was."""
+    CHANGE_ABANDONED = "CHANGE_ABANDONED"
+    """The original item could no longer move when the new one was confirmed (redeemed, cancelled,
+    suspended or not claimed meanwhile): the new reservation is released, the order stays as it was."""
 
 
 class ReleaseReason(StrEnum):
@@ -67,3 +78,8 @@ class ReleaseReason(StrEnum):
     """The order or the item was cancelled."""
     LATE_CONFIRMATION = "LATE_CONFIRMATION"
     """A confirmation arrived for a reservation that was withdrawn or that the resource had refused."""
+    ORDER_CHANGED = "ORDER_CHANGED"
+    """The item moved to another date or resource (`change_order`): the original reservation is freed."""
+    CHANGE_WITHDRAWN = "CHANGE_WITHDRAWN"
+    """A change was given up (timed out, its order failed or its item cancelled) before its resource
+    confirmed it."""

@@ -65,6 +65,26 @@ def withdraw(
     return [release_request(order, item, reason)]
 
 
+def withdraw_change_of_withdrawn_item(updated: Order) -> list[ReleaseRequest]:
+    """Give up the pending change of `updated` (a handler's clone) if the item it moves was just withdrawn
+    (cancelled, failed, removed): there is nothing left to move."""
+    change = updated.pending_change
+    if change is None:
+        return []
+    original = next(i for i in updated.items if i.order_item_id == change.from_item_id)
+    return withdraw_pending_change(updated) if original.cancelled_at_sequence is not None else []
+
+
+def withdraw_pending_change(updated: Order) -> list[ReleaseRequest]:
+    """Give up the change of `updated` (a handler's clone) still awaiting its reply, if any: its `release`
+    follows its `reserve` on the resource's partition; a confirmation that crosses it is released again."""
+    change = updated.pending_change
+    if change is None:
+        return []
+    change.item.reservation = ReservationState.WITHDRAWN
+    return [release_request(updated, change.item, ReleaseReason.CHANGE_WITHDRAWN)]
+
+
 def _passengers(item: OrderItem) -> list[Passenger]:
     # Not validated again: the command that created the order was, under the limits of its day, which may
     # have been wider (names of up to 200 characters before contract v1.1). Refusing to release capacity

@@ -8,13 +8,13 @@ refunds) of the suspended services are refused (`SERVICES_SUSPENDED`, see `refus
 from collections.abc import Iterable
 from datetime import datetime
 
-from contracts.commands import CancelOrder, LiftSuspension, RedeemOrder, SuspendServices
+from contracts.commands import CancelOrder, ChangeOrder, LiftSuspension, RedeemOrder, SuspendServices
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
 from service.domain.order import Order, OrderItem, ReservationState, Service
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.reasons import Reason, ReleaseReason
-from service.domain.reservations import release_request
+from service.domain.reservations import release_request, withdraw_change_of_withdrawn_item
 
 SUSPENDABLE = (DeliveryStatus.READY_TO_DELIVER, DeliveryStatus.DELIVERED)
 """A service ready for use, or one already used (a usage under review), can be suspended."""
@@ -80,6 +80,7 @@ def lift_suspension(order: Order, command: LiftSuspension, now: datetime) -> Dec
         event = change_status(updated, order.status, command.reason or Reason.SUSPENSION_REVERTED, now)
         return Decision(order=updated, events=[event])
     releases = _withdraw_emptied_items(updated, updated.sequence + 1)
+    releases += withdraw_change_of_withdrawn_item(updated)
     reason = command.reason or Reason.SUSPENDED_SERVICES_REMOVED
     nothing_left = all(item.cancelled_at_sequence is not None for item in updated.items)
     status = (
@@ -91,7 +92,7 @@ def lift_suspension(order: Order, command: LiftSuspension, now: datetime) -> Dec
 
 
 def refuse_if_suspended(
-    command: CancelOrder | RedeemOrder, services: Iterable[Service], now: datetime
+    command: CancelOrder | RedeemOrder | ChangeOrder, services: Iterable[Service], now: datetime
 ) -> Decision | None:
     """The `SERVICES_SUSPENDED` rejection of a redemption or cancellation touching suspended services."""
     held = sorted(s.service_id for s in services if s.delivery_status is DeliveryStatus.SUSPENDED)

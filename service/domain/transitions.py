@@ -7,6 +7,7 @@ to every decision. docs/contract.md describes the same machine for clients.
 """
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Final
 
 from contracts.statuses import OrderStatus, OrderType
@@ -24,7 +25,9 @@ TRANSITIONS: Final[Mapping[OrderType, Mapping[StatusChange, str]]] = {
         (None, S.PENDING): "CreatePrebooking: a reserve request per item, the confirmation deadline set",
         (S.PENDING, S.PENDING): (
             "CancelOrder of some items while others await a reply (ITEMS_CANCELLED), "
-            "or ReservationWaitlisted for an item awaiting its reply (WAITLISTED)"
+            "ReservationWaitlisted for an item awaiting its reply (WAITLISTED), or a change of a "
+            "confirmed item: ChangeOrder (CHANGE_REQUESTED), the new item's reply or deadline "
+            "(ORDER_CHANGED, CHANGE_REFUSED, CHANGE_TIMEOUT, CHANGE_ABANDONED)"
         ),
         (S.PENDING, S.CONFIRMED): (
             "ReservationConfirmed for the last live item awaiting one, "
@@ -39,7 +42,9 @@ TRANSITIONS: Final[Mapping[OrderType, Mapping[StatusChange, str]]] = {
         (S.CONFIRMED, S.CONFIRMED): (
             "NoShowDeadline: the unused services NOT_CLAIMED (NO_SHOW); "
             "CancelOrder of some items (ITEMS_CANCELLED); SuspendServices (SUSPENDED_BY_*) or "
-            "LiftSuspension (SUSPENSION_REVERTED, SUSPENDED_SERVICES_REMOVED) while an item is left"
+            "LiftSuspension (SUSPENSION_REVERTED, SUSPENDED_SERVICES_REMOVED) while an item is left; "
+            "ChangeOrder (CHANGE_REQUESTED) and the new item's reply or deadline (ORDER_CHANGED, "
+            "CHANGE_REFUSED, CHANGE_TIMEOUT, CHANGE_ABANDONED)"
         ),
         (S.CONFIRMED, S.USED): "RedeemOrder: the first services delivered",
         (S.CONFIRMED, S.CANCELLED): (
@@ -48,7 +53,8 @@ TRANSITIONS: Final[Mapping[OrderType, Mapping[StatusChange, str]]] = {
         ),
         (S.USED, S.USED): (
             "RedeemOrder of more services (SERVICES_REDEEMED); NoShowDeadline for the others (NO_SHOW); "
-            "SuspendServices or LiftSuspension (the status stays)"
+            "SuspendServices or LiftSuspension (the status stays); a change of an item nobody used "
+            "(CHANGE_REQUESTED, ORDER_CHANGED, CHANGE_REFUSED, CHANGE_TIMEOUT, CHANGE_ABANDONED)"
         ),
     },
     OrderType.WALK_IN: {
@@ -109,20 +115,42 @@ def schedule_no_show_on_confirmation(
     live items' service dates plus each one's resource grace."""
     if before is None or after is None or before.status is not S.PENDING or after.status is not S.CONFIRMED:
         return []
+    due = no_show_deadline(after, policy)
+    if due is None:
+        return []
+    return [ScheduleNoShow(client_id=after.client_id, order_id=after.order_id, deadline=due)]
+
+
+def reschedule_no_show_on_change(before: Order | None, after: Order | None, policy: Policy) -> list[Effect]:
+    """A confirmed (or used) order whose change moved an item (a new item appeared) gets the no-show
+    deadline of its new dates beside the old one; each fires once, and the no-show handler ignores the one
+    that is not the order's current deadline."""
+    if before is None or after is None or after.status not in (S.CONFIRMED, S.USED):
+        return []
+    if before.status is not after.status or len(after.items) <= len(before.items):
+        return []
+    due, previous = no_show_deadline(after, policy), no_show_deadline(before, policy)
+    if due is None or due == previous:
+        return []
+    return [ScheduleNoShow(client_id=after.client_id, order_id=after.order_id, deadline=due)]
+
+
+def no_show_deadline(order: Order, policy: Policy) -> datetime | None:
+    """When the order's unused services become NOT_CLAIMED: the latest of its live items' service dates,
+    each plus its resource's grace (None without a dated live item)."""
     dues = [
         policy.no_show_at(item.resource_id, item.service_date)
-        for item in after.items
+        for item in order.items
         if item.cancelled_at_sequence is None and item.service_date
     ]
-    if not dues:
-        return []
-    return [ScheduleNoShow(client_id=after.client_id, order_id=after.order_id, deadline=max(dues))]
+    return max(dues, default=None)
 
 
 FOLLOW_UP_RULES: Final[tuple[FollowUpRule, ...]] = (
     index_created_order,
     cancel_deadline_on_leaving_pending,
     schedule_no_show_on_confirmation,
+    reschedule_no_show_on_change,
 )
 
 

@@ -11,14 +11,11 @@ from service.domain.local_effects import (
     RecordAnomaly,
     RecordCommandOutcome,
     RefundEntitlement,
-    ScheduleConfirmationTimeout,
-    ScheduleNoShow,
-    ScheduleWaitlistTimeout,
 )
 from service.store.command_outcomes import CommandOutcomeStore
 from service.store.entitlements import EntitlementStore
 from service.store.orders import OrderStore
-from service.store.timers import PENDING_KINDS, TimerStore
+from service.store.timers import PENDING_KINDS, Schedule, TimerStore
 
 effect_adapter: TypeAdapter[Effect] = TypeAdapter(Effect)
 
@@ -46,13 +43,7 @@ class LocalEffects:
     async def run(self, encoded: Sequence[bytes]) -> None:
         """Carry out the encoded effects."""
         effects = [effect_adapter.validate_json(raw) for raw in encoded]
-        await self._timers.schedule(
-            [
-                e
-                for e in effects
-                if isinstance(e, ScheduleConfirmationTimeout | ScheduleWaitlistTimeout | ScheduleNoShow)
-            ]
-        )
+        await self._timers.schedule([e for e in effects if isinstance(e, Schedule)])
         await self._timers.remove(
             [(e.client_id, e.order_id) for e in effects if isinstance(e, CancelConfirmationTimeout)],
             kinds=PENDING_KINDS,

@@ -77,8 +77,15 @@ CONFIRMATION_TIMERS = "timers:{confirmation}"
 confirmation times out."""
 
 NO_SHOW_TIMERS = "timers:{no_show}"
-"""Sorted set: `<client_id>/<order_id>` (`order_ref`) of confirmed prebookings, scored by the epoch
-milliseconds at which their unused services become NOT_CLAIMED (last service date plus grace)."""
+"""Sorted set: `<client_id>/<order_id>/<epoch ms>` of confirmed prebookings, scored by the epoch
+milliseconds at which their unused services become NOT_CLAIMED (last service date plus grace: that same
+number); removed once fired. A change that moves the date adds the new deadline: at most
+`MAX_CHANGES_PER_ORDER` + 1 per order. (Members set before this layout are `<client_id>/<order_id>`.)"""
+
+CHANGE_TIMERS = "timers:{change}"
+"""Sorted set: `<client_id>/<order_id>/<epoch ms>` of orders whose change awaits its resource, scored by the
+epoch milliseconds of the change's deadline (that same number); removed once fired. At most
+`MAX_CHANGES_PER_ORDER` per order, each living until its deadline passes plus a watcher round."""
 
 WAITLIST_TIMERS = "timers:{waitlist}"
 """Sorted set: `<client_id>/<order_id>` (`order_ref`) of Pending orders with a waitlisted item, scored by

@@ -1,7 +1,14 @@
 """Order deadlines, kept in Redis so that they survive restarts and are shared by instances.
 
 One sorted set per kind of deadline (`TimerKind`): the confirmation deadline of a Pending order, the later
-waitlist deadline of one with a waitlisted item, and the no-show deadline of a confirmed one.
+waitlist deadline of one with a waitlisted item, the no-show deadline of a confirmed one, and the deadline
+of a change (`change_order`) awaiting its resource.
+
+The last two are *dated*: their member carries its deadline (`<client_id>/<order_id>/<epoch ms>`), and so
+does the input it fires (`timer/<kind>/<order_id>/<epoch ms>`). An order may then hold several of them at
+once (a change moves its no-show deadline; each change has its own), each fired once and told apart from a
+replay of another; the handler fires on the order's current deadline and ignores a stale one. An order holds
+at most `MAX_CHANGES_PER_ORDER` + 1 of each, and each is removed once it fired.
 """
 
 from collections.abc import Sequence
@@ -12,11 +19,18 @@ from redis.asyncio import Redis
 
 from service.clock import to_epoch_ms
 from service.domain.local_effects import (
+    ScheduleChangeTimeout,
     ScheduleConfirmationTimeout,
     ScheduleNoShow,
     ScheduleWaitlistTimeout,
 )
-from service.store.keys import CONFIRMATION_TIMERS, NO_SHOW_TIMERS, WAITLIST_TIMERS, order_ref
+from service.store.keys import (
+    CHANGE_TIMERS,
+    CONFIRMATION_TIMERS,
+    NO_SHOW_TIMERS,
+    WAITLIST_TIMERS,
+    order_ref,
+)
 from service.store.scripts import LuaScript
 
 
@@ -26,6 +40,12 @@ class TimerKind(StrEnum):
     CONFIRMATION = "confirmation"
     WAITLIST = "waitlist"
     NO_SHOW = "no_show"
+    CHANGE = "change"
+
+    @property
+    def dated(self) -> bool:
+        """Whether a member (and the input it fires) carries its deadline: one order may hold several."""
+        return self in (TimerKind.NO_SHOW, TimerKind.CHANGE)
 
     @property
     def key(self) -> str:
@@ -37,12 +57,13 @@ _KEYS = {
     TimerKind.CONFIRMATION: CONFIRMATION_TIMERS,
     TimerKind.WAITLIST: WAITLIST_TIMERS,
     TimerKind.NO_SHOW: NO_SHOW_TIMERS,
+    TimerKind.CHANGE: CHANGE_TIMERS,
 }
 
 PENDING_KINDS = (TimerKind.CONFIRMATION, TimerKind.WAITLIST)
 """The deadlines of a Pending order: cleared when it leaves Pending (`CancelConfirmationTimeout`)."""
 
-Schedule = ScheduleConfirmationTimeout | ScheduleWaitlistTimeout | ScheduleNoShow
+Schedule = ScheduleConfirmationTimeout | ScheduleWaitlistTimeout | ScheduleNoShow | ScheduleChangeTimeout
 
 
 class TimerStore:
@@ -60,7 +81,7 @@ class TimerStore:
         """Set deadlines that are not set yet (NX: a replayed schedule never postpones a claimed timer)."""
         for kind in TimerKind:
             members = {
-                order_ref(t.client_id, t.order_id): to_epoch_ms(t.deadline)
+                _member(kind, t.client_id, t.order_id, to_epoch_ms(t.deadline)): to_epoch_ms(t.deadline)
                 for t in timers
                 if _kind_of(t) is kind
             }
@@ -71,7 +92,7 @@ class TimerStore:
         self, now: datetime, lease_seconds: float, limit: int, kind: TimerKind = TimerKind.CONFIRMATION
     ) -> list[tuple[str, str]]:
         """The `(client_id, order_id)` of orders whose `kind` deadline passed, leased to the caller for
-        `lease_seconds`."""
+        `lease_seconds`; for a dated kind, the order id is followed by `/<epoch ms>` (`dated_order`)."""
         claimed = await self._claim.run(
             self._redis, [kind.key], [to_epoch_ms(now), int(lease_seconds * 1000), limit]
         )
@@ -90,11 +111,24 @@ class TimerStore:
 
 
 def _kind_of(timer: Schedule) -> TimerKind:
+    if isinstance(timer, ScheduleChangeTimeout):
+        return TimerKind.CHANGE
     if isinstance(timer, ScheduleWaitlistTimeout):
         return TimerKind.WAITLIST
     if isinstance(timer, ScheduleNoShow):
         return TimerKind.NO_SHOW
     return TimerKind.CONFIRMATION
+
+
+def _member(kind: TimerKind, client_id: str, order_id: str, deadline_ms: int) -> str:
+    return f"{order_ref(client_id, order_id)}/{deadline_ms}" if kind.dated else order_ref(client_id, order_id)
+
+
+def dated_order(claimed_order_id: str) -> tuple[str, str]:
+    """`(order_id, deadline suffix)` of an order id claimed from a dated kind (`''` for a member set before
+    its kind was dated). Order ids hold no `/`."""
+    order_id, _, deadline_ms = claimed_order_id.partition("/")
+    return order_id, deadline_ms
 
 
 def _order_of(member: str) -> tuple[str, str]:

@@ -59,7 +59,9 @@ async def test_a_booking_nobody_used_by_its_date_is_not_claimed_once(
     assert events[-1].order.status is OneOrderStatus.CLOSED
     assert [i.status for i in events[-1].order.items] == ["CLOSED"]
     assert {s.delivery_status for s in events[-1].order.items[0].services} == {"NOT_CLAIMED"}
-    member = order_ref(command.client_id, command.order_id)
+    # Dated: the member carries its deadline, the end of yesterday (no grace).
+    due = to_epoch_ms(datetime.combine(yesterday + timedelta(days=1), time.min, UTC))
+    member = f"{order_ref(command.client_id, command.order_id)}/{due}"
     await eventually(lambda: _unset(redis, member))
 
     await redis.zadd(NO_SHOW_TIMERS, {member: 0})  # as if a claimer crashed: fired again by another
@@ -81,12 +83,12 @@ async def test_the_no_show_deadline_is_the_date_plus_the_resources_grace(
     await produce(producer, commands_topic(settings, command.client_id), command, command.order_id)
     await bus.status(command.order_id, OrderStatus.CONFIRMED)
 
-    score = await eventually(
-        lambda: redis.zscore(NO_SHOW_TIMERS, order_ref(command.client_id, command.order_id))
-    )
-
     day_end = datetime.combine(yesterday + timedelta(days=1), time.min, UTC)
-    assert score == to_epoch_ms(day_end + timedelta(seconds=LONG_GRACE_SECONDS))
+    due = to_epoch_ms(day_end + timedelta(seconds=LONG_GRACE_SECONDS))
+    member = f"{order_ref(command.client_id, command.order_id)}/{due}"
+    score = await eventually(lambda: redis.zscore(NO_SHOW_TIMERS, member))
+
+    assert score == due
     used = redeem(command.order_id)
     await produce(producer, commands_topic(settings, command.client_id), used, command.order_id)
     events = await bus.status(command.order_id, OrderStatus.USED)
