@@ -29,14 +29,19 @@ async def key_for(redis: Redis, client_id: str) -> dict[str, str]:
 async def last_status(
     tap: TopicTap, settings: Settings, command: CreatePrebooking, status: OrderStatus
 ) -> list[OrderStatusChanged]:
-    """The client's events for its order, once the order reached `status`."""
+    """The client's distinct events for its order (by event_id: a producer retry may deliver one twice),
+    in sequence, once the order reached `status`."""
 
     def reached() -> list[OrderStatusChanged] | None:
-        events = tap.decoded(
-            settings.topic_status_changed,
-            OrderStatusChanged,
-            lambda e: (e.client_id, e.order_id) == (command.client_id, command.order_id),
-        )
+        unique = {
+            e.event_id: e
+            for e in tap.decoded(
+                settings.topic_status_changed,
+                OrderStatusChanged,
+                lambda e: (e.client_id, e.order_id) == (command.client_id, command.order_id),
+            )
+        }
+        events = sorted(unique.values(), key=lambda e: e.sequence)
         return events if events and events[-1].status is status else None
 
     return await tap.wait_for(reached)
