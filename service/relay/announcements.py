@@ -45,16 +45,7 @@ async def announce_state_change(
         if other.state is not EndpointState.DISABLED and other.wants(event)
     ]
     await deliveries.enqueue(
-        [
-            QueuedEvent(
-                endpoint_id=other.endpoint_id,
-                order_id="",
-                event_id=event.event_id,
-                sequence=None,
-                body=body,
-            )
-            for other in told
-        ],
+        [QueuedEvent.of(other.endpoint_id, event, body) for other in told],
         now,
     )
     log.info(

@@ -92,13 +92,7 @@ class EventQueuer:
                 log.warning("relay.bad_event", extra=extra)
         by_client = await self._endpoints.for_clients(sorted({event.client_id for event, _ in events}))
         queued = [
-            QueuedEvent(
-                endpoint_id=endpoint.endpoint_id,
-                order_id=event.order_id,
-                event_id=event.event_id,
-                sequence=event.sequence if isinstance(event, OrderStatusChanged) else None,
-                body=body,
-            )
+            QueuedEvent.of(endpoint.endpoint_id, event, body)
             for event, body in events
             for endpoint in by_client[event.client_id]
             if endpoint.state is not EndpointState.DISABLED and endpoint.wants(event)

@@ -90,15 +90,7 @@ async def recover_missed(
                 read += 1
                 if not endpoint.wants(event):
                     continue
-                batch.append(
-                    QueuedEvent(
-                        endpoint_id=endpoint.endpoint_id,
-                        order_id=event.order_id,
-                        event_id=event.event_id,
-                        sequence=event.sequence if isinstance(event, OrderStatusChanged) else None,
-                        body=body,
-                    )
-                )
+                batch.append(QueuedEvent.of(endpoint.endpoint_id, event, body))
                 if len(batch) >= CHUNK:
                     queued += await _enqueue(deliveries, batch, now, on_queued)
             queued += await _enqueue(deliveries, batch, now, on_queued)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 
+from contracts.events import CommandRejected, EndpointStateChanged, OrderStatusChanged
 from service.clock import to_epoch_ms as ms
 from service.store.keys import (
     webhook_attempts_key,
@@ -49,6 +50,20 @@ class QueuedEvent:
     sequence: int | None
     """None for a command rejection: it has no per-order sequence."""
     body: bytes
+
+    @classmethod
+    def of(
+        cls, endpoint_id: str, event: OrderStatusChanged | CommandRejected | EndpointStateChanged, body: bytes
+    ) -> "QueuedEvent":
+        """`event` (published as `body`) for one endpoint: a status event in its order's queue, anything
+        else in a queue of its own."""
+        return cls(
+            endpoint_id=endpoint_id,
+            order_id=getattr(event, "order_id", ""),
+            event_id=event.event_id,
+            sequence=event.sequence if isinstance(event, OrderStatusChanged) else None,
+            body=body,
+        )
 
     @property
     def queue_id(self) -> str:
