@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from bench.harness import OrdersProcess, Report, Run, console, progress
-from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn
+from contracts.commands import CancelOrder, ChangeOrder, CreatePrebooking, RecordWalkIn
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.statuses import OrderStatus
 from service.config import Settings
@@ -64,6 +64,9 @@ WAITLISTED_SHARE = 0.1
 NO_SHOW_SHARE = 0.1
 """Of the prebookings, with `lifecycle`: dated two days ago, so they are no-shows once confirmed (Pending,
 Confirmed, Confirmed with NO_SHOW): the no-show timer fires during the run."""
+CHANGED_SHARE = 0.1
+"""Of the other confirmed prebookings, with `lifecycle`: their first item moved to another resource and the
+next day once the order is Confirmed (Pending, Confirmed, then CHANGE_REQUESTED and ORDER_CHANGED)."""
 CANCEL_DISTANCE = 300
 """A cancellation is sent up to this many commands after its walk-in (same key, so the same partition)."""
 
@@ -104,6 +107,12 @@ class Workload:
     granted: dict[str, int]
     """Units granted per credential before the run."""
     expected_balance: dict[str, int]
+    changes: dict[str, ChangeOrder] = field(default_factory=dict)
+    """Per order, the change to send once the order is Confirmed (`send_changes`)."""
+    waitlisted: int = 0
+    """Prebookings waitlisted before their confirmation."""
+    no_shows: int = 0
+    """Prebookings that become no-shows once confirmed."""
 
     @property
     def orders(self) -> int:
@@ -119,8 +128,10 @@ class Workload:
 
 def build_workload(orders: int, rng: random.Random, *, lifecycle: bool = False) -> Workload:
     """Prebookings (most confirmed, some refused → Failed), walk-ins, and staff cancellations of walk-ins;
-    with `lifecycle`, also prebookings waitlisted before their confirmation, and no-shows."""
+    with `lifecycle`, also prebookings waitlisted before their confirmation, no-shows, and changes."""
     creations: list[Command] = []
+    changes: dict[str, ChangeOrder] = {}
+    waitlists = no_shows = 0
     expected_status: dict[str, OrderStatus] = {}
     expected_events: dict[str, int] = {}
     consumed: dict[str, int] = defaultdict(int)
@@ -142,9 +153,13 @@ def build_workload(orders: int, rng: random.Random, *, lifecycle: bool = False) 
             if no_show:
                 booking = _dated(booking, datetime.now(UTC).date() - timedelta(days=2))
             command: Command = booking
+            waitlists, no_shows = waitlists + int(waitlisted), no_shows + int(no_show)
             expected_status[command.order_id] = OrderStatus.FAILED if refused else OrderStatus.CONFIRMED
             # Pending, then Confirmed or Failed; a waitlisting and a no-show add one event each.
             expected_events[command.order_id] = 2 + int(waitlisted) + int(no_show)
+            if lifecycle and not (refused or waitlisted or no_show) and rng.random() < CHANGED_SHARE:
+                changes[booking.order_id] = _change_of(booking, rng)
+                expected_events[booking.order_id] += 2  # CHANGE_REQUESTED, then ORDER_CHANGED
         else:
             credential = rng.choice(credentials)
             command = walk_in(credential=credential, client_id=CLIENT_ID, passengers=rng.randint(1, 3))
@@ -178,6 +193,22 @@ def build_workload(orders: int, rng: random.Random, *, lifecycle: bool = False) 
         expected_events=expected_events,
         granted=granted,
         expected_balance={c: units - consumed[c] for c, units in granted.items()},
+        changes=changes,
+        waitlisted=waitlists,
+        no_shows=no_shows,
+    )
+
+
+def _change_of(booking: CreatePrebooking, rng: random.Random) -> ChangeOrder:
+    """Move the booking's first item to another accepting resource, the day after."""
+    item = booking.items[0]
+    return ChangeOrder(
+        command_id=unique("cmd"),
+        client_id=CLIENT_ID,
+        order_id=booking.order_id,
+        order_item_id=item.order_item_id or "ITEM-1",
+        service_date=item.service_date + timedelta(days=1),
+        resource_id=rng.choice([r for r in ACCEPTING_RESOURCES if r != item.resource_id]),
     )
 
 
@@ -369,6 +400,42 @@ async def send_paced(bootstrap_servers: str, topic: str, workload: Workload, sec
     finally:
         await producer.stop()
     return loop.time() - started
+
+
+async def send_changes(
+    bootstrap_servers: str, topic: str, workload: Workload, observation: "Observation"
+) -> int:
+    """Send each of the workload's changes once its order is seen Confirmed on the status topic (a change
+    needs a confirmed reservation to move), until every change is sent; returns how many were sent.
+
+    Runs beside the paced sending and the disturbances, so changes meet the kills and outages too."""
+    unsent = dict(workload.changes)
+    statuses = observation.statuses
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+
+    def confirmed() -> list[ChangeOrder]:
+        statuses.fold()
+        return [
+            change
+            for order_id, change in unsent.items()
+            if statuses.latest.get(order_id, (0, None))[1] is OrderStatus.CONFIRMED
+        ]
+
+    try:
+        while unsent:
+            # No stall limit of its own: `await_outcome` gives up on the run if nothing moves.
+            ready = await observation.tap.wait_for(confirmed, timeout=24 * 3600)
+            acknowledged = [
+                await producer.send(topic, c.model_dump_json().encode(), key=c.order_id.encode())
+                for c in ready
+            ]
+            await asyncio.gather(*acknowledged)
+            for change in ready:
+                del unsent[change.order_id]
+    finally:
+        await producer.stop()
+    return len(workload.changes)
 
 
 # --- observing the outcome ---------------------------------------------------------------------------------
@@ -639,6 +706,10 @@ async def verify_outcome(report: Report, run: Run, workload: Workload, observati
     report.add("orders", workload.orders)
     for kind, count in sorted(workload.composition().items()):
         report.add(f"  of them {kind}", count)
+    if workload.changes:
+        report.add("  of them waitlisted before Confirmed", workload.waitlisted)
+        report.add("  of them no-shows once Confirmed", workload.no_shows)
+        report.add("  of them changed once Confirmed", len(workload.changes))
     report.add("status events", len(statuses.event_ids))
     report.add("events re-published", statuses.republished())
 
