@@ -119,22 +119,14 @@ def _run_relay(_: argparse.Namespace) -> int:
 
 
 def _run_api(_: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415
-
     from service.api.app import build_api  # noqa: PLC0415
+    from service.api.server import serve  # noqa: PLC0415
     from service.config import ApiSettings  # noqa: PLC0415
 
     settings = ApiSettings()
     configure_logging(settings.log_level)
     asyncio.run(_reach_kafka_and_redis(settings))
-    # The app logs each request itself (`service.api.access_log`): uvicorn's access log has query strings.
-    uvicorn.run(
-        build_api(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(build_api(settings), settings.api_host, settings.api_port)
     return 0
 
 
