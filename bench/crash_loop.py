@@ -30,7 +30,6 @@ from bench.orders_workload import (
     finish,
     grant_entitlements,
     log_directory,
-    send_changes,
     send_paced,
     verify_outcome,
 )
@@ -82,7 +81,6 @@ async def crash_loop(run: Run, options: Options, *, kills: int, target: str) -> 
     logs = log_directory("crash_loop")
     pipeline = Pipeline(run, logs)
     observation: Observation | None = None
-    changing: asyncio.Task[int] | None = None
     try:
         await pipeline.start()
         observation = await Observation.start(run, workload, pipeline)
@@ -95,14 +93,11 @@ async def crash_loop(run: Run, options: Options, *, kills: int, target: str) -> 
         seconds = options.send_seconds
         bootstrap, topic = run.settings.kafka_bootstrap_servers, run.settings.topic_commands
         sending = asyncio.create_task(send_paced(bootstrap, topic, workload, seconds))
-        changing = asyncio.create_task(send_changes(bootstrap, topic, workload, observation))
         killed = await kill_at_random(victims, kills, seconds, rng)
         send_seconds = await sending
         timings = await await_outcome(observation, workload, options.stall_seconds)
         codes = await pipeline.stop()
     finally:
-        if changing is not None:
-            changing.cancel()  # still waiting only if the run stalled
         if observation is not None:
             await observation.stop()
         await pipeline.abort()

@@ -13,6 +13,7 @@ way, and then hold the outcome to the same verdicts (`verify_outcome`):
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import random
 import shutil
@@ -108,7 +109,7 @@ class Workload:
     """Units granted per credential before the run."""
     expected_balance: dict[str, int]
     changes: dict[str, ChangeOrder] = field(default_factory=dict)
-    """Per order, the change to send once the order is Confirmed (`send_changes`)."""
+    """Per order, the change to send once the order is Confirmed (`Observation` sends them)."""
     waitlisted: int = 0
     """Prebookings waitlisted before their confirmation."""
     no_shows: int = 0
@@ -402,42 +403,6 @@ async def send_paced(bootstrap_servers: str, topic: str, workload: Workload, sec
     return loop.time() - started
 
 
-async def send_changes(
-    bootstrap_servers: str, topic: str, workload: Workload, observation: "Observation"
-) -> int:
-    """Send each of the workload's changes once its order is seen Confirmed on the status topic (a change
-    needs a confirmed reservation to move), until every change is sent; returns how many were sent.
-
-    Runs beside the paced sending and the disturbances, so changes meet the kills and outages too."""
-    unsent = dict(workload.changes)
-    statuses = observation.statuses
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
-    await producer.start()
-
-    def confirmed() -> list[ChangeOrder]:
-        statuses.fold()
-        return [
-            change
-            for order_id, change in unsent.items()
-            if statuses.latest.get(order_id, (0, None))[1] is OrderStatus.CONFIRMED
-        ]
-
-    try:
-        while unsent:
-            # No stall limit of its own: `await_outcome` gives up on the run if nothing moves.
-            ready = await observation.tap.wait_for(confirmed, timeout=24 * 3600)
-            acknowledged = [
-                await producer.send(topic, c.model_dump_json().encode(), key=c.order_id.encode())
-                for c in ready
-            ]
-            await asyncio.gather(*acknowledged)
-            for change in ready:
-                del unsent[change.order_id]
-    finally:
-        await producer.stop()
-    return len(workload.changes)
-
-
 # --- observing the outcome ---------------------------------------------------------------------------------
 
 
@@ -517,11 +482,16 @@ class DeliveryLedger:
 
 @dataclass
 class Observation:
-    """The tap on the service's output topics and the ledgers over it and over the webhook receiver."""
+    """The tap on the service's output topics and the ledgers over it and over the webhook receiver.
+
+    It also sends the workload's changes, each once the tap shows its order Confirmed (a change needs a
+    confirmed reservation to move): the one part of the workload that depends on what the pipeline did,
+    sent beside the paced commands and whatever disturbs the processes."""
 
     tap: TopicTap
     statuses: StatusLedger
     deliveries: DeliveryLedger | None
+    changing: "asyncio.Task[None] | None" = None
 
     @classmethod
     async def start(cls, run: Run, workload: Workload, pipeline: Pipeline) -> "Observation":
@@ -532,13 +502,41 @@ class Observation:
         )
         await tap.start()
         receiver = pipeline.receiver
-        return cls(
+        observation = cls(
             tap,
             StatusLedger(tap, run, workload),
             DeliveryLedger(receiver) if receiver is not None else None,
         )
+        if workload.changes:
+            observation.changing = asyncio.create_task(observation._send_changes(run.settings, workload))
+        return observation
+
+    async def _send_changes(self, settings: Settings, workload: Workload) -> None:
+        unsent = dict(workload.changes)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        await producer.start()
+
+        def confirmed() -> list[ChangeOrder]:
+            self.statuses.fold()
+            latest = self.statuses.latest
+            return [c for o, c in unsent.items() if latest.get(o, (0, None))[1] is OrderStatus.CONFIRMED]
+
+        try:
+            while unsent:
+                # No limit of its own: `await_outcome` gives up on a run that stalls, and `stop` ends this.
+                for change in await self.tap.wait_for(confirmed, timeout=24 * 3600):
+                    await producer.send_and_wait(
+                        settings.topic_commands, change.model_dump_json().encode(), change.order_id.encode()
+                    )
+                    del unsent[change.order_id]
+        finally:
+            await producer.stop()
 
     async def stop(self) -> None:
+        if self.changing is not None:
+            self.changing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.changing
         await self.tap.stop()
 
 
