@@ -319,6 +319,7 @@ class DeliveryWorker:
                     now,
                     deadline,
                     self._settings.relay_max_response_bytes,
+                    head.event.traceparent,
                 )
             except UnsafeTarget as error:
                 await self._disable(endpoint.endpoint_id, f"unsafe target: {error}")
