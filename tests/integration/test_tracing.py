@@ -28,7 +28,7 @@ from service.kafka import ensure_topics, service_topics
 from service.store.webhook_endpoints import EndpointStore
 from testkit.api_keys import issue_key
 from testkit.factories import unique
-from testkit.webhook_receiver import WebhookReceiver
+from testkit.webhook_receiver import Received, WebhookReceiver
 from tests.integration.conftest import isolated_settings
 from tests.system.processes import ORDERS
 from tests.waiting import eventually
@@ -217,7 +217,7 @@ async def test_one_trace_from_the_http_call_to_the_webhook_request(
         )
     assert response.status_code == 202, response.text
 
-    def confirmed() -> list[object]:
+    def confirmed() -> list[Received]:
         return [r for r in webhook.delivered() if r.body.get("status_name") == "Confirmed"]
 
     try:
