@@ -45,7 +45,9 @@ class BatchHandler:
         outcomes: CommandOutcomeStore,
         clock: Callable[[], datetime],
         backoff_seconds: float,
+        source: str = "commands",
     ) -> None:
+        self._source = source  # which consumer, in `orders_batch_failures_total`
         self._decoder = decoder
         self._processor = processor
         self._publisher = publisher
@@ -59,6 +61,7 @@ class BatchHandler:
             await self._handle(records)
         except Exception as error:
             infrastructure = isinstance(error, RedisError | KafkaError | OSError)
+            metrics.BATCH_FAILURES.labels(self._source).inc()
             log.warning(
                 "batch.retry",
                 extra={"error": repr(error), "records": len(records)},
@@ -180,6 +183,7 @@ def register_order_consumers(
             outcomes=outcomes,
             clock=clock,
             backoff_seconds=settings.retry_backoff_seconds,
+            source=name,
         )
         subscribe_batches(
             broker,

@@ -99,6 +99,7 @@ class DeliveryWorker:
                         await self.sweep()
                 except Exception:
                     log.exception("relay.dispatch_failed")
+                    metrics.WEBHOOK_DISPATCH_FAILURES.inc()
                 woken = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait(
                     {stopping, woken},
