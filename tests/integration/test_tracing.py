@@ -234,7 +234,11 @@ async def test_one_trace_from_the_http_call_to_the_webhook_request(
         attempt = [s for s in spans if s.span_id == parent_id]
         return spans if services >= set(PROCESSES) and attempt else None
 
-    spans = await eventually(whole_trace, timeout=30)
+    try:
+        spans = await eventually(whole_trace, timeout=30)
+    except TimeoutError:
+        seen = sorted({(s.service, s.name) for s in otlp.of_trace(trace_id)})
+        pytest.fail(f"the webhook's trace {trace_id} holds only {seen}")
     by_id = {s.span_id: s for s in spans}
     [attempt] = [s for s in spans if s.span_id == parent_id]
     assert (attempt.service, attempt.name, attempt.kind) == (
