@@ -24,6 +24,7 @@ The hooks, one per hop:
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -136,15 +137,20 @@ def _ended_with(spans: Sequence[Span], error: BaseException | None) -> None:
         span.end()
 
 
-@contextlib.contextmanager
-def consuming(records: Sequence[KafkaRecord]) -> Iterator[Mapping[int, str]]:
+def consuming(records: Sequence[KafkaRecord]) -> AbstractContextManager[Mapping[int, str]]:
     """A CONSUMER span `<topic> process` for each record of a batch, each the child of the record's own
     `traceparent` (a new trace if it has none), open while the batch is handled; yields `id(record)` →
     the traceparent of its span, to store or publish with what the record caused. A failed batch ends its
-    spans with the error (the batch is read again: the next attempt has spans of its own)."""
-    if not ENABLED:
-        yield _NOTHING
-        return
+    spans with the error (the batch is read again: the next attempt has spans of its own). Off, a context
+    that yields an empty mapping (made once: no generator per batch)."""
+    return _consuming(records) if ENABLED else _UNTRACED_BATCH
+
+
+_UNTRACED_BATCH = contextlib.nullcontext(_NOTHING)
+
+
+@contextlib.contextmanager
+def _consuming(records: Sequence[KafkaRecord]) -> Iterator[Mapping[int, str]]:
     spans = [
         _tracer.start_span(
             f"{record.topic} process",
@@ -221,17 +227,18 @@ class WebhookSpan:
             self.span.set_status(Status(StatusCode.ERROR, error or str(status)))
 
 
-_UNTRACED = WebhookSpan(None, {})
+_UNTRACED_REQUEST = contextlib.nullcontext(WebhookSpan(None, {}))
+
+
+def webhook_request(parent: str | None, endpoint_id: str, url: str) -> AbstractContextManager[WebhookSpan]:
+    """A CLIENT span `POST` around one webhook attempt, the child of `parent` (the traceparent queued with
+    the event). Its attributes name the endpoint by id and host only: a webhook URL's path and query may
+    hold the client's secrets. Off, a context that yields a `WebhookSpan` without headers or span."""
+    return _webhook_request(parent, endpoint_id, url) if ENABLED else _UNTRACED_REQUEST
 
 
 @contextlib.contextmanager
-def webhook_request(parent: str | None, endpoint_id: str, url: str) -> Iterator[WebhookSpan]:
-    """A CLIENT span `POST` around one webhook attempt, the child of `parent` (the traceparent queued with
-    the event). Its attributes name the endpoint by id and host only: a webhook URL's path and query may
-    hold the client's secrets."""
-    if not ENABLED:
-        yield _UNTRACED
-        return
+def _webhook_request(parent: str | None, endpoint_id: str, url: str) -> Iterator[WebhookSpan]:
     attributes: dict[str, str] = {"http.request.method": "POST", "orders.webhook.endpoint_id": endpoint_id}
     if host := urlsplit(url).hostname:
         attributes["server.address"] = host
