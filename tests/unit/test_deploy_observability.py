@@ -2,8 +2,8 @@
 query only metrics that exist (service/metrics.py, or the named exporters), the dashboard graphs every
 metric of the processes, and the rules are exactly the alerts docs/operations.md names, at its severities.
 
-Neither Grafana nor Prometheus runs here, so the checks are static; `promtool check rules` runs as well
-where it is installed.
+Neither Grafana nor Prometheus runs here, so the checks are static; where promtool is installed (Debian's
+`prometheus` package), `promtool check rules` and the rules' unit tests (`promtool test rules`) run too.
 """
 
 import json
@@ -19,6 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "orders-dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
+ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"
 OPERATIONS = ROOT / "docs" / "operations.md"
 METRICS = ROOT / "service" / "metrics.py"
 
@@ -184,9 +185,22 @@ def test_alert_rules_are_well_formed_and_query_only_metrics_that_exist() -> None
         assert page == "docs/operations.md" and f"#{anchor}" in anchors, rule["alert"]
 
 
+def test_every_alert_has_a_rule_unit_test() -> None:
+    """deploy/prometheus/alerts.test.yaml (for `promtool test rules`) reads alerts.yaml and tests alerts
+    that exist; most of them, each firing and some staying quiet."""
+    tests = yaml.safe_load(ALERT_TESTS.read_text(encoding="utf-8"))
+    assert tests["rule_files"] == [ALERTS.name]
+    tested = {case["alertname"] for test in tests["tests"] for case in test["alert_rule_test"]}
+    alerts = {rule["alert"] for rule in rules()}
+    assert tested <= alerts and len(tested) >= len(alerts) // 2, sorted(alerts - tested)
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_promtool_accepts_the_rules() -> None:
+@pytest.mark.parametrize("command", ["check", "test"])
+def test_promtool_accepts_the_rules_and_their_unit_tests(command: str) -> None:
+    """`promtool check rules` parses every expression; `promtool test rules` evaluates them on series."""
+    target = ALERTS if command == "check" else ALERT_TESTS
     result = subprocess.run(
-        ["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60, check=False
+        ["promtool", command, "rules", str(target)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
