@@ -231,8 +231,10 @@ async def test_one_trace_from_the_http_call_to_the_webhook_request(
     def whole_trace() -> list[ExportedSpan] | None:
         spans = otlp.of_trace(trace_id)
         services = {s.service for s in spans}
-        attempt = [s for s in spans if s.span_id == parent_id]
-        return spans if services >= set(PROCESSES) and attempt else None
+        ids = {s.span_id for s in spans}
+        # Complete: every process has spans in it, the request's parent and every span's parent are in.
+        complete = parent_id in ids and all(not s.parent_id or s.parent_id in ids for s in spans)
+        return spans if services >= set(PROCESSES) and complete else None
 
     try:
         spans = await eventually(whole_trace, timeout=30)
