@@ -34,7 +34,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-    from faststream._internal.middlewares import BaseMiddleware
 
 TRACEPARENT = "traceparent"
 """The W3C Trace Context header, in Kafka records and in webhook requests."""
@@ -101,14 +100,6 @@ def configure(service_name: str, environ: Mapping[str, str] = os.environ) -> boo
     _tracer = provider.get_tracer("service.tracing")
     ENABLED = True
     return True
-
-
-def shutdown() -> None:
-    """Export what is still buffered and turn tracing off again (tests; a process relies on its exit)."""
-    global ENABLED, _tracer, _provider
-    if _provider is not None:
-        _provider.shutdown()
-    ENABLED, _tracer, _provider = False, trace.NoOpTracer(), None
 
 
 def traceparent_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
@@ -253,7 +244,7 @@ def _webhook_request(parent: str | None, endpoint_id: str, url: str) -> Iterator
     span.end()
 
 
-def kafka_middlewares() -> "Sequence[type[BaseMiddleware] | Any]":
+def kafka_middlewares() -> Sequence[Any]:
     """FastStream's OpenTelemetry middleware for a broker that publishes with FastStream one message at a
     time (the API's commands): a PRODUCER span per message, child of the current span, and `traceparent` in
     its headers. None with tracing off."""
