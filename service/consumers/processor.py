@@ -17,7 +17,7 @@ still stored, are carried out again: messages under the same event ids, effects 
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -36,7 +36,7 @@ from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
 from service.domain.reasons import Anomaly
 from service.domain.retention import expires_at
-from service.store.effect_runner import LocalEffects, encode_effect
+from service.store.effect_runner import LocalEffects, effect_of, encode_effect
 from service.store.entitlements import EntitlementStore
 from service.store.orders import CommandClaim, OrderId, OrderSnapshot, OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry, PendingEntry
@@ -104,8 +104,13 @@ class OrderProcessor:
             raise RuntimeError(f"{len(pending)} inputs still conflicting after {MAX_CONFLICT_ROUNDS} rounds")
         ordered = sorted(output.stored.values(), key=lambda p: (p.client_id, p.order_id, p.number))
         entries = [p.entry for p in ordered] + output.direct
-        await self._publisher.publish([e for e in entries if e.destination is not Destination.LOCAL_EFFECT])
-        await self._effects.run([e.value for e in entries if e.destination is Destination.LOCAL_EFFECT])
+        messages = [e for e in entries if e.destination is not Destination.LOCAL_EFFECT]
+        effects = [effect_of(e) for e in entries if e.destination is Destination.LOCAL_EFFECT]
+        # The messages and the effects on other Redis state depend on nothing of each other: they are carried
+        # out at once. Outcomes and anomaly records follow publication (see `LocalEffects`), and the outbox
+        # is acknowledged only when all of it is durable.
+        await _all(self._publisher.publish(messages), self._effects.run_beside_publication(effects))
+        await self._effects.run_after_publication(effects)
         await self._store.acknowledge(ordered)
         if output.anomalies:
             anomalies = [(i.client_id, i.order_id, i.input_id, a) for i, a in output.anomalies]
@@ -293,12 +298,21 @@ class OrderProcessor:
                 )
 
 
+async def _all(*steps: Awaitable[None]) -> None:
+    """Await `steps` concurrently; raise the first one's error once every step has finished (a failed batch is
+    read again, so none is left running beside its retry)."""
+    for result in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+
+
 def _processing_dead_letter(inbound: Inbound, error: Exception, now: datetime) -> list[OutboxEntry]:
     if inbound.record is None:
         return []
     letter = dead_letter(inbound.record, "PROCESSING", f"{type(error).__name__}: {error}"[:2000], now)
     metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_type).inc()
-    return [OutboxEntry(Destination.DEAD_LETTER, inbound.order_id, letter.model_dump_json().encode())]
+    value = letter.model_dump_json().encode()
+    return [OutboxEntry(Destination.DEAD_LETTER, inbound.order_id, value, inbound.client_id)]
 
 
 def _outcome(inbound: Inbound, decision: Decision, now: datetime) -> list[OutboxEntry]:
@@ -308,7 +322,8 @@ def _outcome(inbound: Inbound, decision: Decision, now: datetime) -> list[Outbox
         return []
     outcome = decided(command, decision.rejection, decision.events, now)
     effect = RecordCommandOutcome(fingerprint=inbound.fingerprint, outcome=outcome)
-    return [OutboxEntry(Destination.LOCAL_EFFECT, inbound.order_id, encode_effect(effect))]
+    value = encode_effect(effect)
+    return [OutboxEntry(Destination.LOCAL_EFFECT, inbound.order_id, value, inbound.client_id, effect)]
 
 
 def _order_of(inbound: Inbound) -> OrderId:
@@ -318,13 +333,13 @@ def _order_of(inbound: Inbound) -> OrderId:
 def _entries(inbound: Inbound, decision: Decision, input_id: str | None = None) -> list[OutboxEntry]:
     # The Kafka key stays the order id: two clients' orders under one id share a partition, which still
     # keeps each order's inputs and events in order.
-    order_id = inbound.order_id
+    order_id, client_id = inbound.order_id, inbound.client_id
     entries = [
-        OutboxEntry(Destination.STATUS_CHANGED, order_id, event.model_dump_json().encode())
+        OutboxEntry(Destination.STATUS_CHANGED, order_id, event.model_dump_json().encode(), client_id)
         for event in decision.events
     ]
     entries += [
-        OutboxEntry(Destination.RESOURCE_REQUESTS, order_id, request.model_dump_json().encode())
+        OutboxEntry(Destination.RESOURCE_REQUESTS, order_id, request.model_dump_json().encode(), client_id)
         for request in decision.requests
     ]
     effects = list(decision.effects)
@@ -335,9 +350,11 @@ def _entries(inbound: Inbound, decision: Decision, input_id: str | None = None) 
                 client_id=inbound.client_id, order_id=order_id, input_id=input_id, anomaly=decision.anomaly
             )
         )
-    entries += [OutboxEntry(Destination.LOCAL_EFFECT, order_id, encode_effect(effect)) for effect in effects]
+    entries += [
+        OutboxEntry(Destination.LOCAL_EFFECT, order_id, encode_effect(effect), client_id, effect)
+        for effect in effects
+    ]
     if decision.rejection is not None:
-        entries.append(
-            OutboxEntry(Destination.COMMAND_REJECTED, order_id, decision.rejection.model_dump_json().encode())
-        )
+        rejection = decision.rejection.model_dump_json().encode()
+        entries.append(OutboxEntry(Destination.COMMAND_REJECTED, order_id, rejection, client_id))
     return entries

@@ -1,7 +1,9 @@
 """Outbox entries: messages decided together with a state change and published after it is stored."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from service.domain.local_effects import Effect
 
 
 class Destination(StrEnum):
@@ -22,16 +24,22 @@ class OutboxEntry:
     destination: Destination
     key: str
     value: bytes
+    client_id: str = field(default="", compare=False)
+    """The client of the order or command (not stored: the outbox is per order, which names it); lets the
+    publisher pick a client's topics without parsing `value` again. '' when none is known (a dead letter)."""
+    effect: Effect | None = field(default=None, compare=False)
+    """A local effect decided in this process, as it was before `value` was serialised: carried out without
+    parsing `value` back. None for entries read from an outbox (a crashed run's), which are parsed."""
 
     def encode(self) -> bytes:
         """`destination\\nkey\\nvalue`: keys never hold a newline (see `contracts.base.Identifier`)."""
         return b"%s\n%s\n%s" % (self.destination.value.encode(), self.key.encode(), self.value)
 
     @classmethod
-    def decode(cls, raw: bytes) -> "OutboxEntry":
-        """The inverse of `encode`."""
+    def decode(cls, raw: bytes, client_id: str = "") -> "OutboxEntry":
+        """The inverse of `encode`, for an entry of `client_id`'s order."""
         destination, key, value = raw.split(b"\n", 2)
-        return cls(Destination(destination.decode()), key.decode(), value)
+        return cls(Destination(destination.decode()), key.decode(), value, client_id)
 
 
 @dataclass(frozen=True, slots=True)
