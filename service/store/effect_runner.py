@@ -70,7 +70,7 @@ class LocalEffects:
 
     async def run_after_publication(self, effects: Sequence[Effect]) -> None:
         """The commands' outcomes (the API promises that an outcome's events are published) and the anomaly
-        records (appended, not set: recorded once the batch can no longer fail before acknowledging them)."""
+        records (appended, not set: a publication that fails and is retried must not have written them)."""
         outcomes = [e for e in effects if isinstance(e, RecordCommandOutcome)]
         if outcomes:
             await self._outcomes.record_decided(outcomes)
