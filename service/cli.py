@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
@@ -94,8 +95,28 @@ def _run_consumer(
     tracing.configure(name)
     if serve_metrics:
         _serve_metrics(settings.metrics_port)
-    asyncio.run(build().run())
+    app = build()
+    _settle_heap()
+    asyncio.run(app.run())
     return 0
+
+
+GC_GENERATION_0_THRESHOLD = 10_000
+"""Allocations between young collections (CPython's default: 700). A batch allocates thousands of short-lived
+objects; collecting them every 700 cost about 5 % of the order service's CPU, for no memory gained."""
+
+
+def _settle_heap() -> None:
+    """Move everything built so far (modules, pydantic schemas, clients) out of the collector's sight.
+
+    Those objects live as long as the process, yet every full collection walked all of them again: about
+    a fifth of the order service's CPU per order went to the garbage collector (measured with `gc.callbacks`
+    on the processor's batch loop). Frozen, they are never collected (there is nothing to collect).
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_GENERATION_0_THRESHOLD, older, oldest)
 
 
 def _run_service(_: argparse.Namespace) -> int:

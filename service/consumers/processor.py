@@ -7,9 +7,14 @@ The order of effects is what makes an at-least-once bus safe:
 3. the pure domain decides each input against the state left by the inputs before it;
 4. one round trip commits every transition through `commit_transition.lua`; each is atomic and guarded by the
    order's version, so a concurrent change (another consumer, a timer) is detected and that order redone;
-5. every outbox entry of the touched orders is carried out: messages are published and awaited, local
-   effects (timers, refunds) applied; then the entries are deleted from the outbox;
+5. every outbox entry of the touched orders is carried out: messages are published and awaited while the
+   local effects that need not wait for them (timers, the client index, refunds) are applied; then the
+   commands' outcomes and the anomaly records; then the entries are deleted from the outbox;
 6. only then does the caller let Kafka commit the offsets (or the timer loop forget the timer).
+
+The invariant: an input's offset is committed only once everything the inputs up to it decided is durable
+(the state and outbox in Redis, the messages acknowledged by the broker, the effects applied), and an outbox
+entry is deleted only once it has been carried out. Anything less is carried out again on re-delivery.
 
 A crash anywhere re-delivers the batch: applied inputs are recognised as duplicates, and their outbox entries,
 still stored, are carried out again: messages under the same event ids, effects idempotently.
@@ -17,7 +22,8 @@ still stored, are carried out again: messages under the same event ids, effects 
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
@@ -36,7 +42,7 @@ from service.domain.outcome import Decision, reject
 from service.domain.policy import Policy
 from service.domain.reasons import Anomaly
 from service.domain.retention import expires_at
-from service.store.effect_runner import LocalEffects, encode_effect
+from service.store.effect_runner import LocalEffects, effect_of, encode_effect
 from service.store.entitlements import EntitlementStore
 from service.store.orders import CommandClaim, OrderId, OrderSnapshot, OrderStore, Transition
 from service.store.outbox import Destination, OutboxEntry, PendingEntry
@@ -104,14 +110,19 @@ class OrderProcessor:
             raise RuntimeError(f"{len(pending)} inputs still conflicting after {MAX_CONFLICT_ROUNDS} rounds")
         ordered = sorted(output.stored.values(), key=lambda p: (p.client_id, p.order_id, p.number))
         entries = [p.entry for p in ordered] + output.direct
-        await self._publisher.publish([e for e in entries if e.destination is not Destination.LOCAL_EFFECT])
-        await self._effects.run([e.value for e in entries if e.destination is Destination.LOCAL_EFFECT])
+        messages = [e for e in entries if e.destination is not Destination.LOCAL_EFFECT]
+        effects = [effect_of(e) for e in entries if e.destination is Destination.LOCAL_EFFECT]
+        # The messages and the effects on other Redis state depend on nothing of each other: they are carried
+        # out at once. Outcomes and anomaly records follow publication (see `LocalEffects`), and the outbox
+        # is acknowledged only when all of it is durable.
+        await _all(self._publisher.publish(messages), self._effects.run_beside_publication(effects))
+        await self._effects.run_after_publication(effects)
         await self._store.acknowledge(ordered)
         if output.anomalies:
             anomalies = [(i.client_id, i.order_id, i.input_id, a) for i, a in output.anomalies]
             await self._store.record_anomalies(anomalies)
-        for p in ordered:
-            metrics.MESSAGES_PUBLISHED.labels(p.entry.destination.value).inc()
+        for destination, count in Counter(p.entry.destination.value for p in ordered).items():
+            metrics.MESSAGES_PUBLISHED.labels(destination).inc(count)  # once per label: labels() is not free
 
     async def _apply_round(self, pending: list[Inbound], output: _BatchOutput) -> list[Inbound]:
         """One read-decide-commit round; returns the inputs whose order changed under them."""
@@ -293,12 +304,21 @@ class OrderProcessor:
                 )
 
 
+async def _all(*steps: Awaitable[None]) -> None:
+    """Await `steps` concurrently; raise the first one's error once every step has finished (a failed batch is
+    read again, so none is left running beside its retry)."""
+    for result in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+
+
 def _processing_dead_letter(inbound: Inbound, error: Exception, now: datetime) -> list[OutboxEntry]:
     if inbound.record is None:
         return []
     letter = dead_letter(inbound.record, "PROCESSING", f"{type(error).__name__}: {error}"[:2000], now)
     metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_type).inc()
-    return [OutboxEntry(Destination.DEAD_LETTER, inbound.order_id, letter.model_dump_json().encode())]
+    value = letter.model_dump_json().encode()
+    return [OutboxEntry(Destination.DEAD_LETTER, inbound.order_id, value, client_id=inbound.client_id)]
 
 
 def _outcome(inbound: Inbound, decision: Decision, now: datetime) -> list[OutboxEntry]:
@@ -308,7 +328,12 @@ def _outcome(inbound: Inbound, decision: Decision, now: datetime) -> list[Outbox
         return []
     outcome = decided(command, decision.rejection, decision.events, now)
     effect = RecordCommandOutcome(fingerprint=inbound.fingerprint, outcome=outcome)
-    return [OutboxEntry(Destination.LOCAL_EFFECT, inbound.order_id, encode_effect(effect))]
+    value = encode_effect(effect)
+    return [
+        OutboxEntry(
+            Destination.LOCAL_EFFECT, inbound.order_id, value, client_id=inbound.client_id, effect=effect
+        )
+    ]
 
 
 def _order_of(inbound: Inbound) -> OrderId:
@@ -318,13 +343,17 @@ def _order_of(inbound: Inbound) -> OrderId:
 def _entries(inbound: Inbound, decision: Decision, input_id: str | None = None) -> list[OutboxEntry]:
     # The Kafka key stays the order id: two clients' orders under one id share a partition, which still
     # keeps each order's inputs and events in order.
-    order_id = inbound.order_id
+    order_id, client_id = inbound.order_id, inbound.client_id
     entries = [
-        OutboxEntry(Destination.STATUS_CHANGED, order_id, event.model_dump_json().encode())
+        OutboxEntry(
+            Destination.STATUS_CHANGED, order_id, event.model_dump_json().encode(), client_id=client_id
+        )
         for event in decision.events
     ]
     entries += [
-        OutboxEntry(Destination.RESOURCE_REQUESTS, order_id, request.model_dump_json().encode())
+        OutboxEntry(
+            Destination.RESOURCE_REQUESTS, order_id, request.model_dump_json().encode(), client_id=client_id
+        )
         for request in decision.requests
     ]
     effects = list(decision.effects)
@@ -335,11 +364,15 @@ def _entries(inbound: Inbound, decision: Decision, input_id: str | None = None) 
                 client_id=inbound.client_id, order_id=order_id, input_id=input_id, anomaly=decision.anomaly
             )
         )
-    entries += [OutboxEntry(Destination.LOCAL_EFFECT, order_id, encode_effect(effect)) for effect in effects]
-    if decision.rejection is not None:
-        entries.append(
-            OutboxEntry(Destination.COMMAND_REJECTED, order_id, decision.rejection.model_dump_json().encode())
+    entries += [
+        OutboxEntry(
+            Destination.LOCAL_EFFECT, order_id, encode_effect(effect), client_id=client_id, effect=effect
         )
+        for effect in effects
+    ]
+    if decision.rejection is not None:
+        rejection = decision.rejection.model_dump_json().encode()
+        entries.append(OutboxEntry(Destination.COMMAND_REJECTED, order_id, rejection, client_id=client_id))
     return entries if inbound.traceparent is None else _traced(entries, inbound.traceparent)
 
 

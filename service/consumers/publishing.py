@@ -82,7 +82,10 @@ class OutboxPublisher:
         destination = entry.destination
         if not self._per_client or destination not in _PER_CLIENT:
             return self._topics[destination]
-        topics = client_topics(self._settings, jiter.from_json(entry.value)["client_id"])
+        # Every entry of these destinations names its client (`OutboxEntry.client_id`); parsing the message
+        # is only the fallback for one built without it.
+        client_id = entry.client_id or jiter.from_json(entry.value)["client_id"]
+        topics = client_topics(self._settings, client_id)
         return topics.status_changed if destination is Destination.STATUS_CHANGED else topics.command_rejected
 
 

@@ -102,7 +102,9 @@ class BatchHandler:
             OutboxEntry(Destination.DEAD_LETTER, "", letter.model_dump_json().encode()) for letter in letters
         ]
         entries += [
-            OutboxEntry(Destination.COMMAND_REJECTED, r.order_id, r.model_dump_json().encode())
+            OutboxEntry(
+                Destination.COMMAND_REJECTED, r.order_id, r.model_dump_json().encode(), client_id=r.client_id
+            )
             for r in rejections
         ]
         await self._publisher.publish(entries)

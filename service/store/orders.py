@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from service.clock import to_epoch_ms
 from service.domain.local_effects import IndexOrder
@@ -119,7 +120,7 @@ class OrderStore:
                 order=Order.model_validate_json(state) if state else None,
                 version=version.decode() if version else "",
                 outbox=[
-                    PendingEntry(ref.client_id, ref.order_id, number, OutboxEntry.decode(raw))
+                    PendingEntry(ref.client_id, ref.order_id, number, OutboxEntry.decode(raw, ref.client_id))
                     for number, raw in sorted(outbox.items())
                 ],
             )
@@ -178,15 +179,20 @@ class OrderStore:
     async def record_anomalies(self, anomalies: Sequence[tuple[str, str, str, str]]) -> None:
         """Append `(client_id, order_id, input_id, anomaly)` records to the capped anomaly stream."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for client_id, order_id, input_id, anomaly in anomalies:
-                fields = {
-                    "client_id": client_id,
-                    "order_id": order_id,
-                    "input_id": input_id,
-                    "anomaly": anomaly,
-                }
-                pipe.xadd(ANOMALIES, fields, maxlen=ANOMALY_LOG_LENGTH, approximate=True)  # type: ignore[arg-type]
+            self.queue_anomalies(pipe, anomalies)
             await pipe.execute()
+
+    @staticmethod
+    def queue_anomalies(pipe: "Pipeline", anomalies: Sequence[tuple[str, str, str, str]]) -> None:
+        """`record_anomalies`, queued on `pipe`."""
+        for client_id, order_id, input_id, anomaly in anomalies:
+            fields = {"client_id": client_id, "order_id": order_id, "input_id": input_id, "anomaly": anomaly}
+            pipe.xadd(ANOMALIES, fields, maxlen=ANOMALY_LOG_LENGTH, approximate=True)  # type: ignore[arg-type]
+
+    def pipeline(self) -> "Pipeline":
+        """A non-transactional pipeline on the store's client, for steps that queue several stores' commands
+        (`LocalEffects`): one round trip for all of them."""
+        return self._redis.pipeline(transaction=False)
 
     async def recent_anomalies(self, count: int = 100) -> list[dict[str, str]]:
         """The newest anomaly records, newest first."""
@@ -198,17 +204,19 @@ class OrderStore:
         entries older than the index retention, which bounds each listing."""
         if not entries:
             return
-        newest: dict[str, int] = {}
         async with self._redis.pipeline(transaction=False) as pipe:
-            for e in entries:
-                created_ms = to_epoch_ms(e.created_at)
-                pipe.zadd(client_orders_key(e.client_id), {e.order_id: created_ms})
-                newest[e.client_id] = max(newest.get(e.client_id, 0), created_ms)
-            for client_id, created_ms in newest.items():
-                pipe.zremrangebyscore(
-                    client_orders_key(client_id), "-inf", created_ms - self._index_retention_ms
-                )
+            self.queue_index(pipe, entries)
             await pipe.execute()
+
+    def queue_index(self, pipe: "Pipeline", entries: Sequence[IndexOrder]) -> None:
+        """`index`, queued on `pipe`."""
+        newest: dict[str, int] = {}
+        for e in entries:
+            created_ms = to_epoch_ms(e.created_at)
+            pipe.zadd(client_orders_key(e.client_id), {e.order_id: created_ms})
+            newest[e.client_id] = max(newest.get(e.client_id, 0), created_ms)
+        for client_id, created_ms in newest.items():
+            pipe.zremrangebyscore(client_orders_key(client_id), "-inf", created_ms - self._index_retention_ms)
 
     async def page(
         self,

@@ -1,7 +1,9 @@
 """Outbox entries: messages decided together with a state change and published after it is stored."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from service.domain.local_effects import Effect
 
 
 class Destination(StrEnum):
@@ -22,8 +24,14 @@ class OutboxEntry:
     destination: Destination
     key: str
     value: bytes
-    traceparent: str | None = None
+    traceparent: str | None = field(default=None, kw_only=True)
     """The W3C trace context of the input that caused it (tracing on): its message continues that trace."""
+    client_id: str = field(default="", compare=False, kw_only=True)
+    """The client of the order or command (not stored: the outbox is per order, which names it); lets the
+    publisher pick a client's topics without parsing `value` again. '' when none is known (a dead letter)."""
+    effect: Effect | None = field(default=None, compare=False, kw_only=True)
+    """A local effect decided in this process, as it was before `value` was serialised: carried out without
+    parsing `value` back. None for entries read from an outbox (a crashed run's), which are parsed."""
 
     def encode(self) -> bytes:
         """`destination\\nkey\\nvalue`: keys never hold a newline (see `contracts.base.Identifier`); a
@@ -32,13 +40,20 @@ class OutboxEntry:
         return b"%s\n%s\n%s" % (self.destination.value.encode(), key.encode(), self.value)
 
     @classmethod
-    def decode(cls, raw: bytes) -> "OutboxEntry":
-        """The inverse of `encode`."""
+    def decode(cls, raw: bytes, client_id: str = "") -> "OutboxEntry":
+        """The inverse of `encode`, for an entry of `client_id`'s order."""
         destination, key, value = raw.split(b"\n", 2)
+        traceparent = None
         if b" " in key:
-            key, traceparent = key.split(b" ", 1)
-            return cls(Destination(destination.decode()), key.decode(), value, traceparent.decode())
-        return cls(Destination(destination.decode()), key.decode(), value)
+            key, raw_traceparent = key.split(b" ", 1)
+            traceparent = raw_traceparent.decode()
+        return cls(
+            Destination(destination.decode()),
+            key.decode(),
+            value,
+            traceparent=traceparent,
+            client_id=client_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from service.clock import to_epoch_ms
 from service.domain.local_effects import (
@@ -79,14 +80,20 @@ class TimerStore:
 
     async def schedule(self, timers: Sequence[Schedule]) -> None:
         """Set deadlines that are not set yet (NX: a replayed schedule never postpones a claimed timer)."""
-        for kind in TimerKind:
-            members = {
-                _member(kind, t.client_id, t.order_id, to_epoch_ms(t.deadline)): to_epoch_ms(t.deadline)
-                for t in timers
-                if _kind_of(t) is kind
-            }
-            if members:
-                await self._redis.zadd(kind.key, members, nx=True)
+        if timers:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                self.queue_schedule(pipe, timers)
+                await pipe.execute()
+
+    @staticmethod
+    def queue_schedule(pipe: "Pipeline", timers: Sequence[Schedule]) -> None:
+        """`schedule`, queued on `pipe` (one ZADD per kind that has deadlines)."""
+        by_kind: dict[TimerKind, dict[str, int]] = {}
+        for t in timers:
+            kind, deadline_ms = _kind_of(t), to_epoch_ms(t.deadline)
+            by_kind.setdefault(kind, {})[_member(kind, t.client_id, t.order_id, deadline_ms)] = deadline_ms
+        for kind, members in by_kind.items():
+            pipe.zadd(kind.key, members, nx=True)
 
     async def claim_due(
         self, now: datetime, lease_seconds: float, limit: int, kind: TimerKind = TimerKind.CONFIRMATION
@@ -106,8 +113,21 @@ class TimerStore:
         """Forget the `kinds` deadlines of `(client_id, order_id)` orders: ones that fired and whose effects
         are durable, or every kind for orders that left Pending."""
         if orders:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                self.queue_remove(pipe, orders, kinds)
+                await pipe.execute()
+
+    @staticmethod
+    def queue_remove(
+        pipe: "Pipeline",
+        orders: Sequence[tuple[str, str]],
+        kinds: Sequence[TimerKind] = (TimerKind.CONFIRMATION,),
+    ) -> None:
+        """`remove`, queued on `pipe`."""
+        if orders:
+            members = [order_ref(c, o) for c, o in orders]
             for kind in kinds:
-                await self._redis.zrem(kind.key, *(order_ref(c, o) for c, o in orders))
+                pipe.zrem(kind.key, *members)
 
 
 def _kind_of(timer: Schedule) -> TimerKind:

@@ -17,6 +17,7 @@ from service.consumers.deadlines import DeadlineWatcher
 from service.consumers.inbound import command_input, reply_input
 from service.consumers.processor import OrderProcessor
 from service.domain.decide import decide
+from service.domain.local_effects import Effect
 from service.domain.policy import Policy
 from service.store.command_outcomes import CommandOutcomeStore
 from service.store.effect_runner import LocalEffects
@@ -334,3 +335,59 @@ async def test_anomaly_record_survives_a_crash_before_publication(redis: Redis) 
 
     records = [r for r in await store.recent_anomalies(1000) if r["input_id"] == late.input_id]
     assert [r["anomaly"] for r in records] == ["LATE_CONFIRMATION"]
+
+
+class SignallingEffects(LocalEffects):
+    """Local effects that say when those run beside the publication are durable."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(
+            EntitlementStore(redis), TimerStore(redis), OrderStore(redis), CommandOutcomeStore(redis)
+        )
+        self.beside_done = asyncio.Event()
+
+    async def run_beside_publication(self, effects: Sequence[Effect]) -> None:
+        await super().run_beside_publication(effects)
+        self.beside_done.set()
+
+
+class WaitingPublisher(RecordingPublisher):
+    """A broker that acknowledges only once the batch's other effects are durable."""
+
+    def __init__(self, effects: SignallingEffects) -> None:
+        super().__init__()
+        self._effects = effects
+
+    async def publish(self, entries: Sequence[OutboxEntry]) -> None:
+        async with asyncio.timeout(5):
+            await self._effects.beside_done.wait()
+        await super().publish(entries)
+
+
+async def test_timers_and_the_index_are_written_while_the_messages_are_published(redis: Redis) -> None:
+    """The effects that need not wait for the broker do not: a broker that acknowledges only once they are
+    durable is not waited on for them (sequentially, this would time out). The outcome still follows."""
+    effects = SignallingEffects(redis)
+    publisher = WaitingPublisher(effects)
+    orders = OrderStore(redis)
+    create = command_input(prebooking())
+    batch = OrderProcessor(
+        store=orders,
+        entitlements=EntitlementStore(redis),
+        effects=effects,
+        publisher=publisher,
+        clock=lambda: NOW,
+        policy=Policy(),
+    )
+
+    await batch.process([create])
+
+    assert [e.status for e in publisher.events()] == [OrderStatus.PENDING]
+    assert [o.order_id for _, o in await orders.page(create.client_id, None, None, None, 10)] == [
+        create.order_id
+    ]
+    sent = create.message
+    assert isinstance(sent, CreatePrebooking)
+    outcome = await CommandOutcomeStore(redis).get(sent.client_id, sent.command_id)
+    assert outcome is not None and outcome.outcome == "applied"
+    assert await redis.hlen(outbox_key(create.client_id, create.order_id)) == 0

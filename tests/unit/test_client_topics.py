@@ -66,3 +66,20 @@ def test_client_create_refuses_a_client_id_outside_the_alphabet(client: str) -> 
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "invalid client id" in done.stderr
+
+
+def test_the_publisher_routes_an_entry_by_the_client_it_carries() -> None:
+    """In the per_client layout an entry's own client picks its topics: its message is not parsed again (a
+    value that is no JSON still goes to the right topic), and one without a client falls back to parsing."""
+    from faststream.kafka import KafkaBroker  # noqa: PLC0415
+
+    from service.consumers.publishing import OutboxPublisher  # noqa: PLC0415
+    from service.store.outbox import Destination, OutboxEntry  # noqa: PLC0415
+
+    publisher = OutboxPublisher(KafkaBroker(), PER_CLIENT)
+    carried = OutboxEntry(Destination.STATUS_CHANGED, "ORD-1", b"not json", client_id="acme-air")
+    parsed = OutboxEntry(Destination.COMMAND_REJECTED, "ORD-1", json.dumps({"client_id": "beta"}).encode())
+    assert publisher._topic_of(carried) == client_topics(PER_CLIENT, "acme-air").status_changed
+    assert publisher._topic_of(parsed) == client_topics(PER_CLIENT, "beta").command_rejected
+    request = OutboxEntry(Destination.RESOURCE_REQUESTS, "ORD-1", b"{}", client_id="acme-air")
+    assert publisher._topic_of(request) == PER_CLIENT.topic_resource_requests, "requests are not per client"

@@ -109,14 +109,14 @@ def test_a_webhook_attempt_is_a_client_span_named_without_the_url_s_secrets(
 
 
 def test_an_outbox_entry_keeps_its_traceparent_through_storage() -> None:
-    traced = OutboxEntry(Destination.STATUS_CHANGED, "ORD-1", b'{"a": "x y\\nz"}', PARENT)
+    traced = OutboxEntry(Destination.STATUS_CHANGED, "ORD-1", b'{"a": "x y\\nz"}', traceparent=PARENT)
     plain = OutboxEntry(Destination.RESOURCE_REQUESTS, "ORD-1", b'{"a": 1}')
     assert OutboxEntry.decode(traced.encode()) == traced
     assert OutboxEntry.decode(plain.encode()) == plain
     # commit_transition.lua keeps a status event's history from what follows the key's line: the event.
     assert traced.encode().split(b"\n", 2)[2] == traced.value
     assert plain.encode() == b'request\nORD-1\n{"a": 1}'  # as stored before tracing existed
-    dead_letter = OutboxEntry(Destination.DEAD_LETTER, "", b"{}", PARENT)
+    dead_letter = OutboxEntry(Destination.DEAD_LETTER, "", b"{}", traceparent=PARENT)
     assert OutboxEntry.decode(dead_letter.encode()) == dead_letter
 
 
