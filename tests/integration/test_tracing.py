@@ -27,7 +27,7 @@ from service.devstack import Endpoints, free_port
 from service.kafka import ensure_topics, service_topics
 from service.store.webhook_endpoints import EndpointStore
 from testkit.api_keys import issue_key
-from testkit.factories import unique
+from testkit.factories import SERVICE_DATE, unique
 from testkit.webhook_receiver import Received, WebhookReceiver
 from tests.integration.conftest import isolated_settings
 from tests.system.processes import ORDERS
@@ -202,11 +202,17 @@ async def test_one_trace_from_the_http_call_to_the_webhook_request(
         await EndpointStore(redis).create(client_id, webhook.url, datetime.now(UTC))
         key = await issue_key(redis, client_id)
     await until_ready(api_url)
+    # The consumers too: the service's commands consumer may run while its replies consumer still joins its
+    # group, and on a loaded machine the order's 3 s confirmation deadline passed before the reply was read.
+    consumers = [logs[name] for name in PROCESSES if name != "orders-api"]
+    await eventually(
+        lambda: all(b"started successfully" in log.read_bytes() for log in consumers), timeout=60
+    )
     order_id = unique("ORD")
     item = {
         "resource_id": "RES-OK",
         "product_type": "FAST_TRACK",
-        "service_date": "2026-12-24",
+        "service_date": SERVICE_DATE.isoformat(),
         "passengers": [{"passenger_id": "PAX-1", "name": "Ada"}],
     }
     async with httpx.AsyncClient(base_url=api_url) as client:
