@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
@@ -162,31 +161,39 @@ def _decode(partition: int, offset: int, value: bytes) -> DecodedDeadLetter:
     return DecodedDeadLetter(partition, offset, letter, _text(letter.key), _text(letter.value), raw)
 
 
-async def consumer_lag(settings: ApiSettings, groups: list[str]) -> dict[str, int]:
-    """Records each consumer group has yet to read (end offsets minus committed ones, over the partitions
-    it has committed), read from Kafka itself."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, **client_options(settings)
-    )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_auto_commit=False,
-        **client_options(settings),
-    )
-    await admin.start()
-    await consumer.start()
-    try:
-        async with asyncio.timeout(KAFKA_SECONDS):
-            lag = {}
-            for group in groups:
-                committed = await admin.list_consumer_group_offsets(group)
-                positions = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
-                ends = await consumer.end_offsets(list(positions)) if positions else {}
-                lag[group] = sum(max(0, ends[tp] - offset) for tp, offset in positions.items())
-            return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
+async def consumer_lag(settings: ApiSettings) -> dict[str, int]:
+    """Records the service's consumer groups have yet to read: end offsets minus committed ones, read from
+    Kafka itself, over every partition of the topics each group reads (in the `per_client` layout, every
+    client's commands topic). A group's committed offsets are read without joining it (no rebalance)."""
+    readers = {
+        f"{settings.consumer_group}.commands": settings.topic_commands,
+        f"{settings.consumer_group}.replies": settings.topic_resource_replies,
+    }
+    lag = {}
+    async with asyncio.timeout(KAFKA_SECONDS):
+        for group, base in readers.items():
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                group_id=group,
+                enable_auto_commit=False,
+                **client_options(settings),
+            )
+            await consumer.start()
+            try:
+                topics = [t for t in await consumer.topics() if t == base or t.startswith(f"{base}.")]
+                partitions = [
+                    TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or []
+                ]
+                ends = await consumer.end_offsets(partitions) if partitions else {}
+                starts = await consumer.beginning_offsets(partitions) if partitions else {}
+                behind = 0
+                for tp in partitions:
+                    committed = await consumer.committed(tp)  # None: the group has not read it yet
+                    behind += max(0, ends[tp] - (starts[tp] if committed is None else committed))
+                lag[group] = behind
+            finally:
+                await consumer.stop()
+    return lag
 
 
 RATES = {

@@ -659,10 +659,9 @@ async def operator_metrics(request: Request, session: OperatorSession, settings:
     webhook attempts' latency histogram (from the metrics the processes expose)."""
     sampler = _state(request).sampler
     reading = await sampler.read()
-    groups = [f"{settings.consumer_group}.commands", f"{settings.consumer_group}.replies"]
     lag_error = None
     try:
-        lag = await consumer_lag(settings, groups)
+        lag = await consumer_lag(settings)
         lag_chart = bar_chart("Consumer lag (records not yet read)", list(lag.items()))
     except Exception as error:  # Kafka unreachable or slow
         lag_chart, lag_error = None, type(error).__name__
