@@ -11,10 +11,10 @@ from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, Page, async_playwright
 from redis.asyncio import Redis
 
-from service.api.portal.sessions import PortalSessions
 from service.clock import utc_now
 from service.config import RelaySettings, Settings
 from service.relay.app import Relay, build_relay
+from service.store.portal_sessions import PortalSessions
 from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import (  # the module's service and simulator, as the flows' tests run them
     service,

@@ -11,8 +11,8 @@ from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 
 from service.api.portal.routes import pages
-from service.api.portal.sessions import PortalSessions
 from service.config import Settings
+from service.store.portal_sessions import PortalSessions
 from service.store.webhook_endpoints import EndpointState, EndpointStore
 from testkit.api_keys import issue_key
 from testkit.factories import unique

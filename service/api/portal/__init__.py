@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from service.api.portal.figures import MetricsSampler
 from service.api.portal.routes import HERE, PortalError, PortalState, page, pages, portal_sessions
-from service.api.portal.sessions import PortalSessions
 from service.config import ApiSettings
+from service.store.portal_sessions import PortalSessions
 
 SECURITY_HEADERS = {
     # Nothing but the portal's own files: no inline script anywhere, so an injected one would not run.

@@ -9,10 +9,10 @@ from pydantic import TypeAdapter, ValidationError
 from contracts.base import ClientId
 from service.admin import positive_int
 from service.api.portal.routes import link_ttl, portal_url
-from service.api.portal.sessions import PortalSessions
 from service.clock import utc_now
 from service.config import ApiSettings
 from service.store.client import connect_with
+from service.store.portal_sessions import PortalSessions
 
 _CLIENT_ID: TypeAdapter[str] = TypeAdapter(ClientId)
 

@@ -34,13 +34,13 @@ from service.api.dependencies import (
 )
 from service.api.portal.charts import Step, bar_chart, line_chart, timeline
 from service.api.portal.figures import MetricsSampler, catalog, consumer_lag, recent_dead_letters
-from service.api.portal.sessions import PortalSession, PortalSessions
 from service.api.problems import AUTHENTICATED
 from service.api.routes import details
 from service.clock import utc_now
 from service.config import ApiSettings
 from service.relay.sender import signature_headers
 from service.store.capped_sets import LimitReached
+from service.store.portal_sessions import PortalSession, PortalSessions
 from service.store.webhook_deliveries import QueuedEvent
 from service.store.webhook_endpoints import DEFAULT_EVENT_TYPES, EndpointState, WebhookEventType
 
