@@ -39,6 +39,19 @@ async def add_endpoint(page: Page, url: str) -> tuple[str, str]:
     return endpoint_id, secret
 
 
+async def assert_labelled(page: Page) -> None:
+    """Every field a person fills has a label (or an accessible name), and every drawing a text one."""
+    unlabelled = await page.eval_on_selector_all(
+        "input:not([type=hidden]), select, textarea, button",
+        "els => els.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')"
+        " && !(e.tagName === 'BUTTON' && e.textContent.trim())).map(e => e.outerHTML)",
+    )
+    assert unlabelled == [], unlabelled
+    assert await page.locator("input:not([type=hidden]), button").count() > 0, "a page with fields to check"
+    unnamed = await page.eval_on_selector_all("svg", "els => els.filter(e => !e.getAttribute('aria-label'))")
+    assert unnamed == []
+
+
 def in_table(page: Page, table: str, *texts: str) -> Callable[[], Awaitable[bool]]:
     async def shown() -> bool:
         rows = page.locator(f"{table} tbody tr")
@@ -61,7 +74,9 @@ async def test_an_endpoint_added_in_the_portal_gets_a_delivery_shown_in_its_atte
 ) -> None:
     client_id = unique("client")
     await open_portal(page, portal, redis, client_id)
+    await assert_labelled(page)
     _, secret = await add_endpoint(page, receiver.url)
+    await assert_labelled(page)
 
     command = prebooking(client_id=client_id)
     await produce(producer, settings.topic_commands, command, command.order_id)
@@ -102,8 +117,9 @@ async def test_a_rotated_secret_is_shown_once_and_signs_the_next_delivery(
 ) -> None:
     await open_portal(page, portal, redis, unique("client"))
     endpoint_id, old = await add_endpoint(page, receiver.url)
-    await page.get_by_label("Old secret keeps signing for (seconds)").fill("0")
-    await page.get_by_role("button", name="Rotate secret").click()
+    grace = page.get_by_label("Old secret keeps signing for (seconds)")
+    await grace.fill("0")
+    await grace.press("Enter")  # the keyboard alone submits the form
     new = await page.get_by_label("Signing secret").input_value()
     assert new.startswith("whsec_") and new != old
 
@@ -137,6 +153,7 @@ async def test_an_orders_history_is_drawn_as_a_timeline(
     labels = await timeline.locator("text").all_text_contents()
     assert "Pending" in labels and "Confirmed" in labels
     assert "PAX-1" in await page.locator("table").inner_text()
+    await assert_labelled(page)
 
 
 async def test_an_operator_sees_a_dead_letter_decoded(
@@ -154,6 +171,8 @@ async def test_an_operator_sees_a_dead_letter_decoded(
     text = await row.inner_text()
     assert "NOT_JSON" in text and settings.topic_commands in text
 
+    await assert_labelled(page)
     await page.get_by_role("link", name="Metrics").click()
+    await assert_labelled(page)
     assert await page.get_by_role("img", name="Consumer lag (records not yet read)").count() == 1
     assert await page.get_by_role("img", name="Webhook attempt latency (attempts per bucket)").count() == 1
