@@ -17,6 +17,7 @@ from service.api.portal.figures import CATALOG
 from service.config import Settings
 from service.domain.command_outcomes import CommandOutcome
 from service.store.command_outcomes import CommandOutcomeStore
+from service.store.orders import OrderStore
 from service.store.webhook_endpoints import EndpointState, EndpointStore
 from testkit.commands import run_orders
 from testkit.factories import unique
@@ -25,12 +26,19 @@ from tests.integration.test_portal_security import csrf_of, signed_in
 
 pytestmark = pytest.mark.integration
 
+OPERATOR = "pages-operator-password"
+
 
 @pytest.fixture(scope="module")
 async def portal(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API, with two endpoints per client at most (to reach the limit) and https required (to see the
-    API's own refusal of a plain-http URL)."""
-    async with serving_api(settings, max_webhook_endpoints_per_client=2, relay_require_https=True) as client:
+    API's own refusal of a plain-http URL), and the operator login on."""
+    async with serving_api(
+        settings,
+        max_webhook_endpoints_per_client=2,
+        relay_require_https=True,
+        portal_operator_password=OPERATOR,
+    ) as client:
         yield client
 
 
@@ -186,3 +194,25 @@ async def test_orders_portal_link_prints_a_link_that_opens_once(
 
     refused = run_orders("portal", "link", "--client=bad/id", environment=environment)
     assert refused.returncode == 2 and "is not a client id" in refused.stderr
+
+
+async def test_the_operator_sees_endpoints_by_state_across_clients_and_anomalies(
+    portal: httpx.AsyncClient, redis: Redis
+) -> None:
+    endpoints = EndpointStore(redis)
+    active = await endpoints.create(unique("client"), "https://127.0.0.1:9/a", datetime.now(UTC))
+    disabled = await endpoints.create(unique("client"), "https://127.0.0.1:9/d", datetime.now(UTC))
+    await endpoints.set_state(disabled.endpoint_id, EndpointState.DISABLED, "answered 410 Gone")
+    anomaly_order = unique("ORD")
+    await OrderStore(redis).record_anomalies([(active.client_id, anomaly_order, "reply/r-1", "LATE_REPLY")])
+
+    operator = httpx.AsyncClient(base_url=portal.base_url)
+    assert (await operator.post("/portal/operator/login", data={"password": OPERATOR})).status_code == 200
+    page = (await operator.get("/portal/operator")).text
+    sections = {state: page.index(f"<h3>{state} (") for state in ("ACTIVE", "PAUSED", "DISABLED")}
+    assert sections["ACTIVE"] < page.index(active.endpoint_id) < sections["PAUSED"]
+    assert sections["DISABLED"] < page.index(disabled.endpoint_id)
+    assert "answered 410 Gone" in page and disabled.client_id in page
+    assert anomaly_order in page and "LATE_REPLY" in page
+    for endpoint in (active, disabled):
+        assert endpoint.secrets[0].secret not in page
