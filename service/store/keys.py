@@ -255,3 +255,7 @@ def portal_session_key(session_digest: str) -> str:
     """String: a portal session as JSON (`client_id` or `operator`, `csrf`), under the SHA-256 of the
     session cookie's value. Expires with the session."""
     return f"portal:session:{session_digest}"
+
+
+PORTAL_OPERATOR_FAILURES = "portal:operator-failures"
+"""String: failed operator logins of the portal in the current minute (INCR; expires 60 s after the first)."""

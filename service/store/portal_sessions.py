@@ -13,7 +13,10 @@ from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 
-from service.store.keys import portal_link_key, portal_session_key
+from service.store.keys import PORTAL_OPERATOR_FAILURES, portal_link_key, portal_session_key
+
+OPERATOR_FAILURES_PER_MINUTE = 10
+"""Failed operator logins allowed a minute, across every API instance; past them, every login waits."""
 
 LINK_PREFIX = "pl_"
 SESSION_PREFIX = "ps_"
@@ -64,6 +67,19 @@ class PortalSessions:
         return await self._start(
             client_id.decode() if isinstance(client_id, bytes) else client_id, operator=False
         )
+
+    async def operator_locked(self) -> bool:
+        """Whether the operator login is refused for now: too many wrong passwords this minute."""
+        failures = await self._redis.get(PORTAL_OPERATOR_FAILURES)
+        return failures is not None and int(failures) >= OPERATOR_FAILURES_PER_MINUTE
+
+    async def operator_failed(self) -> None:
+        """Count a wrong password; the count expires a minute after the first of them."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            # The expiry is set with the counter only (INCR keeps it): EXPIRE NX needs Redis 7.
+            pipe.set(PORTAL_OPERATOR_FAILURES, 0, ex=60, nx=True)
+            pipe.incr(PORTAL_OPERATOR_FAILURES)
+            await pipe.execute()
 
     async def start_operator(self) -> PortalSession:
         """A session of the operator's pages (after the password was checked)."""

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from service.api.portal.routes import pages
 from service.config import Settings
-from service.store.portal_sessions import PortalSessions
+from service.store.portal_sessions import OPERATOR_FAILURES_PER_MINUTE, PortalSessions
 from service.store.webhook_endpoints import EndpointState, EndpointStore
 from testkit.api_keys import issue_key
 from testkit.factories import unique
@@ -221,3 +221,18 @@ async def test_the_cookie_is_secure_when_tls_is_in_front(settings: Settings, red
         assert opened.status_code == 200 and "Secure" in opened.headers["set-cookie"]
     records = await redis.keys("portal:*")
     assert records and all([await redis.ttl(k) > 0 for k in records]), "every portal record expires"
+
+
+async def test_wrong_operator_passwords_lock_the_login_for_a_minute(settings: Settings, redis: Redis) -> None:
+    async with serving_api(settings, portal_operator_password=PASSWORD) as api:
+        await redis.delete("portal:operator-failures")
+        try:
+            for _ in range(OPERATOR_FAILURES_PER_MINUTE):
+                wrong = await api.post("/portal/operator/login", data={"password": "guess"})
+                assert wrong.status_code == 401
+            locked = await api.post("/portal/operator/login", data={"password": PASSWORD})
+            assert locked.status_code == 429 and "set-cookie" not in locked.headers
+            assert 0 < await redis.ttl("portal:operator-failures") <= 60
+        finally:
+            await redis.delete("portal:operator-failures")
+        assert (await api.post("/portal/operator/login", data={"password": PASSWORD})).status_code == 200

@@ -188,12 +188,17 @@ async def operator_login(request: Request, settings: SettingsDep) -> HTMLRespons
     expected = settings.portal_operator_password
     if expected is None:
         raise PortalError(404, "The operator login is off (ORDERS_PORTAL_OPERATOR_PASSWORD is not set).")
+    sessions = _state(request).sessions
+    if await sessions.operator_locked():
+        message = "Too many wrong passwords: try again in a minute."
+        return page(request, "operator_login.html", None, 429, error=message)
     given = (await request.form()).get("password")
     if not isinstance(given, str) or not hmac.compare_digest(
         given.encode(), expected.get_secret_value().encode()
     ):
+        await sessions.operator_failed()
         return page(request, "operator_login.html", None, 401, error="Wrong password.")
-    session = await _state(request).sessions.start_operator()
+    session = await sessions.start_operator()
     return _signed_in(request, settings, session, "/portal/operator", "the operator")
 
 
