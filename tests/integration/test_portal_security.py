@@ -97,6 +97,20 @@ async def test_the_route_refuses_callers_without_a_key(portal: httpx.AsyncClient
     assert (await portal.post("/v1/portal-sessions", json={})).status_code == 401
 
 
+async def test_a_link_lives_no_longer_than_the_setting(portal: httpx.AsyncClient, redis: Redis) -> None:
+    key = await issue_key(redis, unique("client"))
+    headers = {"Authorization": f"Bearer {key.token}"}
+    longer = await portal.post("/v1/portal-sessions", json={"ttl_seconds": 3600}, headers=headers)
+    assert longer.status_code == 201
+    lifetime = datetime.fromisoformat(longer.json()["expires_at"]) - datetime.now(UTC)
+    assert 800 < lifetime.total_seconds() <= 900  # ORDERS_PORTAL_LINK_TTL_SECONDS, not the 3600 asked
+    shorter = await portal.post("/v1/portal-sessions", json={"ttl_seconds": 60}, headers=headers)
+    lifetime = datetime.fromisoformat(shorter.json()["expires_at"]) - datetime.now(UTC)
+    assert 0 < lifetime.total_seconds() <= 60
+    too_short = await portal.post("/v1/portal-sessions", json={"ttl_seconds": 1}, headers=headers)
+    assert too_short.status_code == 422
+
+
 async def test_a_client_session_never_reaches_another_clients_ids(
     portal: httpx.AsyncClient, redis: Redis
 ) -> None:
