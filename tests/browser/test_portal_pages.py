@@ -176,3 +176,5 @@ async def test_an_operator_sees_a_dead_letter_decoded(
     await assert_labelled(page)
     assert await page.get_by_role("img", name="Consumer lag (records not yet read)").count() == 1
     assert await page.get_by_role("img", name="Webhook attempt latency (attempts per bucket)").count() == 1
+    await page.reload()  # a second reading: the rates between the two are drawn
+    assert await page.get_by_role("img", name="webhook deliveries per second").count() == 1

@@ -61,17 +61,20 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]], unit: str = "") -> 
     """Labelled bars, one per (label, value), scaled to the largest."""
     height = 24 * max(1, len(bars)) + 10
     top = max([value for _, value in bars] + [0.0]) or 1.0
+    # Room for the longest label (about 7 px a character at this size), then the bars.
+    left = max([140] + [7 * len(label) + 10 for label, _ in bars])
+    width = left + 380
     parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 520 {height}" '
-        f'width="520" height="{height}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     for index, (label, value) in enumerate(bars):
         y = 5 + index * 24
         length = int(300 * value / top)
         parts += [
             f'<text x="0" y="{y + 15}" font-size="12">{escape(label)}</text>',
-            f'<rect x="140" y="{y}" width="{length}" height="18" fill="#268bd2"/>',
-            f'<text x="{146 + length}" y="{y + 14}" font-size="12">{value:g}{escape(unit)}</text>',
+            f'<rect x="{left}" y="{y}" width="{length}" height="18" fill="#268bd2"/>',
+            f'<text x="{left + 6 + length}" y="{y + 14}" font-size="12">{value:g}{escape(unit)}</text>',
         ]
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -33,7 +33,7 @@ from service.api.dependencies import (
     SettingsDep,
 )
 from service.api.portal.charts import Step, bar_chart, line_chart, timeline
-from service.api.portal.figures import MetricsSampler, catalog, consumer_lag, recent_dead_letters
+from service.api.portal.figures import RATES, MetricsSampler, catalog, consumer_lag, recent_dead_letters
 from service.api.problems import AUTHENTICATED
 from service.api.routes import details
 from service.clock import utc_now
@@ -670,7 +670,7 @@ async def operator_metrics(request: Request, session: OperatorSession, settings:
         lag_chart = bar_chart("Consumer lag (records not yet read)", list(lag.items()))
     except Exception as error:  # Kafka unreachable or slow
         lag_chart, lag_error = None, type(error).__name__
-    rates = {name: line_chart(name, points, "/s") for name, points in sampler.rates().items()}
+    rates = {name: line_chart(RATES[name], points, "/s") for name, points in sampler.rates().items()}
     buckets = sorted(reading.latency_buckets.items(), key=lambda b: float(b[0]))
     per_bucket, previous = [], 0.0
     for le, cumulative in buckets:
@@ -684,6 +684,7 @@ async def operator_metrics(request: Request, session: OperatorSession, settings:
         lag_chart=lag_chart,
         rates=rates,
         readings=len(sampler.readings),
+        totals=reading.totals,
         latency=bar_chart("Webhook attempt latency (attempts per bucket)", per_bucket),
         sources=reading.sources,
     )
