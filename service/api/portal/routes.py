@@ -218,9 +218,7 @@ async def logout(request: Request) -> Response:
 
 
 @pages.get("/")
-async def home(
-    request: Request, session: ClientSession, endpoints: EndpointsDep, deliveries: DeliveriesDep
-) -> HTMLResponse:
+async def home(request: Request, session: ClientSession, endpoints: EndpointsDep) -> HTMLResponse:
     """The client's endpoints, the form that adds one, and the order and command look-ups."""
     client_id = cast(str, session.client_id)
     views = await api.list_endpoints(client_id, endpoints)
@@ -244,11 +242,7 @@ def _endpoint_fields(form: FormData) -> dict[str, Any]:
 
 @pages.post("/endpoints")
 async def add_endpoint(
-    request: Request,
-    session: ClientSession,
-    endpoints: EndpointsDep,
-    deliveries: DeliveriesDep,
-    settings: SettingsDep,
+    request: Request, session: ClientSession, endpoints: EndpointsDep, settings: SettingsDep
 ) -> HTMLResponse:
     """Registers an endpoint through the API's own route (SSRF checks, limits) and shows its secret once."""
     form = await checked_form(request, session)
