@@ -1,6 +1,7 @@
 """Crash loop: SIGKILL the order service, the relay or both at random moments of a paced run, restarting
 each time, then check that nothing was lost, stuck, doubled or left undelivered. The workload includes
-waitlisted prebookings and no-shows (a Redis timer firing across the kills) besides the usual orders.
+waitlisted prebookings, no-shows (a Redis timer firing across the kills) and order changes (sent once their
+order is Confirmed) besides the usual orders.
 
     make bench-crash_loop                                  # 20,000 orders, 10 kills, service and relay
     make bench-crash_loop ARGS="--target relay --kills 6"
@@ -90,9 +91,8 @@ async def crash_loop(run: Run, options: Options, *, kills: int, target: str) -> 
             "both": [pipeline.service, pipeline.relay],
         }[target]
         seconds = options.send_seconds
-        sending = asyncio.create_task(
-            send_paced(run.settings.kafka_bootstrap_servers, run.settings.topic_commands, workload, seconds)
-        )
+        bootstrap, topic = run.settings.kafka_bootstrap_servers, run.settings.topic_commands
+        sending = asyncio.create_task(send_paced(bootstrap, topic, workload, seconds))
         killed = await kill_at_random(victims, kills, seconds, rng)
         send_seconds = await sending
         timings = await await_outcome(observation, workload, options.stall_seconds)

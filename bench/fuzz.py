@@ -17,7 +17,6 @@ import json
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -36,6 +35,7 @@ from contracts.commands import (
 from contracts.resources import ReservationConfirmed, ReservationFailed, resource_reply_adapter
 from contracts.statuses import ProductType, RejectionCode
 from service.consumers.inbound import UnreadableJson, parse_json
+from testkit.factories import SERVICE_DATE
 
 Topic = Literal["commands", "replies"]
 ENVELOPE = ("type", "command_id", "client_id", "order_id")
@@ -153,7 +153,7 @@ class Fuzzer:
             item = PrebookingItem(
                 resource_id="RES-OK",
                 product_type=ProductType.LOUNGE,
-                service_date=date(2026, 12, 24),
+                service_date=SERVICE_DATE,
                 passengers=[
                     Passenger(passenger_id=f"PAX-{n}", name=self._text(limits.MAX_NAME_LENGTH))
                     for n in range(limits.MAX_PASSENGERS_PER_ITEM)
@@ -345,7 +345,7 @@ class Fuzzer:
                     PrebookingItem(
                         resource_id="RES-OK",
                         product_type=ProductType.FAST_TRACK,
-                        service_date=date(2026, 12, 24),
+                        service_date=SERVICE_DATE,
                         passengers=passengers,
                     )
                 ],

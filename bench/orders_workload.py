@@ -13,6 +13,7 @@ way, and then hold the outcome to the same verdicts (`verify_outcome`):
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import random
 import shutil
@@ -29,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from bench.harness import OrdersProcess, Report, Run, console, progress
-from contracts.commands import CancelOrder, CreatePrebooking, RecordWalkIn
+from contracts.commands import CancelOrder, ChangeOrder, CreatePrebooking, RecordWalkIn
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.statuses import OrderStatus
 from service.config import Settings
@@ -64,6 +65,9 @@ WAITLISTED_SHARE = 0.1
 NO_SHOW_SHARE = 0.1
 """Of the prebookings, with `lifecycle`: dated two days ago, so they are no-shows once confirmed (Pending,
 Confirmed, Confirmed with NO_SHOW): the no-show timer fires during the run."""
+CHANGED_SHARE = 0.1
+"""Of the other confirmed prebookings, with `lifecycle`: their first item moved to another resource and the
+next day once the order is Confirmed (Pending, Confirmed, then CHANGE_REQUESTED and ORDER_CHANGED)."""
 CANCEL_DISTANCE = 300
 """A cancellation is sent up to this many commands after its walk-in (same key, so the same partition)."""
 
@@ -104,6 +108,12 @@ class Workload:
     granted: dict[str, int]
     """Units granted per credential before the run."""
     expected_balance: dict[str, int]
+    changes: dict[str, ChangeOrder] = field(default_factory=dict)
+    """Per order, the change to send once the order is Confirmed (`Observation` sends them)."""
+    waitlisted: int = 0
+    """Prebookings waitlisted before their confirmation."""
+    no_shows: int = 0
+    """Prebookings that become no-shows once confirmed."""
 
     @property
     def orders(self) -> int:
@@ -119,8 +129,10 @@ class Workload:
 
 def build_workload(orders: int, rng: random.Random, *, lifecycle: bool = False) -> Workload:
     """Prebookings (most confirmed, some refused → Failed), walk-ins, and staff cancellations of walk-ins;
-    with `lifecycle`, also prebookings waitlisted before their confirmation, and no-shows."""
+    with `lifecycle`, also prebookings waitlisted before their confirmation, no-shows, and changes."""
     creations: list[Command] = []
+    changes: dict[str, ChangeOrder] = {}
+    waitlists = no_shows = 0
     expected_status: dict[str, OrderStatus] = {}
     expected_events: dict[str, int] = {}
     consumed: dict[str, int] = defaultdict(int)
@@ -142,9 +154,13 @@ def build_workload(orders: int, rng: random.Random, *, lifecycle: bool = False) 
             if no_show:
                 booking = _dated(booking, datetime.now(UTC).date() - timedelta(days=2))
             command: Command = booking
+            waitlists, no_shows = waitlists + int(waitlisted), no_shows + int(no_show)
             expected_status[command.order_id] = OrderStatus.FAILED if refused else OrderStatus.CONFIRMED
             # Pending, then Confirmed or Failed; a waitlisting and a no-show add one event each.
             expected_events[command.order_id] = 2 + int(waitlisted) + int(no_show)
+            if lifecycle and not (refused or waitlisted or no_show) and rng.random() < CHANGED_SHARE:
+                changes[booking.order_id] = _change_of(booking, rng)
+                expected_events[booking.order_id] += 2  # CHANGE_REQUESTED, then ORDER_CHANGED
         else:
             credential = rng.choice(credentials)
             command = walk_in(credential=credential, client_id=CLIENT_ID, passengers=rng.randint(1, 3))
@@ -178,6 +194,22 @@ def build_workload(orders: int, rng: random.Random, *, lifecycle: bool = False) 
         expected_events=expected_events,
         granted=granted,
         expected_balance={c: units - consumed[c] for c, units in granted.items()},
+        changes=changes,
+        waitlisted=waitlists,
+        no_shows=no_shows,
+    )
+
+
+def _change_of(booking: CreatePrebooking, rng: random.Random) -> ChangeOrder:
+    """Move the booking's first item to another accepting resource, the day after."""
+    item = booking.items[0]
+    return ChangeOrder(
+        command_id=unique("cmd"),
+        client_id=CLIENT_ID,
+        order_id=booking.order_id,
+        order_item_id=item.order_item_id or "ITEM-1",
+        service_date=item.service_date + timedelta(days=1),
+        resource_id=rng.choice([r for r in ACCEPTING_RESOURCES if r != item.resource_id]),
     )
 
 
@@ -450,11 +482,16 @@ class DeliveryLedger:
 
 @dataclass
 class Observation:
-    """The tap on the service's output topics and the ledgers over it and over the webhook receiver."""
+    """The tap on the service's output topics and the ledgers over it and over the webhook receiver.
+
+    It also sends the workload's changes, each once the tap shows its order Confirmed (a change needs a
+    confirmed reservation to move): the one part of the workload that depends on what the pipeline did,
+    sent beside the paced commands and whatever disturbs the processes."""
 
     tap: TopicTap
     statuses: StatusLedger
     deliveries: DeliveryLedger | None
+    changing: "asyncio.Task[None] | None" = None
 
     @classmethod
     async def start(cls, run: Run, workload: Workload, pipeline: Pipeline) -> "Observation":
@@ -465,13 +502,41 @@ class Observation:
         )
         await tap.start()
         receiver = pipeline.receiver
-        return cls(
+        observation = cls(
             tap,
             StatusLedger(tap, run, workload),
             DeliveryLedger(receiver) if receiver is not None else None,
         )
+        if workload.changes:
+            observation.changing = asyncio.create_task(observation._send_changes(run.settings, workload))
+        return observation
+
+    async def _send_changes(self, settings: Settings, workload: Workload) -> None:
+        unsent = dict(workload.changes)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        await producer.start()
+
+        def confirmed() -> list[ChangeOrder]:
+            self.statuses.fold()
+            latest = self.statuses.latest
+            return [c for o, c in unsent.items() if latest.get(o, (0, None))[1] is OrderStatus.CONFIRMED]
+
+        try:
+            while unsent:
+                # No limit of its own: `await_outcome` gives up on a run that stalls, and `stop` ends this.
+                for change in await self.tap.wait_for(confirmed, timeout=24 * 3600):
+                    await producer.send_and_wait(
+                        settings.topic_commands, change.model_dump_json().encode(), change.order_id.encode()
+                    )
+                    del unsent[change.order_id]
+        finally:
+            await producer.stop()
 
     async def stop(self) -> None:
+        if self.changing is not None:
+            self.changing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.changing
         await self.tap.stop()
 
 
@@ -639,6 +704,10 @@ async def verify_outcome(report: Report, run: Run, workload: Workload, observati
     report.add("orders", workload.orders)
     for kind, count in sorted(workload.composition().items()):
         report.add(f"  of them {kind}", count)
+    if workload.changes:
+        report.add("  of them waitlisted before Confirmed", workload.waitlisted)
+        report.add("  of them no-shows once Confirmed", workload.no_shows)
+        report.add("  of them changed once Confirmed", len(workload.changes))
     report.add("status events", len(statuses.event_ids))
     report.add("events re-published", statuses.republished())
 

@@ -133,7 +133,7 @@ async def redis_outage(
     started = time.monotonic()
     settings = run.settings
     bootstrap = settings.kafka_bootstrap_servers
-    workload = build_workload(options.orders, random.Random(options.seed))
+    workload = build_workload(options.orders, random.Random(options.seed), lifecycle=True)
     redis = Redis.from_url(settings.redis_url.get_secret_value())
     await grant_entitlements(redis, workload)
     await redis.aclose()

@@ -13,8 +13,10 @@ would re-read everything too, but only through `auto_offset_reset`; the rewind e
 position an operator would set.) "Finished" is when both groups' committed offsets reach the end offsets
 the topics had when the replay began, read from the broker, not guessed by waiting.
 
+The run's workload is the crash loop's, waitlists, no-shows and changes included (`bench.orders_workload`).
+
 Verdicts: every order's stored state, version, applied inputs and outbox, every entitlement balance, every
-command-id claim, the client's order index, the timers and the anomaly log are exactly as before; the
+command-id claim, the client's order index, the four timer sets and the anomaly log are exactly as before; the
 status, rejection, dead-letter and resource-request topics got no new record; the service counted every
 re-consumed record as a duplicate and applied none. Exits 1 if any verdict fails.
 """
@@ -53,7 +55,10 @@ from service.config import Settings
 from service.devstack import free_port
 from service.store.keys import (
     ANOMALIES,
+    CHANGE_TIMERS,
     CONFIRMATION_TIMERS,
+    NO_SHOW_TIMERS,
+    WAITLIST_TIMERS,
     client_orders_key,
     command_claim_key,
     entitlement_key,
@@ -84,7 +89,8 @@ async def snapshot(redis: "Redis", workload: Workload) -> dict[str, Any]:
     for start in range(0, len(claims), 1000):
         chunk = claims[start : start + 1000]
         found.update(zip(chunk, await redis.mget(chunk), strict=True))
-    for key in (client_orders_key(CLIENT_ID), CONFIRMATION_TIMERS):
+    timers = (CONFIRMATION_TIMERS, WAITLIST_TIMERS, NO_SHOW_TIMERS, CHANGE_TIMERS)
+    for key in (client_orders_key(CLIENT_ID), *timers):
         found[key] = await redis.zrange(key, 0, -1, withscores=True)
     found[ANOMALIES] = (await redis.xlen(ANOMALIES), await redis.xrevrange(ANOMALIES, count=1))
     return found
@@ -249,7 +255,7 @@ async def replay(run: Run, options: Options) -> Report:
     settings = run.settings
     bootstrap = settings.kafka_bootstrap_servers
     stall_seconds = options.stall_seconds
-    workload = build_workload(options.orders, random.Random(options.seed))
+    workload = build_workload(options.orders, random.Random(options.seed), lifecycle=True)
     redis = Redis.from_url(settings.redis_url.get_secret_value())
     await grant_entitlements(redis, workload)
     await redis.aclose()

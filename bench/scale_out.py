@@ -89,7 +89,7 @@ async def scale_out(bench: Run, options: Options) -> Report:
     report = Report("scale_out", options.parameters())
     started = time.monotonic()
     settings = bench.settings
-    workload = build_workload(options.orders, rng)
+    workload = build_workload(options.orders, rng, lifecycle=True)
     redis = Redis.from_url(settings.redis_url.get_secret_value())
     await grant_entitlements(redis, workload)
     await redis.aclose()

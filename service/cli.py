@@ -85,10 +85,14 @@ def _healthcheck(_: argparse.Namespace) -> int:
 
 
 def _run_consumer(
-    settings: "Settings", build: Callable[[], "FastStream"], *, serve_metrics: bool = True
+    settings: "Settings", build: Callable[[], "FastStream"], *, name: str, serve_metrics: bool = True
 ) -> int:
-    """Run a consuming process until SIGTERM or SIGINT; FastStream drains in-flight batches before exiting."""
+    """Run a consuming process until SIGTERM or SIGINT; FastStream drains in-flight batches before exiting.
+    `name` is its default OpenTelemetry `service.name`."""
+    from service import tracing  # noqa: PLC0415
+
     configure_logging(settings.log_level)
+    tracing.configure(name)
     if serve_metrics:
         _serve_metrics(settings.metrics_port)
     asyncio.run(build().run())
@@ -100,7 +104,7 @@ def _run_service(_: argparse.Namespace) -> int:
     from service.config import load_settings  # noqa: PLC0415
 
     settings = load_settings()
-    return _run_consumer(settings, lambda: build_service(settings).app)
+    return _run_consumer(settings, lambda: build_service(settings).app, name="orders-service")
 
 
 def _run_resource_sim(_: argparse.Namespace) -> int:
@@ -108,7 +112,9 @@ def _run_resource_sim(_: argparse.Namespace) -> int:
     from service.resource_sim import build_resource_sim  # noqa: PLC0415
 
     settings = ResourceSimSettings()
-    return _run_consumer(settings, lambda: build_resource_sim(settings), serve_metrics=False)
+    return _run_consumer(
+        settings, lambda: build_resource_sim(settings), name="orders-resource-sim", serve_metrics=False
+    )
 
 
 def _run_relay(_: argparse.Namespace) -> int:
@@ -116,26 +122,20 @@ def _run_relay(_: argparse.Namespace) -> int:
     from service.relay.app import build_relay  # noqa: PLC0415
 
     settings = RelaySettings()
-    return _run_consumer(settings, lambda: build_relay(settings).app)
+    return _run_consumer(settings, lambda: build_relay(settings).app, name="orders-relay")
 
 
 def _run_api(_: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415
-
+    from service import tracing  # noqa: PLC0415
     from service.api.app import build_api  # noqa: PLC0415
+    from service.api.server import serve  # noqa: PLC0415
     from service.config import ApiSettings  # noqa: PLC0415
 
     settings = ApiSettings()
     configure_logging(settings.log_level)
+    tracing.configure("orders-api")
     asyncio.run(_reach_kafka_and_redis(settings))
-    # The app logs each request itself (`service.api.access_log`): uvicorn's access log has query strings.
-    uvicorn.run(
-        build_api(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(build_api(settings), settings.api_host, settings.api_port)
     return 0
 
 

@@ -32,6 +32,11 @@ MESSAGES_PUBLISHED = Counter(
 TRANSITION_CONFLICTS = Counter(
     "orders_transition_conflicts_total", "Transitions retried because the order changed concurrently."
 )
+BATCH_FAILURES = Counter(
+    "orders_batch_failures_total",
+    "Batches, and rounds of the deadline watcher, that failed and will be tried again.",
+    ["source"],
+)
 
 WEBHOOK_ATTEMPTS = Counter("orders_webhook_attempts_total", "Webhook delivery attempts.", ["outcome"])
 WEBHOOK_DELIVERED = Counter("orders_webhook_deliveries_total", "Webhook deliveries that succeeded.")
@@ -46,6 +51,9 @@ WEBHOOK_BACKLOG = Gauge(
     "orders_webhook_backlog_orders", "Orders with webhook deliveries waiting, per endpoint state.", ["state"]
 )
 WEBHOOK_ENDPOINTS = Gauge("orders_webhook_endpoints", "Registered webhook endpoints by state.", ["state"])
+WEBHOOK_DISPATCH_FAILURES = Counter(
+    "orders_webhook_dispatch_failures_total", "Rounds of the relay's delivery loop that failed (Redis away)."
+)
 WEBHOOK_DELIVERY_LAG = Histogram(
     "orders_webhook_delivery_lag_seconds",
     "From the status change to its successful delivery (retries included).",

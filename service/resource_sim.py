@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiokafka import ConsumerRecord
 from faststream import FastStream
@@ -25,6 +25,7 @@ from contracts.resources import (
     ResourceRequestMessage,
     resource_request_adapter,
 )
+from service import tracing
 from service.config import ResourceSimSettings
 from service.kafka import JSON_HEADERS, build_app, build_broker, subscribe_batches
 
@@ -120,7 +121,11 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
     )
 
     async def on_requests(records: Sequence[ConsumerRecord]) -> None:
-        answers = []
+        with tracing.consuming(records) as traced:  # a span per request while the batch is answered
+            await answer_batch(records, traced)
+
+    async def answer_batch(records: Sequence[ConsumerRecord], traced: Mapping[int, str]) -> None:
+        answers: list[tuple[ResourceReplyMessage, str | None]] = []
         for record in records:
             try:
                 request = resource_request_adapter.validate_json(record.value or b"")
@@ -132,17 +137,17 @@ def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
                 log.info("sim.released", extra={"reservation_id": request.reservation_id})
                 continue
             if request.resource_id not in simulator.silent:
-                answers += simulator.replies_to(request)
+                answers += [(reply, traced.get(id(record))) for reply in simulator.replies_to(request)]
         if settings.sim_latency_seconds:
             await asyncio.sleep(settings.sim_latency_seconds)
         pending = [
             await replies.publish(
                 answer.model_dump_json().encode(),
                 key=answer.order_id.encode(),
-                headers=JSON_HEADERS,
+                headers=tracing.message_headers(JSON_HEADERS, traceparent, settings.topic_resource_replies),
                 no_confirm=True,
             )
-            for answer in answers
+            for answer, traceparent in answers
         ]
         await asyncio.gather(*pending)
 

@@ -1,11 +1,15 @@
 """Builders of valid contract messages with unique ids, so tests state only what matters to them."""
 
 import uuid
-from datetime import date
+from datetime import UTC, datetime, timedelta
 
 from contracts.base import Passenger
 from contracts.commands import CreatePrebooking, PrebookingItem, RecordWalkIn
 from contracts.statuses import ProductType
+
+SERVICE_DATE = datetime.now(UTC).date() + timedelta(days=60)
+"""The service date of the prebookings built here: far enough ahead that no confirmed one becomes a no-show
+while the tests run, on whatever day they run (a fixed date turns every one into a no-show once it passed)."""
 
 
 def unique(prefix: str) -> str:
@@ -25,7 +29,7 @@ def prebooking(
             PrebookingItem(
                 resource_id=resource,
                 product_type=ProductType.FAST_TRACK,
-                service_date=date(2026, 12, 24),
+                service_date=SERVICE_DATE,
                 passengers=[
                     Passenger(passenger_id=f"PAX-{n}", name=f"Passenger {n}")
                     for n in range(1, passengers + 1)

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from service import tracing
 from service.api.access_log import AccessLog
 from service.api.bodies import refuse_ambiguous_json
 from service.api.command_outcomes import command_outcomes
@@ -34,7 +35,7 @@ def build_api(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect_with(settings)
-        broker = build_broker(settings, client_id="orders-api")
+        broker = build_broker(settings, client_id="orders-api", middlewares=tracing.kafka_middlewares())
         await broker.connect()
         app.state.resources = ApiResources(
             settings=settings,
@@ -83,4 +84,5 @@ def build_api(settings: ApiSettings) -> FastAPI:
 
     # Outermost, so that every answer is logged, the middlewares' own refusals too.
     app.add_middleware(AccessLog)
+    tracing.instrument_api(app)  # outermost of all: a request's span covers the refusals too
     return app

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from service import metrics
 from service.consumers.inbound import (
     Inbound,
     change_deadline_input,
@@ -85,5 +86,6 @@ class DeadlineWatcher:
             except Exception:
                 # Redis or Kafka away: the leases lapse and the deadlines are claimed again later.
                 log.exception("deadlines.failed")
+                metrics.BATCH_FAILURES.labels("deadlines").inc()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._poll_seconds)

@@ -50,6 +50,8 @@ class Inbound:
     """Where it was read, for a dead letter if processing it fails."""
     ignored_fields: tuple[str, ...] = ()
     """Top-level fields of a reply that the contract does not name: read past, not applied."""
+    traceparent: str | None = None
+    """The trace context of its processing span (tracing on): what it causes continues that trace."""
 
     @property
     def kind(self) -> Literal["command", "reply", "timer"]:

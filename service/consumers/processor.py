@@ -18,7 +18,7 @@ still stored, are carried out again: messages under the same event ids, effects 
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -340,4 +340,12 @@ def _entries(inbound: Inbound, decision: Decision, input_id: str | None = None) 
         entries.append(
             OutboxEntry(Destination.COMMAND_REJECTED, order_id, decision.rejection.model_dump_json().encode())
         )
-    return entries
+    return entries if inbound.traceparent is None else _traced(entries, inbound.traceparent)
+
+
+def _traced(entries: list[OutboxEntry], traceparent: str) -> list[OutboxEntry]:
+    """The messages among `entries` carry the trace of their input, stored with them (tracing on)."""
+    return [
+        e if e.destination is Destination.LOCAL_EFFECT else replace(e, traceparent=traceparent)
+        for e in entries
+    ]

@@ -9,6 +9,7 @@ from faststream.kafka import KafkaBroker
 
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.resources import ResourceRequestMessage
+from service import tracing
 from service.config import Settings
 from service.kafka import JSON_RECORD_HEADERS, build_producer, client_topics, per_client
 from service.store.outbox import Destination, OutboxEntry
@@ -65,10 +66,11 @@ class OutboxPublisher:
             raise RuntimeError("the outbox publisher is not started")
         pending = [
             await producer.send(
-                self._topic_of(entry),
+                topic := self._topic_of(entry),
                 entry.value,
                 key=entry.key.encode() or None,
-                headers=JSON_RECORD_HEADERS,
+                # With tracing on, a PRODUCER span continuing the trace stored with the entry.
+                headers=tracing.record_headers(JSON_RECORD_HEADERS, entry.traceparent, topic),
             )
             for entry in entries
         ]

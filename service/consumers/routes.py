@@ -3,7 +3,8 @@
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from aiokafka import ConsumerRecord
@@ -19,7 +20,7 @@ from contracts.resources import (
     ReservationWaitlisted,
     ResourceReplyMessage,
 )
-from service import metrics
+from service import metrics, tracing
 from service.config import Settings
 from service.consumers.inbound import Inbound, InboundDecoder, command_decoder, reply_decoder
 from service.consumers.processor import OrderProcessor
@@ -44,7 +45,9 @@ class BatchHandler:
         outcomes: CommandOutcomeStore,
         clock: Callable[[], datetime],
         backoff_seconds: float,
+        source: str = "commands",
     ) -> None:
+        self._source = source  # which consumer, in `orders_batch_failures_total`
         self._decoder = decoder
         self._processor = processor
         self._publisher = publisher
@@ -58,6 +61,7 @@ class BatchHandler:
             await self._handle(records)
         except Exception as error:
             infrastructure = isinstance(error, RedisError | KafkaError | OSError)
+            metrics.BATCH_FAILURES.labels(self._source).inc()
             log.warning(
                 "batch.retry",
                 extra={"error": repr(error), "records": len(records)},
@@ -69,6 +73,10 @@ class BatchHandler:
             raise
 
     async def _handle(self, records: Sequence[ConsumerRecord]) -> None:
+        with tracing.consuming(records) as traced:  # a span per record while the batch is handled
+            await self._handle_traced(records, traced)
+
+    async def _handle_traced(self, records: Sequence[ConsumerRecord], traced: Mapping[int, str]) -> None:
         now = self._clock()
         inputs: list[Inbound] = []
         letters: list[DeadLetter] = []
@@ -76,7 +84,7 @@ class BatchHandler:
         for record in records:
             decoded = self._decoder.decode(record, now)
             if isinstance(decoded, Inbound):
-                inputs.append(decoded)
+                inputs.append(decoded if not traced else replace(decoded, traceparent=traced[id(record)]))
             elif isinstance(decoded, CommandRejected):
                 rejections.append(decoded)
             else:
@@ -175,6 +183,7 @@ def register_order_consumers(
             outcomes=outcomes,
             clock=clock,
             backoff_seconds=settings.retry_backoff_seconds,
+            source=name,
         )
         subscribe_batches(
             broker,

@@ -2,6 +2,8 @@
 aiokafka producer; both connect as the settings say (TLS, SASL, idempotence)."""
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
@@ -15,9 +17,11 @@ JSON_RECORD_HEADERS = [(name, value.encode()) for name, value in JSON_HEADERS.it
 """The same headers as aiokafka's `send` takes them."""
 
 
-def build_broker(settings: Settings, *, client_id: str, description: str | None = None) -> KafkaBroker:
+def build_broker(
+    settings: Settings, *, client_id: str, description: str | None = None, middlewares: Sequence[Any] = ()
+) -> KafkaBroker:
     """A broker whose handlers receive raw records (see `subscribe_batches`); `description` is the
-    server's, in the AsyncAPI document."""
+    server's, in the AsyncAPI document; `middlewares` FastStream's (`service.tracing.kafka_middlewares`)."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
@@ -32,6 +36,7 @@ def build_broker(settings: Settings, *, client_id: str, description: str | None 
         logger=logging.getLogger(f"{client_id}.broker"),
         log_level=logging.DEBUG,
         description=description,
+        middlewares=middlewares,
     )
 
 

@@ -2,7 +2,7 @@
 delivered by the worker."""
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from contracts.events import CommandRejected, OrderStatusChanged
-from service import metrics
+from service import metrics, tracing
 from service.clock import utc_now
 from service.config import RelaySettings
 from service.kafka import (
@@ -83,17 +83,22 @@ class EventQueuer:
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
         """Queue a batch of events; offsets are committed after this returns, so nothing is skipped."""
-        events: list[tuple[Event, bytes]] = []
+        with tracing.consuming(records) as traced:  # a span per event while the batch is queued
+            await self._queue(records, traced)
+
+    async def _queue(self, records: Sequence[ConsumerRecord], traced: Mapping[int, str]) -> None:
+        events: list[tuple[Event, bytes, str | None]] = []
         for record in records:
             try:
-                events.append((self._model.model_validate_json(record.value or b""), record.value))
+                model = self._model.model_validate_json(record.value or b"")
+                events.append((model, record.value, traced.get(id(record))))
             except ValidationError:
                 extra = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
                 log.warning("relay.bad_event", extra=extra)
-        by_client = await self._endpoints.for_clients(sorted({event.client_id for event, _ in events}))
+        by_client = await self._endpoints.for_clients(sorted({event.client_id for event, _, _ in events}))
         queued = [
-            QueuedEvent.of(endpoint.endpoint_id, event, body)
-            for event, body in events
+            QueuedEvent.of(endpoint.endpoint_id, event, body, traceparent)
+            for event, body, traceparent in events
             for endpoint in by_client[event.client_id]
             if endpoint.state is not EndpointState.DISABLED and endpoint.wants(event)
         ]

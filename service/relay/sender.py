@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from standardwebhooks.webhooks import Webhook
 
+from service import tracing
 from service.relay.safety import Network, PublicAddressResolver
 from service.store.webhook_endpoints import Endpoint
 
@@ -138,13 +139,32 @@ async def post_event(
     now: datetime,
     timeout: float,  # noqa: ASYNC109 - the attempt's deadline, enforced in here
     max_response_bytes: int,
+    traceparent: str | None = None,
 ) -> AttemptResult:
     """POST the event to the endpoint once, within one deadline of `timeout` seconds: from waiting for a
     pooled connection (or resolving and connecting) to the last byte of the answer read. A slow answer, one
-    byte at a time, is cut off there like no answer at all.
+    byte at a time, is cut off there like no answer at all. With tracing on, the attempt is a span, the
+    child of `traceparent` (queued with the event), and the request carries its own `traceparent`.
 
     Raises `UnsafeTarget` when the endpoint's host resolves to no address that may be called."""
+    with tracing.webhook_request(traceparent, endpoint.endpoint_id, endpoint.url) as span:
+        result = await _post(client, endpoint, event_id, body, now, timeout, max_response_bytes, span.headers)
+        span.answered(result.status, result.error)
+        return result
+
+
+async def _post(
+    client: HttpClient,
+    endpoint: Endpoint,
+    event_id: str,
+    body: bytes,
+    now: datetime,
+    timeout: float,  # noqa: ASYNC109 - the attempt's deadline, enforced in here
+    max_response_bytes: int,
+    trace_headers: dict[str, str],
+) -> AttemptResult:
     headers = signature_headers(endpoint, event_id, body, now)
+    headers.update(trace_headers)
     started = time.monotonic()
     status: int | None = None
     try:

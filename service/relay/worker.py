@@ -99,6 +99,7 @@ class DeliveryWorker:
                         await self.sweep()
                 except Exception:
                     log.exception("relay.dispatch_failed")
+                    metrics.WEBHOOK_DISPATCH_FAILURES.inc()
                 woken = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait(
                     {stopping, woken},
@@ -319,6 +320,7 @@ class DeliveryWorker:
                     now,
                     deadline,
                     self._settings.relay_max_response_bytes,
+                    head.event.traceparent,
                 )
             except UnsafeTarget as error:
                 await self._disable(endpoint.endpoint_id, f"unsafe target: {error}")

@@ -22,15 +22,22 @@ class OutboxEntry:
     destination: Destination
     key: str
     value: bytes
+    traceparent: str | None = None
+    """The W3C trace context of the input that caused it (tracing on): its message continues that trace."""
 
     def encode(self) -> bytes:
-        """`destination\\nkey\\nvalue`: keys never hold a newline (see `contracts.base.Identifier`)."""
-        return b"%s\n%s\n%s" % (self.destination.value.encode(), self.key.encode(), self.value)
+        """`destination\\nkey\\nvalue`: keys never hold a newline (see `contracts.base.Identifier`); a
+        traceparent follows the key after a space, which no key holds either (and no script reads there)."""
+        key = self.key if self.traceparent is None else f"{self.key} {self.traceparent}"
+        return b"%s\n%s\n%s" % (self.destination.value.encode(), key.encode(), self.value)
 
     @classmethod
     def decode(cls, raw: bytes) -> "OutboxEntry":
         """The inverse of `encode`."""
         destination, key, value = raw.split(b"\n", 2)
+        if b" " in key:
+            key, traceparent = key.split(b" ", 1)
+            return cls(Destination(destination.decode()), key.decode(), value, traceparent.decode())
         return cls(Destination(destination.decode()), key.decode(), value)
 
 

@@ -50,10 +50,16 @@ class QueuedEvent:
     sequence: int | None
     """None for a command rejection: it has no per-order sequence."""
     body: bytes
+    traceparent: str | None = None
+    """The trace context of the span that queued it (tracing on): its webhook request continues that trace."""
 
     @classmethod
     def of(
-        cls, endpoint_id: str, event: OrderStatusChanged | CommandRejected | EndpointStateChanged, body: bytes
+        cls,
+        endpoint_id: str,
+        event: OrderStatusChanged | CommandRejected | EndpointStateChanged,
+        body: bytes,
+        traceparent: str | None = None,
     ) -> "QueuedEvent":
         """`event` (published as `body`) for one endpoint: a status event in its order's queue, anything
         else in a queue of its own."""
@@ -63,7 +69,12 @@ class QueuedEvent:
             event_id=event.event_id,
             sequence=event.sequence if isinstance(event, OrderStatusChanged) else None,
             body=body,
+            traceparent=traceparent,
         )
+
+    def stored_body(self) -> bytes:
+        """The body as queued: a JSON object, after the traceparent and a newline if it has one."""
+        return self.body if self.traceparent is None else b"%s\n%s" % (self.traceparent.encode(), self.body)
 
     @property
     def queue_id(self) -> str:
@@ -183,7 +194,7 @@ class DeliveryStore:
         calls: list[Call] = [
             (
                 _enqueue_keys(e.endpoint_id, e.queue_id),
-                [e.event_id, e.sequence or 0, e.body, e.queue_id, ms(now), _unit(e.queue_id)],
+                [e.event_id, e.sequence or 0, e.stored_body(), e.queue_id, ms(now), _unit(e.queue_id)],
             )
             for e in events
         ]
@@ -260,12 +271,14 @@ class DeliveryStore:
                 continue
             event_id, sequence, body, tries, version, config = reply
             single = _is_single(claim.queue_id)
+            traceparent, body = _traced_body(body)
             event = QueuedEvent(
                 endpoint_id=claim.endpoint_id,
                 order_id=_order_of(body) if single else claim.queue_id,
                 event_id=event_id.decode(),
                 sequence=None if single else int(sequence),
                 body=body or b"{}",
+                traceparent=traceparent,
             )
             stored = StoredConfig(version.decode(), config) if config is not None else None
             found.append(Head(event, json.loads(tries) if tries else [], stored))
@@ -372,6 +385,14 @@ class DeliveryStore:
                 pipe.zcard(webhook_due_key(endpoint_id))
             counts = await pipe.execute()
         return {endpoint_id: int(n) for endpoint_id, n in zip(endpoint_ids, counts, strict=True)}
+
+
+def _traced_body(stored: bytes | None) -> tuple[str | None, bytes | None]:
+    """The traceparent and the event of a body as `QueuedEvent.stored_body` queued it."""
+    if not stored or stored[:1] == b"{":
+        return None, stored
+    traceparent, _, body = stored.partition(b"\n")
+    return traceparent.decode("ascii", "replace"), body
 
 
 def _order_of(body: bytes | None) -> str:

@@ -11,6 +11,7 @@ from contracts.limits import MAX_IDENTIFIER_LENGTH, MAX_NAME_LENGTH
 from service.api.app import build_api
 from service.config import Settings
 from testkit.api_keys import issue_key
+from testkit.factories import SERVICE_DATE
 from tests.integration.conftest import api_settings
 from tests.waiting import eventually
 
@@ -22,7 +23,7 @@ def _passengers(count: int, name: str = "Ada") -> list[dict[str, str]]:
 
 
 def _item(passengers: int = 1, **fields: Any) -> dict[str, Any]:
-    item = {"resource_id": "RES-OK", "product_type": "FAST_TRACK", "service_date": "2026-12-24"}
+    item = {"resource_id": "RES-OK", "product_type": "FAST_TRACK", "service_date": SERVICE_DATE.isoformat()}
     return {**item, "passengers": _passengers(passengers), **fields}
 
 
@@ -72,7 +73,7 @@ async def test_a_repeated_key_deep_in_a_command_is_located(api: httpx.AsyncClien
     """The location leads to the object that repeats it; a repeated `client_id` is never resolved."""
     headers = await _headers(redis)
     passenger = '{"passenger_id": "P1", "name": "Ada", "name": "Eve"}'
-    item = f'{{"resource_id": "R", "product_type": "LOUNGE", "service_date": "2026-12-24", "passengers": [{passenger}]}}'  # noqa: E501
+    item = f'{{"resource_id": "R", "product_type": "LOUNGE", "service_date": "{SERVICE_DATE}", "passengers": [{passenger}]}}'  # noqa: E501
     response = await api.post(
         "/v1/orders", content=f'{{"order_id": "ORD-X", "items": [{item}]}}', headers=headers
     )

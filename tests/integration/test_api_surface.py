@@ -11,7 +11,7 @@ from service.config import RelaySettings, Settings
 from service.relay.app import build_relay
 from service.store.keys import webhook_endpoint_key
 from testkit.api_keys import issue_key
-from testkit.factories import unique
+from testkit.factories import SERVICE_DATE, unique
 from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import api_settings, until_assigned
 from tests.waiting import eventually
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("service", "simulator")
 ITEM = {
     "resource_id": "RES-OK",
     "product_type": "FAST_TRACK",
-    "service_date": "2026-12-24",
+    "service_date": SERVICE_DATE.isoformat(),
     "passengers": [{"passenger_id": "PAX-1", "name": "Ada"}],
 }
 

@@ -12,7 +12,7 @@ from contracts.resources import ReservationConfirmed
 from contracts.statuses import OrderStatus, ProductType, RejectionCode
 from service.app import OrderService
 from service.config import Settings
-from testkit.factories import prebooking, unique
+from testkit.factories import SERVICE_DATE, prebooking, unique
 from testkit.kafka_tap import TopicTap, produce
 from tests.integration.observe import Observer
 from tests.waiting import counter, eventually
@@ -198,7 +198,7 @@ def _item(passengers: int = 1, **fields: object) -> dict[str, object]:
     return {
         "resource_id": "RES-OK",
         "product_type": "LOUNGE",
-        "service_date": "2026-12-24",
+        "service_date": SERVICE_DATE.isoformat(),
         "passengers": people,
     } | fields
 

@@ -23,7 +23,7 @@ from service.store.command_outcomes import CommandOutcomeStore
 from service.store.keys import command_claim_key, command_outcome_key
 from service.store.orders import CommandClaim, OrderStore
 from testkit.api_keys import issue_key
-from testkit.factories import prebooking, unique
+from testkit.factories import SERVICE_DATE, prebooking, unique
 from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import isolated_settings, serving_api, until_assigned
 from tests.waiting import eventually
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 ITEM = {
     "resource_id": "RES-OK",
     "product_type": "FAST_TRACK",
-    "service_date": "2026-12-24",
+    "service_date": SERVICE_DATE.isoformat(),
     "passengers": [{"passenger_id": "PAX-1", "name": "Ada"}],
 }
 

@@ -14,7 +14,7 @@ from contracts.statuses import OrderStatus
 from service.app import OrderService
 from service.config import Settings
 from testkit.api_keys import issue_key
-from testkit.factories import prebooking, unique
+from testkit.factories import SERVICE_DATE, prebooking, unique
 from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import FULL_RESOURCE, SILENT_RESOURCE
 
@@ -163,6 +163,6 @@ def _item(resource_id: str) -> dict[str, object]:
     return {
         "resource_id": resource_id,
         "product_type": "FAST_TRACK",
-        "service_date": "2026-12-24",
+        "service_date": SERVICE_DATE.isoformat(),
         "passengers": [{"passenger_id": "PAX-1", "name": "Passenger 1"}],
     }

@@ -19,7 +19,7 @@ from bench.consumer_offsets import GroupOffsets, end_offsets
 from bench.harness import settings_environment
 from contracts.events import OrderStatusChanged
 from service.config import Settings
-from service.devstack import Endpoints, free_port
+from service.devstack import Endpoints, free_port, wait_for_port
 from service.kafka import ensure_topics, service_topics
 from service.store.orders import OrderStore
 from testkit.factories import prebooking
@@ -227,3 +227,27 @@ def test_embedded_stack_dies_with_a_killed_parent() -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+@pytest.mark.timeout(60)
+def test_api_exits_0_on_sigterm(stack: Endpoints) -> None:
+    """`orders api` stops on SIGTERM like the other processes and exits 0, not -15 (uvicorn re-raises the
+    signal once it has drained)."""
+    settings = Settings(**stack.settings(), **isolated_names(f"api{uuid.uuid4().hex[:6]}"))  # type: ignore[arg-type]
+    port = free_port()
+    api = subprocess.Popen(
+        [*ORDERS, "api"],
+        env=settings_environment(settings, ORDERS_API_PORT=str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port, api, "orders api")
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+        api.send_signal(signal.SIGTERM)
+        exit_code = api.wait(timeout=30)
+    finally:
+        if api.poll() is None:
+            api.kill()
+            api.wait()
+    assert exit_code == 0, api.stderr.read().decode()[-3000:] if api.stderr else ""

@@ -10,7 +10,7 @@ from service.domain.decide import ChangeDeadline, NoShowDeadline, decide
 from service.domain.local_effects import ScheduleChangeTimeout, ScheduleNoShow
 from service.domain.order import Order
 from service.domain.reasons import Anomaly
-from testkit.factories import prebooking
+from testkit.factories import SERVICE_DATE, prebooking
 from tests.unit.test_lifecycle_decisions import NOW, POLICY, at, confirmed_order, redeem, stored
 
 NEW_RESERVATION = "client-a/ORD-1/CHANGE-1"
@@ -108,7 +108,7 @@ def test_delivered_services_cannot_move_and_changes_come_one_at_a_time() -> None
     pending = requested(used, order_item_id="ITEM-2")
     second = decide(pending, change(pending, order_item_id="ITEM-2", resource_id="C"), at(NOW)).rejection
     assert second is not None and second.code is RejectionCode.CHANGE_IN_PROGRESS
-    same = decide(order, change(order, service_date=date(2026, 12, 24)), at(NOW)).rejection
+    same = decide(order, change(order, service_date=SERVICE_DATE), at(NOW)).rejection
     assert same is not None and same.code is RejectionCode.INVALID_COMMAND
 
 

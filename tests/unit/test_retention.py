@@ -12,14 +12,14 @@ from service.domain.order import Order
 from service.domain.policy import Policy
 from service.domain.retention import expires_at
 from service.kafka import service_topics, topic_configs
-from testkit.factories import prebooking
+from testkit.factories import SERVICE_DATE, prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(days=30)
 
 
 def order(status: OrderStatus) -> Order:
-    created = decide(None, prebooking("A", "B"), Context(NOW, Policy()))  # service date 2026-12-24
+    created = decide(None, prebooking("A", "B"), Context(NOW, Policy()))  # on SERVICE_DATE
     assert created.order is not None
     return created.order.model_copy(update={"status": status})
 
@@ -37,7 +37,7 @@ def test_a_finished_order_is_kept_for_the_retention_after_its_last_change(status
 
 def test_a_confirmed_order_is_kept_for_the_retention_after_its_service_date() -> None:
     """A Confirmed order is kept for the retention after the end of its service day."""
-    end_of_service_day = datetime(2026, 12, 24, 23, 59, 59, 999999, tzinfo=UTC)
+    end_of_service_day = datetime.combine(SERVICE_DATE, datetime.max.time(), UTC)
     assert expires_at(order(OrderStatus.CONFIRMED), RETENTION) == end_of_service_day + RETENTION
 
 
