@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration relay system bench-smoke contracts clean
+.PHONY: demo test lint typecheck unit integration relay system browser bench-smoke contracts clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/orders demo
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck chromium
 	$(BIN)/python -m pytest
+
+# The portal's browser tests (tests/browser) drive Debian's chromium: installed with apt-get when missing
+# (through sudo unless root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -27,6 +34,9 @@ typecheck: $(STAMP)
 
 # One test tier each (README, "Test tiers"): every test carries its directory's marker (tests/conftest.py).
 unit integration relay system: $(STAMP)
+	$(BIN)/python -m pytest -m $@
+
+browser: $(STAMP) chromium
 	$(BIN)/python -m pytest -m $@
 
 # An explicit target, so the benchmarks' pattern rule below does not run it as `python -m bench.smoke`.

@@ -13,6 +13,7 @@ from pydantic_settings import SettingsError
 from redis.exceptions import RedisClusterException, RedisError
 
 from service.admin import add_admin_commands, positive_int
+from service.api.portal.cli import add_portal_commands
 from service.config import settings_problems
 from service.logs import configure_logging
 from service.relay.admin import add_webhook_commands
@@ -241,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(run=_export_contracts)
     add_admin_commands(commands)
     add_webhook_commands(commands)
+    add_portal_commands(commands)
     return parser
 
 

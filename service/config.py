@@ -286,6 +286,22 @@ class ApiSettings(WebhookTargetSettings):
     api_rate_burst: PositiveInt = limits.API_REQUEST_BURST
     """Requests a key may make at once after a quiet spell (the size of its token bucket)."""
 
+    portal_link_ttl_seconds: Annotated[int, Field(ge=30, le=7 * 24 * 3600)] = 900
+    """How long a portal link (`orders portal link`, `POST /v1/portal-sessions`) may be opened; once only."""
+    portal_session_ttl_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 8 * 3600
+    """How long a portal session lasts from its opening (client link or operator login)."""
+    portal_operator_password: SecretStr | None = None
+    """The password of the portal's operator pages; unset, there is no operator login."""
+    portal_secure_cookies: bool = False
+    """Mark the portal's session cookie `Secure` even on plain-HTTP requests: set it when TLS ends in a proxy
+    in front of the API (requests made over https get `Secure` anyway)."""
+    portal_base_url: str = ""
+    """Where the portal's links point (e.g. `https://orders.example.com`); `http://<API_HOST>:<API_PORT>`
+    when empty."""
+    portal_metrics_urls: list[str] = []
+    """Prometheus `/metrics` URLs of the service and relay processes the operator's metrics page reads
+    (a JSON list); the API's own metrics are always read."""
+
 
 def policy_from(settings: Settings) -> Policy:
     """The domain's rules as configured."""

@@ -8,7 +8,7 @@ import pytest
 from service.devstack import EmbeddedStack, Endpoints
 
 TESTS = Path(__file__).parent
-TIERS = ("unit", "integration", "relay", "system", "bench")
+TIERS = ("unit", "integration", "relay", "system", "bench", "browser")
 """Each is a directory of tests/ and the marker of its tests (`make <tier>` runs `pytest -m <tier>`)."""
 
 

@@ -14,6 +14,15 @@ log = logging.getLogger("service.api.access")
 _MAX_PATH_CHARS = 256
 """A longer path is cut: it is a client's input, and one line per request should stay a line."""
 
+_PORTAL_LINK = "/portal/open/"
+"""A portal link carries its token in its path (docs/portal.md): logged without it."""
+
+
+def _loggable(path: str) -> str:
+    if path.startswith(_PORTAL_LINK):
+        return _PORTAL_LINK + "…"
+    return path[:_MAX_PATH_CHARS]
+
 
 class AccessLog:
     """ASGI middleware: an `http.request` line once each request is answered (or failed)."""
@@ -41,7 +50,7 @@ class AccessLog:
                 "http.request",
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"][:_MAX_PATH_CHARS],  # without the query string
+                    "path": _loggable(scope["path"]),  # without the query string
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },

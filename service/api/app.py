@@ -11,6 +11,7 @@ from service.api.bodies import refuse_ambiguous_json
 from service.api.command_outcomes import command_outcomes
 from service.api.commands import commands
 from service.api.dependencies import ApiResources
+from service.api.portal import install_portal, portal_state
 from service.api.problems import install_problem_handlers, problem
 from service.api.routes import operations, orders
 from service.api.webhooks import webhooks
@@ -46,6 +47,7 @@ def build_api(settings: ApiSettings) -> FastAPI:
             deliveries=DeliveryStore(redis),
             outcomes=CommandOutcomeStore(redis, settings.idempotency_retention_seconds),
         )
+        app.state.portal = portal_state(settings, redis)
         try:
             yield
         finally:
@@ -64,6 +66,7 @@ def build_api(settings: ApiSettings) -> FastAPI:
     app.include_router(webhooks)
     app.include_router(operations)
     install_problem_handlers(app)
+    install_portal(app)
     app.middleware("http")(refuse_ambiguous_json)
 
     # Added last, so it runs first: the bodies it lets through are of a bounded size.

@@ -243,3 +243,19 @@ def client_api_keys_key(client_id: str) -> str:
 def client_orders_key(client_id: str) -> str:
     """Sorted set: a client's order ids by creation time (epoch ms), for listing and paging."""
     return f"client:{{{client_id}}}:orders"
+
+
+def portal_link_key(token_digest: str) -> str:
+    """String: the client id a portal link opens a session for, under the SHA-256 of the link's token;
+    deleted as it is read (GETDEL), so a link opens one session at most. Expires with the link."""
+    return f"portal:link:{token_digest}"
+
+
+def portal_session_key(session_digest: str) -> str:
+    """String: a portal session as JSON (`client_id` or `operator`, `csrf`), under the SHA-256 of the
+    session cookie's value. Expires with the session."""
+    return f"portal:session:{session_digest}"
+
+
+PORTAL_OPERATOR_FAILURES = "portal:operator-failures"
+"""String: failed operator logins of the portal in the current minute (INCR; expires 60 s after the first)."""

@@ -345,9 +345,11 @@ class DeliveryStore:
         # One transaction: a queue is never left without its id in `due`, which indexes the queues.
         async with self._redis.pipeline(transaction=True) as pipe:
             for event_id, event in chosen:
-                rejection = event.get("type") == "command_rejected"
-                queue_id = rejection_queue(event_id) if rejection else event["order_id"]
-                sequence = 0 if rejection else event["sequence"]
+                # Only status events have an order's queue; a rejection or an endpoint's state change has
+                # its own, as `QueuedEvent.of` queued it.
+                single = event.get("type") != "order_status_changed"
+                queue_id = rejection_queue(event_id) if single else event["order_id"]
+                sequence = 0 if single else event["sequence"]
                 pipe.zadd(webhook_pending_key(endpoint_id, queue_id), {event_id: sequence})
                 pipe.hset(webhook_bodies_key(endpoint_id), event_id, json.dumps(event))
                 pipe.zadd(webhook_due_key(endpoint_id), {queue_id: ms(now)}, nx=True)

@@ -7,7 +7,9 @@ from pathlib import Path
 import service
 
 SERVICE = Path(service.__file__).parent
-KEY_PREFIX = re.compile(r"^(order|webhook|webhooks|client|command|entitlement|apikey|timers|anomalies):")
+KEY_PREFIX = re.compile(
+    r"^(order|webhook|webhooks|client|command|entitlement|apikey|timers|anomalies|portal):"
+)
 
 
 def _modules_above_the_store() -> list[Path]:
