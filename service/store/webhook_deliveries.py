@@ -3,7 +3,7 @@ status events, in sequence, and one queue per command rejection, which has no or
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -116,6 +116,8 @@ class Settled:
 
     failures: int
     failing_since_ms: int | None
+    kept: "tuple[Claim, Head] | None" = None
+    """The queue's next event and the claim on it, if the settle kept the queue leased (see `settle`)."""
 
 
 Outcome = Literal["delivered", "retry", "dead", "hold"]
@@ -253,23 +255,8 @@ class DeliveryStore:
             )
             for c in claims
         ]
-        found: list[Head | None] = []
-        for claim, reply in zip(claims, await self._head.run_many(self._redis, calls), strict=True):
-            if not reply:
-                found.append(None)
-                continue
-            event_id, sequence, body, tries, version, config = reply
-            single = _is_single(claim.queue_id)
-            event = QueuedEvent(
-                endpoint_id=claim.endpoint_id,
-                order_id=_order_of(body) if single else claim.queue_id,
-                event_id=event_id.decode(),
-                sequence=None if single else int(sequence),
-                body=body or b"{}",
-            )
-            stored = StoredConfig(version.decode(), config) if config is not None else None
-            found.append(Head(event, json.loads(tries) if tries else [], stored))
-        return found
+        replies = await self._head.run_many(self._redis, calls)
+        return [_head_of(c, reply) if reply else None for c, reply in zip(claims, replies, strict=True)]
 
     async def settle(
         self,
@@ -281,9 +268,16 @@ class DeliveryStore:
         attempt: dict[str, Any] | None,
         breaker: tuple[int, float],
         log_length: int,
+        *,
+        keep_lease_seconds: float | None = None,
+        version: str = "",
     ) -> Settled | None:
         """Record an attempt and its outcome; returns the endpoint's breaker after it, or None if the lease
-        was lost meanwhile (the outcome is then dropped: another worker owns the queue)."""
+        was lost meanwhile (the outcome is then dropped: another worker owns the queue).
+
+        `keep_lease_seconds`: if the event was delivered and its queue has more, keep the queue leased to
+        the caller for that long and return its next event (`Settled.kept`), with the endpoint's
+        configuration if `version` is not the stored one, as `heads` does; the caller attempts it next."""
         attempts = head.attempts + ([attempt] if attempt else [])
         dead = (
             json.dumps({"event": json.loads(head.event.body), "attempts": attempts})
@@ -309,15 +303,21 @@ class DeliveryStore:
             _unit(claim.queue_id),
             self._settled_memory_ms,
             self._done_memory_ms,
+            "" if keep_lease_seconds is None else int(keep_lease_seconds * 1000),
+            version,
             *fields,
         ]
         result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.queue_id), args)
         if result == b"lost":
             return None
-        failures, failing_since, earliest = result
+        failures, failing_since, earliest = result[:3]
+        settled = Settled(int(failures), int(failing_since) if failing_since else None)
+        if len(result) > 3:  # kept: nothing became due, so the index needs no touch
+            next_claim = Claim(claim.endpoint_id, claim.queue_id, int(result[3]))
+            return replace(settled, kept=(next_claim, _head_of(next_claim, result[4])))
         if earliest is not None:  # after the atomic step, as every write of the index
             await self.index.touch([(claim.endpoint_id, int(float(earliest)))])
-        return Settled(int(failures), int(failing_since) if failing_since else None)
+        return settled
 
     async def dead(self, endpoint_id: str) -> dict[str, dict[str, Any]]:
         """Deliveries given up on: event id → the event and every attempt."""
@@ -370,6 +370,21 @@ class DeliveryStore:
                 pipe.zcard(webhook_due_key(endpoint_id))
             counts = await pipe.execute()
         return {endpoint_id: int(n) for endpoint_id, n in zip(endpoint_ids, counts, strict=True)}
+
+
+def _head_of(claim: Claim, reply: list[Any]) -> Head:
+    """A head from a reply of `delivery_head.lua` (or a settle that kept its queue)."""
+    event_id, sequence, body, tries, version, config = reply
+    single = _is_single(claim.queue_id)
+    event = QueuedEvent(
+        endpoint_id=claim.endpoint_id,
+        order_id=_order_of(body) if single else claim.queue_id,
+        event_id=event_id.decode(),
+        sequence=None if single else int(sequence),
+        body=body or b"{}",
+    )
+    stored = StoredConfig(version.decode(), config) if config is not None else None
+    return Head(event, json.loads(tries) if tries else [], stored)
 
 
 def _order_of(body: bytes | None) -> str:
