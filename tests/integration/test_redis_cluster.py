@@ -7,7 +7,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, ResponseError
 
-from service.store.client import connect
+from service.devstack import Endpoints
+from service.store.client import HiredisPackingConnection, connect
 from service.store.keys import order_keys
 from service.store.scripts import LuaScript
 from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
@@ -79,3 +80,21 @@ async def test_a_rejection_is_queued_claimed_and_settled_within_its_endpoints_sl
     assert await deliveries.backlogs([endpoint.endpoint_id]) == {endpoint.endpoint_id: 0}
     await endpoints.delete(endpoint)
     await cluster.aclose()
+
+
+async def test_every_node_packs_commands_with_hiredis(cluster: Redis, stack: Endpoints) -> None:
+    """The cluster client makes its nodes' connections itself: they pack with hiredis too, as the single
+    node's do, pipelines across nodes included."""
+    async with cluster.pipeline(transaction=False) as pipe:
+        for n in range(20):  # keys of many slots, so of every node
+            pipe.set(f"packing:{n}", n)
+        assert await pipe.execute() == [True] * 20
+    nodes = cluster.get_nodes()  # type: ignore[attr-defined]
+    connections = [c for node in nodes for c in node._connections]
+    assert len(nodes) > 1 and connections
+    assert all(isinstance(c, HiredisPackingConnection) for c in connections)
+    await cluster.aclose()
+    single = connect(stack.redis_url)
+    assert await single.ping()
+    assert single.connection_pool.connection_class is HiredisPackingConnection
+    await single.aclose()
