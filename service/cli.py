@@ -3,8 +3,8 @@
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
@@ -17,8 +17,6 @@ from service.logs import configure_logging
 from service.relay.admin import add_webhook_commands
 
 if TYPE_CHECKING:
-    from faststream import FastStream
-
     from service.config import ApiSettings, Settings
 
 
@@ -83,14 +81,20 @@ def _healthcheck(_: argparse.Namespace) -> int:
     return 1
 
 
-def _run_consumer(
-    settings: "Settings", build: Callable[[], "FastStream"], *, serve_metrics: bool = True
-) -> int:
+class _Process(Protocol):
+    """What `_run_consumer` runs: a FastStream app, or the simulator's own loop."""
+
+    def run(self) -> Coroutine[Any, Any, None]: ...
+
+
+def _run_consumer(settings: "Settings", build: Callable[[], _Process], *, serve_metrics: bool = True) -> int:
     """Run a consuming process until SIGTERM or SIGINT; FastStream drains in-flight batches before exiting."""
     configure_logging(settings.log_level)
     if serve_metrics:
         _serve_metrics(settings.metrics_port)
-    asyncio.run(build().run())
+    from service.runtime import run  # noqa: PLC0415
+
+    run(build().run())
     return 0
 
 
