@@ -160,44 +160,36 @@ class DeliveryWorker:
                 self._known[endpoint_id] = _Known(endpoint, version)
         self._random.shuffle(due)  # a client's due endpoints take turns at its slots
         found = await self._deliveries.claim_checked(
-            self._requests([endpoint_id for endpoint_id, _ in due]), now, self._lease_seconds
+            self._requests([endpoint_id for endpoint_id, _ in due]), now, self._lease_seconds, with_heads=True
         )
-        revisions, claims = self._revisions(due, found)
-        if not claims:
-            await self._deliveries.index.revise(revisions)
-            return 0
-        versions = {c.endpoint_id: self._known[c.endpoint_id].version for c in claims}
-        # Independent (the index's slot, and the claimed queues'): one round trip's wait for both.
-        heads, _ = await asyncio.gather(
-            self._deliveries.heads(claims, versions), self._deliveries.index.revise(revisions)
-        )
-        for claim, head in zip(claims, heads, strict=True):
-            if head is not None and head.config is not None:  # changed between the claim and now
-                self._learn(claim.endpoint_id, head.config)
-        for claim, head in zip(claims, heads, strict=True):
+        revisions, claimed = self._revisions(due, found)
+        # The attempts first: the index's revise is not theirs to wait for (a settle that touches the index
+        # before the revise lands changes the entry's mark, so the revise leaves that entry alone).
+        for claim, head in claimed:
             self._start_attempt(claim, head)
-        return len(claims)
+        await self._deliveries.index.revise(revisions)
+        return len(claimed)
 
     def _revisions(
         self, due: list[tuple[str, str]], found: dict[str, EndpointClaims]
-    ) -> tuple[list[tuple[str, str, int | None]], list[Claim]]:
+    ) -> tuple[list[tuple[str, str, int | None]], list[tuple[Claim, Head | None]]]:
         """Where each due endpoint's index entry is to move after what its claim found (see
-        `DueIndex.revise`), and the claims to attempt."""
+        `DueIndex.revise`), and the claims to attempt with their heads."""
         revisions: list[tuple[str, str, int | None]] = []
-        claims: list[Claim] = []
+        claimed: list[tuple[Claim, Head | None]] = []
         for endpoint_id, mark in due:
-            claimed = found.get(endpoint_id)
+            claims = found.get(endpoint_id)
             if endpoint_id not in self._known:  # deleted: nothing of it is due any more
                 revisions.append((endpoint_id, mark, None))
-            elif claimed is None:  # its slots, or its client's, are taken: due as it was
+            elif claims is None:  # its slots, or its client's, are taken: due as it was
                 continue
-            elif claimed.stale is not None:  # changed since cached: claim again with what is stored now
-                self._learn(endpoint_id, claimed.stale)
+            elif claims.stale is not None:  # changed since cached: claim again with what is stored now
+                self._learn(endpoint_id, claims.stale)
                 self._wake.set()
             else:
-                revisions.append((endpoint_id, mark, self._next_due(endpoint_id, claimed)))
-                claims += claimed.claims
-        return revisions, claims
+                revisions.append((endpoint_id, mark, self._next_due(endpoint_id, claims)))
+                claimed += zip(claims.claims, claims.heads, strict=True)
+        return revisions, claimed
 
     def _requests(self, endpoint_ids: Sequence[str]) -> dict[str, tuple[int, str | None]]:
         """How many queues to claim at each endpoint (its free slots, within its client's) and the version

@@ -3,7 +3,7 @@ status events, in sequence, and one queue per command rejection, which has no or
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -108,6 +108,8 @@ class EndpointClaims:
     stale: StoredConfig | None
     """The stored configuration, if the caller's version was not the stored one (then nothing is claimed)."""
     paused_until_ms: int | None
+    heads: list[Head | None] = field(default_factory=list)
+    """The head of each claimed queue (None: empty), with `claims`, when the claim was asked for them."""
 
 
 @dataclass(frozen=True)
@@ -203,27 +205,42 @@ class DeliveryStore:
         return [claim for claims in found.values() for claim in claims.claims]
 
     async def claim_checked(
-        self, requests: dict[str, tuple[int, str | None]], now: datetime, lease_seconds: float
+        self,
+        requests: dict[str, tuple[int, str | None]],
+        now: datetime,
+        lease_seconds: float,
+        *,
+        with_heads: bool = False,
     ) -> dict[str, EndpointClaims]:
         """For each endpoint (at most this many, if the caller holds this configuration version; None:
         whatever the version), its due queues leased to the caller, unless its breaker holds it back; with
-        when it is due next. One round trip."""
+        when it is due next, and with `with_heads` each claimed queue's head (as `heads` returns it, but
+        without the configuration: a claim is only made with the stored version). One round trip."""
         lease_ms = ms(now) + int(lease_seconds * 1000)
         calls: list[Call] = []
         for endpoint_id, (limit, version) in requests.items():
-            args: list[bytes | str | int] = [ms(now), int(lease_seconds * 1000), limit]
-            calls.append(
-                (
-                    [webhook_due_key(endpoint_id), webhook_endpoint_key(endpoint_id)],
-                    args if version is None else [*args, version],
-                )
-            )
+            prefix = webhook_pending_key(endpoint_id, "") if with_heads else ""
+            args: list[bytes | str | int] = [ms(now), int(lease_seconds * 1000), limit, prefix]
+            keys = [
+                webhook_due_key(endpoint_id),
+                webhook_endpoint_key(endpoint_id),
+                webhook_bodies_key(endpoint_id),
+                webhook_tries_key(endpoint_id),
+            ]
+            calls.append((keys, args if version is None else [*args, version]))
         replies = await self._claim.run_many(self._redis, calls)
         found: dict[str, EndpointClaims] = {}
         for endpoint_id, reply in zip(requests, replies, strict=True):
-            members, earliest, version, config, _, paused_until = reply
+            members, earliest, version, config, _, paused_until, heads = reply
+            claims = [Claim(endpoint_id, member.decode(), lease_ms) for member in members]
             found[endpoint_id] = EndpointClaims(
-                claims=[Claim(endpoint_id, member.decode(), lease_ms) for member in members],
+                claims=claims,
+                heads=[
+                    _head_of(claim, [*head, version, None]) if head else None
+                    for claim, head in zip(claims, heads, strict=True)
+                ]
+                if with_heads
+                else [],
                 next_due_ms=None if earliest is None else int(earliest),
                 stale=None
                 if requests[endpoint_id][1] in (None, version.decode())

@@ -1,6 +1,7 @@
 """The key layout on a real Redis Cluster: one atomic step, one slot. The store's own tests
 (`test_outbox_and_concurrency.py`, `test_retention.py`) run there too, through the `store_redis` fixture."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -47,11 +48,15 @@ async def test_the_relay_stores_work_on_the_cluster(cluster: Redis) -> None:
     event = QueuedEvent(
         endpoint_id=endpoint.endpoint_id, order_id="ORD-1", event_id="ev-1", sequence=1, body=b"{}"
     )
-    await deliveries.enqueue([event], now)
-    claims = await deliveries.claim({endpoint.endpoint_id: 5}, now, 10)
+    await deliveries.enqueue([event, replace(event, order_id="ORD-2", event_id="ev-2")], now)
+    claims = await deliveries.claim({endpoint.endpoint_id: 1}, now, 10)
     [head] = await deliveries.heads(claims)
+    # The claim that returns its queues' heads (their keys named from a prefix, in the endpoint's slot).
+    found = await deliveries.claim_checked({endpoint.endpoint_id: (5, None)}, now, 10, with_heads=True)
+    [claimed] = found.values()
 
     assert disabled.state is EndpointState.DISABLED
+    assert [h.event.event_id if h else None for h in claimed.heads] == ["ev-2"]
     [stored] = await endpoints.get_many([endpoint.endpoint_id])
     assert stored.secrets[0].secret == secret
     assert [c.queue_id for c in claims] == ["ORD-1"]

@@ -93,3 +93,18 @@ async def test_only_a_delivery_keeps_a_queue_and_a_stale_version_gets_the_config
     _, kept_head = delivered.kept
     assert kept_head.config is not None and kept_head.config.config is not None, "stale: the stored config"
     assert endpoints.parse(kept_head.config.config).endpoint_id == ep
+
+
+async def test_a_claim_returns_the_heads_that_heads_reads(redis: Redis) -> None:
+    endpoint = await EndpointStore(redis).create(unique("client"), "https://hooks.example.com/k", NOW)
+    ep = endpoint.endpoint_id
+    deliveries = DeliveryStore(redis)
+    await deliveries.enqueue([_status(ep, "ORD-A", 1), _status(ep, "ORD-A", 2), _status(ep, "ORD-B", 1)], NOW)
+
+    [found] = (await deliveries.claim_checked({ep: (10, None)}, NOW, 30, with_heads=True)).values()
+
+    assert sorted(c.queue_id for c in found.claims) == ["ORD-A", "ORD-B"]
+    read = await deliveries.heads(found.claims)
+    assert [(h.event, h.attempts) for h in found.heads if h] == [(h.event, h.attempts) for h in read if h]
+    assert len(found.heads) == len(read) == 2
+    assert [h.event.sequence for h in found.heads if h] == [1, 1]

@@ -15,7 +15,7 @@
 -- ARGV[18..] attempt log fields (name, value, ...; none for 'hold')
 -- Returns 'lost' if the lease was lost (another worker owns the queue now), else {the endpoint's
 -- consecutive failures after this attempt, failing_since or false, the endpoint's earliest due score after
--- this (for the due index) or false if nothing is queued}; when the queue is kept (ARGV[16]), two more: the
+-- this (for the due index's touch) or false if nothing is queued or nothing became due}; when the queue is kept (ARGV[16]), two more: the
 -- new lease score, and the queue's next event as delivery_head.lua returns it. Keeping the queue leased to
 -- the worker that just delivered spares an order with a backlog a claim and a head per event (three round
 -- trips) and the index's touch, since nothing became due.
@@ -113,7 +113,12 @@ if redis.call('ZCARD', KEYS[1]) > 0 then
     return kept
   end
   redis.call('ZADD', KEYS[3], 'XX', ARGV[9], ARGV[1])
-else
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  return result()
 end
-return result()
+redis.call('ZREM', KEYS[3], ARGV[1])
+-- Nothing became due (the queue is gone; the index entry already covers the endpoint's other queues, each
+-- of whose writes touched it): no touch, so no earliest. A round trip less per delivery of an order's last
+-- queued event.
+local settled = result()
+settled[3] = false
+return settled
