@@ -12,12 +12,20 @@ from typing import Any
 import msgspec
 
 from service import metrics
-from service.clock import from_epoch_ms
+from service.clock import from_epoch_ms, to_epoch_ms
 from service.config import RelaySettings
 from service.relay.announcements import announce_state_change
 from service.relay.safety import UnsafeTarget, check_target
 from service.relay.sender import AttemptResult, HttpClient, attempt_deadline, lease_seconds, post_event
-from service.store.webhook_deliveries import Claim, DeliveryStore, EndpointClaims, Head, Outcome, StoredConfig
+from service.store.webhook_deliveries import (
+    Claim,
+    DeliveryStore,
+    EndpointClaims,
+    Head,
+    Outcome,
+    Settled,
+    StoredConfig,
+)
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 
 log = logging.getLogger(__name__)
@@ -30,6 +38,10 @@ class _Occurred(msgspec.Struct):
 
 
 _OCCURRED = msgspec.json.Decoder(_Occurred)
+
+FOLLOW_LIMIT = 32
+"""Attempts one slot makes in a row (the next event of a kept queue, or another due queue claimed at once)
+before it goes back to the rounds, so that a client's other endpoints get their turn at its slots."""
 
 ENDPOINTS_PER_ROUND = 1000
 """Due endpoints one round reads at most; the rest come in the next round, which follows at once."""
@@ -290,8 +302,10 @@ class DeliveryWorker:
         """Attempt the claimed queue's head; and while each delivery leaves the queue leased to this
         instance with its next event (see `DeliveryStore.settle`), that next event in the same slot."""
         try:
-            while head is not None:
-                kept = await self._attempt_one(endpoint, claim, head)
+            for attempted in range(1, FOLLOW_LIMIT + 1):
+                if head is None:
+                    return
+                kept = await self._attempt_one(endpoint, claim, head, follow=attempted < FOLLOW_LIMIT)
                 if kept is None:
                     return
                 claim, head = kept
@@ -306,8 +320,11 @@ class DeliveryWorker:
                 "relay.attempt_failed", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
             )
 
-    async def _attempt_one(self, endpoint: Endpoint, claim: Claim, head: Head) -> tuple[Claim, Head] | None:
-        """One attempt and its settle; returns the queue's next event if the settle kept the queue."""
+    async def _attempt_one(
+        self, endpoint: Endpoint, claim: Claim, head: Head, *, follow: bool
+    ) -> tuple[Claim, Head] | None:
+        """One attempt and its settle; with `follow`, after a delivery, returns the next event to attempt in
+        this slot: the queue's next if the settle kept the queue, else another due queue's, claimed now."""
         now = self._clock()
         known = self._known.get(claim.endpoint_id)
         latest = known.endpoint if known is not None else endpoint
@@ -350,10 +367,17 @@ class DeliveryWorker:
             )
             await self._settle(claim, head, "hold", now, now, None, endpoint)
             return None
-        return await self._conclude(endpoint, claim, head, result)
+        return await self._conclude(endpoint, claim, head, result, follow=follow)
 
     async def _conclude(
-        self, endpoint: Endpoint, claim: Claim, head: Head, result: AttemptResult, final: bool = False
+        self,
+        endpoint: Endpoint,
+        claim: Claim,
+        head: Head,
+        result: AttemptResult,
+        final: bool = False,
+        *,
+        follow: bool = False,
     ) -> tuple[Claim, Head] | None:
         """Settle an attempt by its result; returns the queue's next event if a delivery kept the queue."""
         now = self._clock()
@@ -372,8 +396,14 @@ class DeliveryWorker:
         metrics.WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
         if result.delivered:
             # Not while stopping: the attempts in flight are to finish, not to go on through backlogs.
-            follow = not self._stopping.is_set()
-            kept = await self._settle(claim, head, "delivered", now, None, attempt, endpoint, follow=follow)
+            follow = follow and not self._stopping.is_set()
+            settled = await self._settle(
+                claim, head, "delivered", now, None, attempt, endpoint, follow=follow
+            )
+            kept = settled.kept if settled is not None else None
+            due = settled.next_due_ms if settled is not None else None
+            if kept is None and follow and due is not None and due <= to_epoch_ms(now):
+                kept = await self._claim_next(claim.endpoint_id)  # something else is due here: claim it now
             try:
                 occurred_at = _OCCURRED.decode(head.event.body).occurred_at
             except msgspec.DecodeError:
@@ -411,9 +441,9 @@ class DeliveryWorker:
         endpoint: Endpoint,
         *,
         follow: bool = False,
-    ) -> tuple[Claim, Head] | None:
-        """Record the attempt's outcome; with `follow`, keep the queue if it has more and return its next
-        event (only a delivery keeps one)."""
+    ) -> Settled | None:
+        """Record the attempt's outcome; with `follow`, keep the queue if it has more (only a delivery keeps
+        one: `Settled.kept`). None if the lease was lost."""
         breaker = (self._settings.relay_breaker_failures, self._settings.relay_breaker_pause_seconds)
         settled = await self._deliveries.settle(
             claim,
@@ -454,4 +484,24 @@ class DeliveryWorker:
         if failures and too_long and endpoint.state is EndpointState.ACTIVE:
             await self._disable(endpoint.endpoint_id, "failing for too long")
             log.warning("relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id})
-        return settled.kept
+        return settled
+
+    async def _claim_next(self, endpoint_id: str) -> tuple[Claim, Head] | None:
+        """Claim one due queue of the endpoint for the slot an attempt there just freed, rather than waiting
+        for the next round: the claim script judges it as a round's claim would (version, pause, leases).
+        The due index is not revised: a claim only makes a queue later, and an entry earlier than the truth
+        costs at most a claim that finds nothing."""
+        known = self._known.get(endpoint_id)
+        now = self._clock()
+        if known is None or known.endpoint.effective_state(now) is not EndpointState.ACTIVE:
+            return None
+        found = await self._deliveries.claim_checked(
+            {endpoint_id: (1, known.version)}, now, self._lease_seconds, with_heads=True
+        )
+        claims = found[endpoint_id]
+        if claims.stale is not None:  # changed since cached: the next round claims with what is stored
+            self._learn(endpoint_id, claims.stale)
+            return None
+        if not claims.claims or claims.heads[0] is None:  # an empty queue: its lease lapses, as in a round
+            return None
+        return claims.claims[0], claims.heads[0]

@@ -120,6 +120,8 @@ class Settled:
     failing_since_ms: int | None
     kept: "tuple[Claim, Head] | None" = None
     """The queue's next event and the claim on it, if the settle kept the queue leased (see `settle`)."""
+    next_due_ms: int | None = None
+    """When the endpoint's earliest queue is due (or leased until), after the settle; None if none is."""
 
 
 Outcome = Literal["delivered", "retry", "dead", "hold"]
@@ -327,11 +329,15 @@ class DeliveryStore:
         result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.queue_id), args)
         if result == b"lost":
             return None
-        failures, failing_since, earliest = result[:3]
-        settled = Settled(int(failures), int(failing_since) if failing_since else None)
-        if len(result) > 3:  # kept: nothing became due, so the index needs no touch
-            next_claim = Claim(claim.endpoint_id, claim.queue_id, int(result[3]))
-            return replace(settled, kept=(next_claim, _head_of(next_claim, result[4])))
+        failures, failing_since, earliest, next_due = result[:4]
+        settled = Settled(
+            int(failures),
+            int(failing_since) if failing_since else None,
+            next_due_ms=None if next_due is None else int(float(next_due)),
+        )
+        if len(result) > 4:  # kept: nothing became due, so the index needs no touch
+            next_claim = Claim(claim.endpoint_id, claim.queue_id, int(result[4]))
+            return replace(settled, kept=(next_claim, _head_of(next_claim, result[5])))
         if earliest is not None:  # after the atomic step, as every write of the index
             await self.index.touch([(claim.endpoint_id, int(float(earliest)))])
         return settled

@@ -15,8 +15,10 @@
 -- ARGV[18..] attempt log fields (name, value, ...; none for 'hold')
 -- Returns 'lost' if the lease was lost (another worker owns the queue now), else {the endpoint's
 -- consecutive failures after this attempt, failing_since or false, the endpoint's earliest due score after
--- this (for the due index's touch) or false if nothing is queued or nothing became due}; when the queue is kept (ARGV[16]), two more: the
--- new lease score, and the queue's next event as delivery_head.lua returns it. Keeping the queue leased to
+-- this (for the due index's touch) or false if nothing is queued or nothing became due, the endpoint's
+-- earliest due score whether or not anything became due (or false: nothing queued; the worker claims again
+-- at once if it has come)}; when the queue is kept (ARGV[16]), two more: the new lease score, and the
+-- queue's next event as delivery_head.lua returns it. Keeping the queue leased to
 -- the worker that just delivered spares an order with a backlog a claim and a head per event (three round
 -- trips) and the index's touch, since nothing became due.
 
@@ -52,7 +54,7 @@ local function result()
   if #first > 0 then
     earliest = first[2]
   end
-  return {failures, redis.call('HGET', KEYS[7], 'failing_since'), earliest}
+  return {failures, redis.call('HGET', KEYS[7], 'failing_since'), earliest, earliest}
 end
 
 if outcome == 'retry' or outcome == 'hold' then
@@ -105,8 +107,8 @@ if redis.call('ZCARD', KEYS[1]) > 0 then
     if ARGV[17] ~= version then
       config = stored[2]
     end
-    kept[4] = lease_until
-    kept[5] = {
+    kept[5] = lease_until
+    kept[6] = {
       first[1], first[2], redis.call('HGET', KEYS[2], first[1]), redis.call('HGET', KEYS[5], first[1]),
       version, config,
     }
