@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from service import metrics
-from service.clock import from_epoch_ms, to_epoch_ms
+from service.clock import from_epoch_ms
 from service.config import RelaySettings
 from service.relay.announcements import announce_state_change
 from service.relay.safety import UnsafeTarget, check_target
@@ -324,7 +324,8 @@ class DeliveryWorker:
         self, endpoint: Endpoint, claim: Claim, head: Head, *, follow: bool
     ) -> tuple[Claim, Head] | None:
         """One attempt and its settle; with `follow`, after a delivery, returns the next event to attempt in
-        this slot: the queue's next if the settle kept the queue, else another due queue's, claimed now."""
+        this slot: the queue's next if it has more, else another due queue's of the endpoint (the settle
+        leases it; see `DeliveryStore.settle`)."""
         now = self._clock()
         known = self._known.get(claim.endpoint_id)
         latest = known.endpoint if known is not None else endpoint
@@ -401,9 +402,6 @@ class DeliveryWorker:
                 claim, head, "delivered", now, None, attempt, endpoint, follow=follow
             )
             kept = settled.kept if settled is not None else None
-            due = settled.next_due_ms if settled is not None else None
-            if kept is None and follow and due is not None and due <= to_epoch_ms(now):
-                kept = await self._claim_next(claim.endpoint_id)  # something else is due here: claim it now
             try:
                 occurred_at = _OCCURRED.decode(head.event.body).occurred_at
             except msgspec.DecodeError:
@@ -485,23 +483,3 @@ class DeliveryWorker:
             await self._disable(endpoint.endpoint_id, "failing for too long")
             log.warning("relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id})
         return settled
-
-    async def _claim_next(self, endpoint_id: str) -> tuple[Claim, Head] | None:
-        """Claim one due queue of the endpoint for the slot an attempt there just freed, rather than waiting
-        for the next round: the claim script judges it as a round's claim would (version, pause, leases).
-        The due index is not revised: a claim only makes a queue later, and an entry earlier than the truth
-        costs at most a claim that finds nothing."""
-        known = self._known.get(endpoint_id)
-        now = self._clock()
-        if known is None or known.endpoint.effective_state(now) is not EndpointState.ACTIVE:
-            return None
-        found = await self._deliveries.claim_checked(
-            {endpoint_id: (1, known.version)}, now, self._lease_seconds, with_heads=True
-        )
-        claims = found[endpoint_id]
-        if claims.stale is not None:  # changed since cached: the next round claims with what is stored
-            self._learn(endpoint_id, claims.stale)
-            return None
-        if not claims.claims or claims.heads[0] is None:  # an empty queue: its lease lapses, as in a round
-            return None
-        return claims.claims[0], claims.heads[0]

@@ -120,8 +120,6 @@ class Settled:
     failing_since_ms: int | None
     kept: "tuple[Claim, Head] | None" = None
     """The queue's next event and the claim on it, if the settle kept the queue leased (see `settle`)."""
-    next_due_ms: int | None = None
-    """When the endpoint's earliest queue is due (or leased until), after the settle; None if none is."""
 
 
 Outcome = Literal["delivered", "retry", "dead", "hold"]
@@ -294,9 +292,10 @@ class DeliveryStore:
         """Record an attempt and its outcome; returns the endpoint's breaker after it, or None if the lease
         was lost meanwhile (the outcome is then dropped: another worker owns the queue).
 
-        `keep_lease_seconds`: if the event was delivered and its queue has more, keep the queue leased to
-        the caller for that long and return its next event (`Settled.kept`), with the endpoint's
-        configuration if `version` is not the stored one, as `heads` does; the caller attempts it next."""
+        `keep_lease_seconds`: if the event was delivered, keep a queue leased to the caller for that long
+        and return its next event (`Settled.kept`), with the endpoint's configuration if `version` is not
+        the stored one, as `heads` does: this queue if it has more, else the endpoint's earliest due
+        queue, if one is due. The caller attempts it next, in the slot the delivery used."""
         attempts = head.attempts + ([attempt] if attempt else [])
         dead = (
             json.dumps({"event": json.loads(head.event.body), "attempts": attempts})
@@ -324,20 +323,18 @@ class DeliveryStore:
             self._done_memory_ms,
             "" if keep_lease_seconds is None else int(keep_lease_seconds * 1000),
             version,
+            webhook_pending_key(claim.endpoint_id, ""),
             *fields,
         ]
         result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.queue_id), args)
         if result == b"lost":
             return None
-        failures, failing_since, earliest, next_due = result[:4]
-        settled = Settled(
-            int(failures),
-            int(failing_since) if failing_since else None,
-            next_due_ms=None if next_due is None else int(float(next_due)),
-        )
-        if len(result) > 4:  # kept: nothing became due, so the index needs no touch
-            next_claim = Claim(claim.endpoint_id, claim.queue_id, int(result[4]))
-            return replace(settled, kept=(next_claim, _head_of(next_claim, result[5])))
+        failures, failing_since, earliest = result[:3]
+        settled = Settled(int(failures), int(failing_since) if failing_since else None)
+        if len(result) > 3:  # kept: nothing became due, so the index needs no touch
+            lease, head_reply, queue_id = result[3:]
+            next_claim = Claim(claim.endpoint_id, queue_id.decode(), int(lease))
+            return replace(settled, kept=(next_claim, _head_of(next_claim, head_reply)))
         if earliest is not None:  # after the atomic step, as every write of the index
             await self.index.touch([(claim.endpoint_id, int(float(earliest)))])
         return settled

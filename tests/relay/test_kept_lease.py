@@ -108,3 +108,29 @@ async def test_a_claim_returns_the_heads_that_heads_reads(redis: Redis) -> None:
     assert [(h.event, h.attempts) for h in found.heads if h] == [(h.event, h.attempts) for h in read if h]
     assert len(found.heads) == len(read) == 2
     assert [h.event.sequence for h in found.heads if h] == [1, 1]
+
+
+async def test_a_delivery_that_empties_its_queue_leases_the_next_due_one(redis: Redis) -> None:
+    endpoint = await EndpointStore(redis).create(unique("client"), "https://hooks.example.com/k", NOW)
+    ep = endpoint.endpoint_id
+    deliveries = DeliveryStore(redis)
+    await deliveries.enqueue([_status(ep, "ORD-A", 1), _status(ep, "ORD-B", 1)], NOW)
+    [claim] = await deliveries.claim({ep: 1}, NOW, 30)
+    [head] = await deliveries.heads([claim])
+    assert head is not None
+    later = NOW + timedelta(seconds=1)
+
+    settled = await deliveries.settle(
+        claim, head, "delivered", later, None, {"at": "x"}, BREAKER, 100, keep_lease_seconds=30
+    )
+
+    assert settled is not None and settled.kept is not None
+    other, other_head = settled.kept
+    assert other.queue_id == ({"ORD-A", "ORD-B"} - {claim.queue_id}).pop()
+    assert other.lease_ms == to_epoch_ms(later) + 30_000
+    assert other_head.event.event_id == f"ev-{other.queue_id}-1"
+    assert await deliveries.claim({ep: 10}, later, 30) == [], "leased to the worker that delivered"
+    retried = await deliveries.settle(
+        other, other_head, "retry", later, later, {"at": "y"}, BREAKER, 100, keep_lease_seconds=30
+    )
+    assert retried is not None and retried.kept is None, "only a delivery keeps the slot busy"
