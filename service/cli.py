@@ -4,8 +4,8 @@ import argparse
 import asyncio
 import gc
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
@@ -19,8 +19,6 @@ from service.logs import configure_logging
 from service.relay.admin import add_webhook_commands
 
 if TYPE_CHECKING:
-    from faststream import FastStream
-
     from service.config import ApiSettings, Settings
 
 
@@ -85,12 +83,19 @@ def _healthcheck(_: argparse.Namespace) -> int:
     return 1
 
 
+class _Process(Protocol):
+    """What `_run_consumer` runs: a FastStream app, or the simulator's own loop."""
+
+    def run(self) -> Coroutine[Any, Any, None]: ...
+
+
 def _run_consumer(
-    settings: "Settings", build: Callable[[], "FastStream"], *, name: str, serve_metrics: bool = True
+    settings: "Settings", build: Callable[[], _Process], *, name: str, serve_metrics: bool = True
 ) -> int:
     """Run a consuming process until SIGTERM or SIGINT; FastStream drains in-flight batches before exiting.
     `name` is its default OpenTelemetry `service.name`."""
     from service import tracing  # noqa: PLC0415
+    from service.runtime import run  # noqa: PLC0415
 
     configure_logging(settings.log_level)
     tracing.configure(name)
@@ -98,7 +103,7 @@ def _run_consumer(
         _serve_metrics(settings.metrics_port)
     app = build()
     _settle_heap()
-    asyncio.run(app.run())
+    run(app.run())
     return 0
 
 

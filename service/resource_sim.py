@@ -2,36 +2,95 @@
 
 Used by the demo, the tests and the benchmarks. Its reply ids and booking references derive from the
 request ids, so a re-delivered request produces a duplicate reply, as a real operator's retry would.
+
+It runs on bare aiokafka, not FastStream, and reads and writes its messages with msgspec: its logic is a
+few comparisons per request, and FastStream's publish path and pydantic's validation of every request (its
+passengers included) were most of its CPU per order. The replies are the contract's (`contracts.resources`;
+a unit test validates every kind against those models); the requests come from the order service, so only
+the fields it answers with are read.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import Mapping, Sequence
+import signal
+from collections.abc import Sequence
 
-from aiokafka import ConsumerRecord
-from faststream import FastStream
-from pydantic import ValidationError
+import msgspec
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 
 from contracts.limits import MAX_IDENTIFIER_LENGTH
-from contracts.resources import (
-    ReleaseRequest,
-    ReservationConfirmed,
-    ReservationFailed,
-    ReservationWaitlisted,
-    ReserveRequest,
-    ResourceReplyMessage,
-    ResourceRequestMessage,
-    resource_request_adapter,
-)
 from service import tracing
 from service.config import ResourceSimSettings
-from service.kafka import JSON_HEADERS, build_app, build_broker, subscribe_batches
+from service.kafka import JSON_RECORD_HEADERS, build_producer, client_options
 
 log = logging.getLogger(__name__)
 
 CLIENT_ID = "resource-sim"
+
+POLL_MS = 1000
+"""How long one `getmany` waits for records: it returns as soon as any have been fetched (the fetching goes on
+in aiokafka's background task), so this bounds only how late a stop is noticed."""
+
+
+class Reserve(msgspec.Struct, tag_field="type", tag="reserve"):
+    """The fields of a `ReserveRequest` the simulator answers with."""
+
+    request_id: str
+    order_id: str
+    reservation_id: str
+    resource_id: str
+    service_date: str
+
+
+class Release(msgspec.Struct, tag_field="type", tag="release"):
+    """The fields of a `ReleaseRequest` the simulator logs."""
+
+    request_id: str
+    order_id: str
+    reservation_id: str
+    resource_id: str
+
+
+class Confirmed(msgspec.Struct, tag_field="type", tag="confirmed"):
+    """`contracts.resources.ReservationConfirmed`, as the simulator writes it."""
+
+    reply_id: str
+    order_id: str
+    reservation_id: str
+    booking_reference: str
+
+
+class Failed(msgspec.Struct, tag_field="type", tag="failed"):
+    """`contracts.resources.ReservationFailed`, as the simulator writes it."""
+
+    reply_id: str
+    order_id: str
+    reservation_id: str
+    reason_code: str
+    reason: str
+
+
+class Waitlisted(msgspec.Struct, tag_field="type", tag="waitlisted"):
+    """`contracts.resources.ReservationWaitlisted`, as the simulator writes it."""
+
+    reply_id: str
+    order_id: str
+    reservation_id: str
+
+
+Reply = Confirmed | Failed | Waitlisted
+
+_REQUESTS = msgspec.json.Decoder(Reserve | Release)
+_ENCODER = msgspec.json.Encoder()
 
 
 class ResourceSimulator:
@@ -47,52 +106,68 @@ class ResourceSimulator:
         self._random = random.Random(settings.sim_seed)
         self.releases = 0
 
-    def reply_to(self, request: ReserveRequest) -> ResourceReplyMessage:
+    def reply_to(self, request: Reserve) -> Reply:
         """The operator's answer to one reservation request."""
         reply_id = _reply_id(request.request_id)
         if request.resource_id in self._failing:
-            return ReservationFailed(
-                reply_id=reply_id,
-                order_id=request.order_id,
-                reservation_id=request.reservation_id,
-                reason_code="SOLD_OUT",
-                reason=f"{request.resource_id} has no capacity left on {request.service_date}",
+            return Failed(
+                reply_id,
+                request.order_id,
+                request.reservation_id,
+                "SOLD_OUT",
+                f"{request.resource_id} has no capacity left on {request.service_date}",
             )
         if request.resource_id in self._waitlisting:
-            return ReservationWaitlisted(
-                reply_id=reply_id, order_id=request.order_id, reservation_id=request.reservation_id
-            )
+            return Waitlisted(reply_id, request.order_id, request.reservation_id)
         if self._random.random() < self._settings.sim_failure_ratio:
-            return ReservationFailed(
-                reply_id=reply_id,
-                order_id=request.order_id,
-                reservation_id=request.reservation_id,
-                reason_code="RESOURCE_ERROR",
-                reason="the resource's system did not accept the reservation",
+            return Failed(
+                reply_id,
+                request.order_id,
+                request.reservation_id,
+                "RESOURCE_ERROR",
+                "the resource's system did not accept the reservation",
             )
-        return ReservationConfirmed(
-            reply_id=reply_id,
-            order_id=request.order_id,
-            reservation_id=request.reservation_id,
-            booking_reference=booking_reference(request.request_id),
+        return Confirmed(
+            reply_id, request.order_id, request.reservation_id, booking_reference(request.request_id)
         )
 
-    def replies_to(self, request: ReserveRequest) -> list[ResourceReplyMessage]:
+    def replies_to(self, request: Reserve) -> list[Reply]:
         """Every reply to one reservation request, in order: one, or `waitlisted` then `confirmed`."""
         if request.resource_id not in self._waitlisting_first:
             return [self.reply_to(request)]
-        waitlisted = ReservationWaitlisted(
-            reply_id=_reply_id(f"{request.request_id}/waitlisted"),
-            order_id=request.order_id,
-            reservation_id=request.reservation_id,
+        waitlisted = Waitlisted(
+            _reply_id(f"{request.request_id}/waitlisted"), request.order_id, request.reservation_id
         )
-        confirmed = ReservationConfirmed(
-            reply_id=_reply_id(request.request_id),
-            order_id=request.order_id,
-            reservation_id=request.reservation_id,
-            booking_reference=booking_reference(request.request_id),
+        confirmed = Confirmed(
+            _reply_id(request.request_id),
+            request.order_id,
+            request.reservation_id,
+            booking_reference(request.request_id),
         )
         return [waitlisted, confirmed]
+
+    def answer(self, records: Sequence[ConsumerRecord]) -> list[Reply]:
+        """The replies to a batch of requests, in order (none to a release, a silent resource or a record
+        that is no request)."""
+        answers: list[Reply] = []
+        for record in records:
+            try:
+                request = _REQUESTS.decode(record.value or b"")
+            except msgspec.DecodeError:
+                log.warning("sim.bad_request", extra={"offset": record.offset, "partition": record.partition})
+                continue
+            if isinstance(request, Release):
+                self.releases += 1
+                log.info("sim.released", extra={"reservation_id": request.reservation_id})
+                continue
+            if request.resource_id not in self.silent:
+                answers += self.replies_to(request)
+        return answers
+
+
+def encode(reply: Reply) -> bytes:
+    """A reply as published on `resources.replies`."""
+    return _ENCODER.encode(reply)
 
 
 def _reply_id(request_id: str) -> str:
@@ -112,52 +187,137 @@ def _resource_set(csv: str) -> set[str]:
     return {r.strip() for r in csv.split(",") if r.strip()}
 
 
-def build_resource_sim(settings: ResourceSimSettings) -> FastStream:
-    """The simulator as a FastStream app."""
-    broker = build_broker(settings, client_id=CLIENT_ID)
-    simulator = ResourceSimulator(settings)
-    replies = broker.publisher(
-        settings.topic_resource_replies, title="resource_replies", schema=ResourceReplyMessage
-    )
+class ResourceSimProcess:
+    """The simulator's consume → answer → publish loop: a batch's replies are sent together, and its
+    offsets committed once they are acknowledged (a batch that fails is read again from the last commit)."""
 
-    async def on_requests(records: Sequence[ConsumerRecord]) -> None:
+    def __init__(self, settings: ResourceSimSettings) -> None:
+        self._settings = settings
+        self.simulator = ResourceSimulator(settings)
+        # Made in `start`: aiokafka's clients bind to the running event loop.
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    def assigned(self) -> bool:
+        """Whether the consumer owns partitions (from then on, requests are read at once)."""
+        return self._consumer is not None and bool(self._consumer.assignment())
+
+    async def start(self) -> None:
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=CLIENT_ID,
+            group_id=settings.sim_group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            max_poll_records=settings.max_batch,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
+            **client_options(settings),
+        )
+        producer = build_producer(settings, client_id=CLIENT_ID)
+        await producer.start()
+        await consumer.start()
+        consumer.subscribe([settings.topic_resource_requests], listener=_LogAssignments())
+        self._consumer, self._producer = consumer, producer
+        self._stopping.clear()
+        self._loop = asyncio.create_task(self._consume(consumer, producer), name="resource-sim")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (its replies sent, its offsets committed), then close the clients."""
+        self._stopping.set()
+        if self._loop is not None:
+            await self._loop
+        if self._consumer is not None and self._producer is not None:
+            await self._consumer.stop()
+            await self._producer.stop()
+
+    async def run(self) -> None:
+        """Run until SIGTERM or SIGINT (the CLI)."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await self.start()
+        # The line that FastStream's processes log once SIGTERM drains (benchmarks and tests wait for it).
+        log.info("sim.started successfully")
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                fetching = asyncio.ensure_future(consumer.getmany(timeout_ms=POLL_MS))
+                await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetching.done():
+                    fetching.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await fetching
+                    return
+                try:
+                    await self._answer(consumer, producer, fetching.result())
+                except Exception:
+                    log.exception("sim.batch_failed")
+                    for partition in consumer.assignment():
+                        await _rewind(consumer, partition)
+        finally:
+            stopping.cancel()
+
+    async def _answer(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        batches: dict[TopicPartition, list[ConsumerRecord]],
+    ) -> None:
+        if not batches:
+            return
+        records = [r for partition_records in batches.values() for r in partition_records]
         with tracing.consuming(records) as traced:  # a span per request while the batch is answered
-            await answer_batch(records, traced)
+            # Each request's replies continue its trace (tracing on): answered one record at a time.
+            answers = [(a, traced.get(id(r))) for r in records for a in self.simulator.answer([r])]
+            if self._settings.sim_latency_seconds:
+                await asyncio.sleep(self._settings.sim_latency_seconds)
+            topic = self._settings.topic_resource_replies
+            sent = [
+                await producer.send(
+                    topic,
+                    encode(answer),
+                    key=answer.order_id.encode(),
+                    headers=tracing.record_headers(JSON_RECORD_HEADERS, traceparent, topic),
+                )
+                for answer, traceparent in answers
+            ]
+            await asyncio.gather(*sent)
+        await consumer.commit()
 
-    async def answer_batch(records: Sequence[ConsumerRecord], traced: Mapping[int, str]) -> None:
-        answers: list[tuple[ResourceReplyMessage, str | None]] = []
-        for record in records:
-            try:
-                request = resource_request_adapter.validate_json(record.value or b"")
-            except ValidationError:
-                log.warning("sim.bad_request", extra={"offset": record.offset, "partition": record.partition})
-                continue
-            if isinstance(request, ReleaseRequest):
-                simulator.releases += 1
-                log.info("sim.released", extra={"reservation_id": request.reservation_id})
-                continue
-            if request.resource_id not in simulator.silent:
-                answers += [(reply, traced.get(id(record))) for reply in simulator.replies_to(request)]
-        if settings.sim_latency_seconds:
-            await asyncio.sleep(settings.sim_latency_seconds)
-        pending = [
-            await replies.publish(
-                answer.model_dump_json().encode(),
-                key=answer.order_id.encode(),
-                headers=tracing.message_headers(JSON_HEADERS, traceparent, settings.topic_resource_replies),
-                no_confirm=True,
-            )
-            for answer, traceparent in answers
-        ]
-        await asyncio.gather(*pending)
 
-    subscribe_batches(
-        broker,
-        settings,
-        topic=settings.topic_resource_requests,
-        group=settings.sim_group,
-        title="resource_requests",
-        payload=ResourceRequestMessage,
-        handler=on_requests,
-    )
-    return build_app(broker, client_id=CLIENT_ID)
+async def _rewind(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+    """Back to the partition's last commit, so that a failed batch is answered again."""
+    committed = await consumer.committed(partition)
+    if committed is None:
+        await consumer.seek_to_beginning(partition)
+    else:
+        consumer.seek(partition, committed)
+
+
+class _LogAssignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Logs each assignment as FastStream's consumers do (`assigned to partitions`: benchmarks wait on it)."""
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        partitions = sorted(f"{p.topic}:{p.partition}" for p in assigned)
+        log.info("sim.assigned to partitions", extra={"partitions": partitions})
+
+
+def build_resource_sim(settings: ResourceSimSettings) -> ResourceSimProcess:
+    """The simulator, ready to `start` (or `run`, for the CLI)."""
+    return ResourceSimProcess(settings)

@@ -1,6 +1,7 @@
 """One delivery attempt: a signed POST with bounded time and bounded reading of the answer."""
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ def attempt_deadline(timeout: float, *, lease_ms: int, now: datetime) -> float:
 def signature_headers(endpoint: Endpoint, event_id: str, body: bytes, now: datetime) -> dict[str, str]:
     """Standard Webhooks headers; during a secret rotation the body is signed with every valid secret."""
     payload = body.decode()
-    signatures = [Webhook(secret).sign(event_id, now, payload) for secret in endpoint.signing_secrets(now)]
+    signatures = [_signer(secret).sign(event_id, now, payload) for secret in endpoint.signing_secrets(now)]
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(now.timestamp())),
@@ -129,6 +130,13 @@ def signature_headers(endpoint: Endpoint, event_id: str, body: bytes, now: datet
         "content-type": "application/json",
         "user-agent": "orders-webhook-relay/1",
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _signer(secret: str) -> Webhook:
+    """One signer per secret, not per attempt (it decodes the secret); a rotated secret is a new key, and
+    the cache is bounded so that rotations do not grow it."""
+    return Webhook(secret)
 
 
 async def post_event(

@@ -2,7 +2,6 @@
 the outcome."""
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -10,16 +9,39 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from service import metrics
 from service.clock import from_epoch_ms
 from service.config import RelaySettings
 from service.relay.announcements import announce_state_change
 from service.relay.safety import UnsafeTarget, check_target
 from service.relay.sender import AttemptResult, HttpClient, attempt_deadline, lease_seconds, post_event
-from service.store.webhook_deliveries import Claim, DeliveryStore, EndpointClaims, Head, Outcome, StoredConfig
+from service.store.webhook_deliveries import (
+    Claim,
+    DeliveryStore,
+    EndpointClaims,
+    Head,
+    Outcome,
+    Settled,
+    StoredConfig,
+)
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 
 log = logging.getLogger(__name__)
+
+
+class _Occurred(msgspec.Struct):
+    """The one field of a delivered event the delivery lag needs (msgspec skips the rest of the body)."""
+
+    occurred_at: datetime | None = None
+
+
+_OCCURRED = msgspec.json.Decoder(_Occurred)
+
+FOLLOW_LIMIT = 32
+"""Attempts one slot makes in a row (the next event of a kept queue, or another due queue claimed at once)
+before it goes back to the rounds, so that a client's other endpoints get their turn at its slots."""
 
 ENDPOINTS_PER_ROUND = 1000
 """Due endpoints one round reads at most; the rest come in the next round, which follows at once."""
@@ -151,39 +173,36 @@ class DeliveryWorker:
                 self._known[endpoint_id] = _Known(endpoint, version)
         self._random.shuffle(due)  # a client's due endpoints take turns at its slots
         found = await self._deliveries.claim_checked(
-            self._requests([endpoint_id for endpoint_id, _ in due]), now, self._lease_seconds
+            self._requests([endpoint_id for endpoint_id, _ in due]), now, self._lease_seconds, with_heads=True
         )
-        claims = await self._revise(due, found)
-        if not claims:
-            return 0
-        versions = {c.endpoint_id: self._known[c.endpoint_id].version for c in claims}
-        heads = await self._deliveries.heads(claims, versions)
-        for claim, head in zip(claims, heads, strict=True):
-            if head is not None and head.config is not None:  # changed between the claim and now
-                self._learn(claim.endpoint_id, head.config)
-        for claim, head in zip(claims, heads, strict=True):
+        revisions, claimed = self._revisions(due, found)
+        # The attempts first: the index's revise is not theirs to wait for (a settle that touches the index
+        # before the revise lands changes the entry's mark, so the revise leaves that entry alone).
+        for claim, head in claimed:
             self._start_attempt(claim, head)
-        return len(claims)
+        await self._deliveries.index.revise(revisions)
+        return len(claimed)
 
-    async def _revise(self, due: list[tuple[str, str]], found: dict[str, EndpointClaims]) -> list[Claim]:
-        """Move each due endpoint's index entry to what its claim found (see `DueIndex.revise`); returns
-        the claims to attempt."""
+    def _revisions(
+        self, due: list[tuple[str, str]], found: dict[str, EndpointClaims]
+    ) -> tuple[list[tuple[str, str, int | None]], list[tuple[Claim, Head | None]]]:
+        """Where each due endpoint's index entry is to move after what its claim found (see
+        `DueIndex.revise`), and the claims to attempt with their heads."""
         revisions: list[tuple[str, str, int | None]] = []
-        claims: list[Claim] = []
+        claimed: list[tuple[Claim, Head | None]] = []
         for endpoint_id, mark in due:
-            claimed = found.get(endpoint_id)
+            claims = found.get(endpoint_id)
             if endpoint_id not in self._known:  # deleted: nothing of it is due any more
                 revisions.append((endpoint_id, mark, None))
-            elif claimed is None:  # its slots, or its client's, are taken: due as it was
+            elif claims is None:  # its slots, or its client's, are taken: due as it was
                 continue
-            elif claimed.stale is not None:  # changed since cached: claim again with what is stored now
-                self._learn(endpoint_id, claimed.stale)
+            elif claims.stale is not None:  # changed since cached: claim again with what is stored now
+                self._learn(endpoint_id, claims.stale)
                 self._wake.set()
             else:
-                revisions.append((endpoint_id, mark, self._next_due(endpoint_id, claimed)))
-                claims += claimed.claims
-        await self._deliveries.index.revise(revisions)
-        return claims
+                revisions.append((endpoint_id, mark, self._next_due(endpoint_id, claims)))
+                claimed += zip(claims.claims, claims.heads, strict=True)
+        return revisions, claimed
 
     def _requests(self, endpoint_ids: Sequence[str]) -> dict[str, tuple[int, str | None]]:
         """How many queues to claim at each endpoint (its free slots, within its client's) and the version
@@ -281,63 +300,89 @@ class DeliveryWorker:
         )
 
     async def _attempt(self, endpoint: Endpoint, claim: Claim, head: Head | None) -> None:
+        """Attempt the claimed queue's head; and while each delivery leaves the queue leased to this
+        instance with its next event (see `DeliveryStore.settle`), that next event in the same slot."""
         try:
-            if head is None:
-                return
-            now = self._clock()
-            known = self._known.get(claim.endpoint_id)
-            latest = known.endpoint if known is not None else endpoint
-            if latest.effective_state(now) is not EndpointState.ACTIVE:
-                # Disabled or paused while this round was claiming (by an attempt of this instance that
-                # answered 410, or tripped the breaker): leave the event queued, due when it is enabled.
-                await self._settle(claim, head, "hold", now, now, None, latest)
-                return
-            if len(head.event.body) > self._settings.relay_max_request_bytes:
-                limit = self._settings.relay_max_request_bytes
-                refused = AttemptResult(
-                    None, 0, "", f"body of {len(head.event.body)} bytes exceeds {limit}", None
-                )
-                await self._conclude(endpoint, claim, head, refused, final=True)
-                return
-            deadline = attempt_deadline(
-                self._settings.relay_timeout_seconds, lease_ms=claim.lease_ms, now=now
-            )
-            if deadline <= 0:
-                # Claimed too long ago (a stalled loop or Redis): an attempt now could outlive the lease.
-                log.warning("relay.lease_short", extra={"endpoint_id": claim.endpoint_id})
-                await self._settle(claim, head, "hold", now, now, None, endpoint)
-                return
-            try:
-                # The form, and an address in the URL; a name is checked by the client's resolver.
-                check_target(
-                    endpoint.url, require_https=self._settings.relay_require_https, allowed=self._allowed
-                )
-                result = await post_event(
-                    self._client,
-                    endpoint,
-                    head.event.event_id,
-                    head.event.body,
-                    now,
-                    deadline,
-                    self._settings.relay_max_response_bytes,
-                    head.event.traceparent,
-                )
-            except UnsafeTarget as error:
-                await self._disable(endpoint.endpoint_id, f"unsafe target: {error}")
-                log.warning(
-                    "relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id, "reason": "unsafe"}
-                )
-                await self._settle(claim, head, "hold", now, now, None, endpoint)
-                return
-            await self._conclude(endpoint, claim, head, result)
+            for attempted in range(1, FOLLOW_LIMIT + 1):
+                if head is None:
+                    return
+                kept = await self._attempt_one(endpoint, claim, head, follow=attempted < FOLLOW_LIMIT)
+                if kept is None:
+                    return
+                claim, head = kept
+                if head.config is not None:  # changed since cached: attempt with what is stored now
+                    self._learn(claim.endpoint_id, head.config)
+                known = self._known.get(claim.endpoint_id)
+                if known is None:  # deleted meanwhile: its lease lapses with its keys
+                    return
+                endpoint = known.endpoint
         except Exception:
             log.exception(
                 "relay.attempt_failed", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
             )
 
+    async def _attempt_one(
+        self, endpoint: Endpoint, claim: Claim, head: Head, *, follow: bool
+    ) -> tuple[Claim, Head] | None:
+        """One attempt and its settle; with `follow`, after a delivery, returns the next event to attempt in
+        this slot: the queue's next if it has more, else another due queue's of the endpoint (the settle
+        leases it; see `DeliveryStore.settle`)."""
+        now = self._clock()
+        known = self._known.get(claim.endpoint_id)
+        latest = known.endpoint if known is not None else endpoint
+        if latest.effective_state(now) is not EndpointState.ACTIVE:
+            # Disabled or paused while this round was claiming (by an attempt of this instance that
+            # answered 410, or tripped the breaker): leave the event queued, due when it is enabled.
+            await self._settle(claim, head, "hold", now, now, None, latest)
+            return None
+        if len(head.event.body) > self._settings.relay_max_request_bytes:
+            limit = self._settings.relay_max_request_bytes
+            refused = AttemptResult(
+                None, 0, "", f"body of {len(head.event.body)} bytes exceeds {limit}", None
+            )
+            await self._conclude(endpoint, claim, head, refused, final=True)
+            return None
+        deadline = attempt_deadline(self._settings.relay_timeout_seconds, lease_ms=claim.lease_ms, now=now)
+        if deadline <= 0:
+            # Claimed too long ago (a stalled loop or Redis): an attempt now could outlive the lease.
+            log.warning("relay.lease_short", extra={"endpoint_id": claim.endpoint_id})
+            await self._settle(claim, head, "hold", now, now, None, endpoint)
+            return None
+        try:
+            # The form, and an address in the URL; a name is checked by the client's resolver.
+            check_target(
+                endpoint.url, require_https=self._settings.relay_require_https, allowed=self._allowed
+            )
+            result = await post_event(
+                self._client,
+                endpoint,
+                head.event.event_id,
+                head.event.body,
+                now,
+                deadline,
+                self._settings.relay_max_response_bytes,
+                head.event.traceparent,
+            )
+        except UnsafeTarget as error:
+            await self._disable(endpoint.endpoint_id, f"unsafe target: {error}")
+            log.warning(
+                "relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id, "reason": "unsafe"}
+            )
+            await self._settle(claim, head, "hold", now, now, None, endpoint)
+            return None
+        return await self._conclude(endpoint, claim, head, result, follow=follow)
+
     async def _conclude(
-        self, endpoint: Endpoint, claim: Claim, head: Head, result: AttemptResult, final: bool = False
-    ) -> None:
+        self,
+        endpoint: Endpoint,
+        claim: Claim,
+        head: Head,
+        result: AttemptResult,
+        final: bool = False,
+        *,
+        follow: bool = False,
+    ) -> tuple[Claim, Head] | None:
+        """Settle an attempt by its result; returns the queue's next event if a delivery kept the queue."""
         now = self._clock()
         attempt = {
             "event_id": head.event.event_id,
@@ -353,13 +398,19 @@ class DeliveryWorker:
         metrics.WEBHOOK_ATTEMPTS.labels("delivered" if result.delivered else "failed").inc()
         metrics.WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
         if result.delivered:
-            await self._settle(claim, head, "delivered", now, None, attempt, endpoint)
-            occurred_at = json.loads(head.event.body).get("occurred_at")
-            if occurred_at:
-                metrics.WEBHOOK_DELIVERY_LAG.observe(
-                    (now - datetime.fromisoformat(occurred_at)).total_seconds()
-                )
-            return
+            # Not while stopping: the attempts in flight are to finish, not to go on through backlogs.
+            follow = follow and not self._stopping.is_set()
+            settled = await self._settle(
+                claim, head, "delivered", now, None, attempt, endpoint, follow=follow
+            )
+            kept = settled.kept if settled is not None else None
+            try:
+                occurred_at = _OCCURRED.decode(head.event.body).occurred_at
+            except msgspec.DecodeError:
+                occurred_at = None
+            if occurred_at is not None:
+                metrics.WEBHOOK_DELIVERY_LAG.observe((now - occurred_at).total_seconds())
+            return kept
         if result.status == 410:
             # Gone: the client took the endpoint down. Keep the queue for when it is enabled again.
             await self._disable(endpoint.endpoint_id, "answered 410 Gone")
@@ -367,16 +418,17 @@ class DeliveryWorker:
                 "relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id, "reason": "410"}
             )
             await self._settle(claim, head, "retry", now, now, attempt, endpoint)
-            return
+            return None
         schedule = self._settings.relay_retry_schedule_seconds
         if final or len(head.attempts) >= len(schedule):
             await self._settle(claim, head, "dead", now, None, attempt, endpoint)
             metrics.WEBHOOK_DEAD.inc()
-            return
+            return None
         wait = schedule[len(head.attempts)] * (1 + self._random.uniform(-1, 1) * self._settings.relay_jitter)
         if result.retry_after is not None:
             wait = max(wait, min(result.retry_after, self._settings.relay_max_retry_after_seconds))
         await self._settle(claim, head, "retry", now, now + timedelta(seconds=wait), attempt, endpoint)
+        return None
 
     async def _settle(
         self,
@@ -387,16 +439,29 @@ class DeliveryWorker:
         next_attempt: datetime | None,
         attempt: dict[str, Any] | None,
         endpoint: Endpoint,
-    ) -> None:
+        *,
+        follow: bool = False,
+    ) -> Settled | None:
+        """Record the attempt's outcome; with `follow`, keep the queue if it has more (only a delivery keeps
+        one: `Settled.kept`). None if the lease was lost."""
         breaker = (self._settings.relay_breaker_failures, self._settings.relay_breaker_pause_seconds)
         settled = await self._deliveries.settle(
-            claim, head, outcome, now, next_attempt, attempt, breaker, self._settings.relay_attempt_log_length
+            claim,
+            head,
+            outcome,
+            now,
+            next_attempt,
+            attempt,
+            breaker,
+            self._settings.relay_attempt_log_length,
+            keep_lease_seconds=self._lease_seconds if follow else None,
+            version=self._version_of(claim.endpoint_id) or "",
         )
         if settled is None:
             log.warning(
                 "relay.lease_lost", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
             )
-            return
+            return None
         failures = settled.failures
         if failures >= breaker[0] and outcome != "hold":  # the settle script opened the breaker
             paused_until = now + timedelta(seconds=breaker[1])
@@ -419,3 +484,4 @@ class DeliveryWorker:
         if failures and too_long and endpoint.state is EndpointState.ACTIVE:
             await self._disable(endpoint.endpoint_id, "failing for too long")
             log.warning("relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id})
+        return settled

@@ -3,7 +3,7 @@ status events, in sequence, and one queue per command rejection, which has no or
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -119,6 +119,8 @@ class EndpointClaims:
     stale: StoredConfig | None
     """The stored configuration, if the caller's version was not the stored one (then nothing is claimed)."""
     paused_until_ms: int | None
+    heads: list[Head | None] = field(default_factory=list)
+    """The head of each claimed queue (None: empty), with `claims`, when the claim was asked for them."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class Settled:
 
     failures: int
     failing_since_ms: int | None
+    kept: "tuple[Claim, Head] | None" = None
+    """The queue's next event and the claim on it, if the settle kept the queue leased (see `settle`)."""
 
 
 Outcome = Literal["delivered", "retry", "dead", "hold"]
@@ -212,27 +216,42 @@ class DeliveryStore:
         return [claim for claims in found.values() for claim in claims.claims]
 
     async def claim_checked(
-        self, requests: dict[str, tuple[int, str | None]], now: datetime, lease_seconds: float
+        self,
+        requests: dict[str, tuple[int, str | None]],
+        now: datetime,
+        lease_seconds: float,
+        *,
+        with_heads: bool = False,
     ) -> dict[str, EndpointClaims]:
         """For each endpoint (at most this many, if the caller holds this configuration version; None:
         whatever the version), its due queues leased to the caller, unless its breaker holds it back; with
-        when it is due next. One round trip."""
+        when it is due next, and with `with_heads` each claimed queue's head (as `heads` returns it, but
+        without the configuration: a claim is only made with the stored version). One round trip."""
         lease_ms = ms(now) + int(lease_seconds * 1000)
         calls: list[Call] = []
         for endpoint_id, (limit, version) in requests.items():
-            args: list[bytes | str | int] = [ms(now), int(lease_seconds * 1000), limit]
-            calls.append(
-                (
-                    [webhook_due_key(endpoint_id), webhook_endpoint_key(endpoint_id)],
-                    args if version is None else [*args, version],
-                )
-            )
+            prefix = webhook_pending_key(endpoint_id, "") if with_heads else ""
+            args: list[bytes | str | int] = [ms(now), int(lease_seconds * 1000), limit, prefix]
+            keys = [
+                webhook_due_key(endpoint_id),
+                webhook_endpoint_key(endpoint_id),
+                webhook_bodies_key(endpoint_id),
+                webhook_tries_key(endpoint_id),
+            ]
+            calls.append((keys, args if version is None else [*args, version]))
         replies = await self._claim.run_many(self._redis, calls)
         found: dict[str, EndpointClaims] = {}
         for endpoint_id, reply in zip(requests, replies, strict=True):
-            members, earliest, version, config, _, paused_until = reply
+            members, earliest, version, config, _, paused_until, heads = reply
+            claims = [Claim(endpoint_id, member.decode(), lease_ms) for member in members]
             found[endpoint_id] = EndpointClaims(
-                claims=[Claim(endpoint_id, member.decode(), lease_ms) for member in members],
+                claims=claims,
+                heads=[
+                    _head_of(claim, [*head, version, None]) if head else None
+                    for claim, head in zip(claims, heads, strict=True)
+                ]
+                if with_heads
+                else [],
                 next_due_ms=None if earliest is None else int(earliest),
                 stale=None
                 if requests[endpoint_id][1] in (None, version.decode())
@@ -264,25 +283,8 @@ class DeliveryStore:
             )
             for c in claims
         ]
-        found: list[Head | None] = []
-        for claim, reply in zip(claims, await self._head.run_many(self._redis, calls), strict=True):
-            if not reply:
-                found.append(None)
-                continue
-            event_id, sequence, body, tries, version, config = reply
-            single = _is_single(claim.queue_id)
-            traceparent, body = _traced_body(body)
-            event = QueuedEvent(
-                endpoint_id=claim.endpoint_id,
-                order_id=_order_of(body) if single else claim.queue_id,
-                event_id=event_id.decode(),
-                sequence=None if single else int(sequence),
-                body=body or b"{}",
-                traceparent=traceparent,
-            )
-            stored = StoredConfig(version.decode(), config) if config is not None else None
-            found.append(Head(event, json.loads(tries) if tries else [], stored))
-        return found
+        replies = await self._head.run_many(self._redis, calls)
+        return [_head_of(c, reply) if reply else None for c, reply in zip(claims, replies, strict=True)]
 
     async def settle(
         self,
@@ -294,9 +296,17 @@ class DeliveryStore:
         attempt: dict[str, Any] | None,
         breaker: tuple[int, float],
         log_length: int,
+        *,
+        keep_lease_seconds: float | None = None,
+        version: str = "",
     ) -> Settled | None:
         """Record an attempt and its outcome; returns the endpoint's breaker after it, or None if the lease
-        was lost meanwhile (the outcome is then dropped: another worker owns the queue)."""
+        was lost meanwhile (the outcome is then dropped: another worker owns the queue).
+
+        `keep_lease_seconds`: if the event was delivered, keep a queue leased to the caller for that long
+        and return its next event (`Settled.kept`), with the endpoint's configuration if `version` is not
+        the stored one, as `heads` does: this queue if it has more, else the endpoint's earliest due
+        queue, if one is due. The caller attempts it next, in the slot the delivery used."""
         attempts = head.attempts + ([attempt] if attempt else [])
         dead = (
             json.dumps({"event": json.loads(head.event.body), "attempts": attempts})
@@ -322,15 +332,23 @@ class DeliveryStore:
             _unit(claim.queue_id),
             self._settled_memory_ms,
             self._done_memory_ms,
+            "" if keep_lease_seconds is None else int(keep_lease_seconds * 1000),
+            version,
+            webhook_pending_key(claim.endpoint_id, ""),
             *fields,
         ]
         result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.queue_id), args)
         if result == b"lost":
             return None
-        failures, failing_since, earliest = result
+        failures, failing_since, earliest = result[:3]
+        settled = Settled(int(failures), int(failing_since) if failing_since else None)
+        if len(result) > 3:  # kept: nothing became due, so the index needs no touch
+            lease, head_reply, queue_id = result[3:]
+            next_claim = Claim(claim.endpoint_id, queue_id.decode(), int(lease))
+            return replace(settled, kept=(next_claim, _head_of(next_claim, head_reply)))
         if earliest is not None:  # after the atomic step, as every write of the index
             await self.index.touch([(claim.endpoint_id, int(float(earliest)))])
-        return Settled(int(failures), int(failing_since) if failing_since else None)
+        return settled
 
     async def dead(self, endpoint_id: str) -> dict[str, dict[str, Any]]:
         """Deliveries given up on: event id → the event and every attempt."""
@@ -393,6 +411,23 @@ def _traced_body(stored: bytes | None) -> tuple[str | None, bytes | None]:
         return None, stored
     traceparent, _, body = stored.partition(b"\n")
     return traceparent.decode("ascii", "replace"), body
+
+
+def _head_of(claim: Claim, reply: list[Any]) -> Head:
+    """A head from a reply of `delivery_head.lua` (or a settle that kept its queue)."""
+    event_id, sequence, stored_body, tries, version, config = reply
+    single = _is_single(claim.queue_id)
+    traceparent, body = _traced_body(stored_body)
+    event = QueuedEvent(
+        endpoint_id=claim.endpoint_id,
+        order_id=_order_of(body) if single else claim.queue_id,
+        event_id=event_id.decode(),
+        sequence=None if single else int(sequence),
+        body=body or b"{}",
+        traceparent=traceparent,
+    )
+    stored = StoredConfig(version.decode(), config) if config is not None else None
+    return Head(event, json.loads(tries) if tries else [], stored)
 
 
 def _order_of(body: bytes | None) -> str:

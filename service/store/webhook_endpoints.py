@@ -98,15 +98,24 @@ class Endpoint(BaseModel):
         status filter, and an endpoint's state change is another endpoint's (the one that changed may not
         be taking deliveries)."""
         if isinstance(event, CommandRejected):
-            return WebhookEventType.COMMAND_REJECTED in self.event_types
+            return self.wants_rejections()
         if isinstance(event, EndpointStateChanged):
             return (
                 WebhookEventType.ENDPOINT_STATE_CHANGED in self.event_types
                 and event.endpoint_id != self.endpoint_id
             )
+        return self.wants_status(event.status)
+
+    def wants_status(self, status: int) -> bool:
+        """Whether a status event of `status` goes to this endpoint (`wants`, for the relay's consumer,
+        which reads only a few fields of each event)."""
         return WebhookEventType.ORDER_STATUS_CHANGED in self.event_types and (
-            self.status_filter is None or event.status in self.status_filter
+            self.status_filter is None or status in self.status_filter
         )
+
+    def wants_rejections(self) -> bool:
+        """Whether command rejections go to this endpoint."""
+        return WebhookEventType.COMMAND_REJECTED in self.event_types
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets to sign with now: the current one and any still in their grace period."""

@@ -110,12 +110,11 @@ async def simulator(settings: Settings) -> AsyncIterator[None]:
         sim_waitlist_resources=WAITLIST_RESOURCE,
         sim_group=f"{settings.consumer_group}.sim",
     )
-    app = build_resource_sim(sim_settings)
-    assert isinstance(app.broker, KafkaBroker)
-    await app.broker.start()
-    await until_assigned(app.broker)
+    simulator = build_resource_sim(sim_settings)
+    await simulator.start()
+    await eventually(simulator.assigned)
     yield
-    await app.broker.stop()
+    await simulator.stop()
 
 
 @pytest.fixture(scope="module")

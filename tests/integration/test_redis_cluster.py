@@ -1,13 +1,15 @@
 """The key layout on a real Redis Cluster: one atomic step, one slot. The store's own tests
 (`test_outbox_and_concurrency.py`, `test_retention.py`) run there too, through the `store_redis` fixture."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, ResponseError
 
-from service.store.client import connect
+from service.devstack import Endpoints
+from service.store.client import HiredisPackingConnection, connect
 from service.store.keys import order_keys
 from service.store.scripts import LuaScript
 from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
@@ -46,11 +48,15 @@ async def test_the_relay_stores_work_on_the_cluster(cluster: Redis) -> None:
     event = QueuedEvent(
         endpoint_id=endpoint.endpoint_id, order_id="ORD-1", event_id="ev-1", sequence=1, body=b"{}"
     )
-    await deliveries.enqueue([event], now)
-    claims = await deliveries.claim({endpoint.endpoint_id: 5}, now, 10)
+    await deliveries.enqueue([event, replace(event, order_id="ORD-2", event_id="ev-2")], now)
+    claims = await deliveries.claim({endpoint.endpoint_id: 1}, now, 10)
     [head] = await deliveries.heads(claims)
+    # The claim that returns its queues' heads (their keys named from a prefix, in the endpoint's slot).
+    found = await deliveries.claim_checked({endpoint.endpoint_id: (5, None)}, now, 10, with_heads=True)
+    [claimed] = found.values()
 
     assert disabled.state is EndpointState.DISABLED
+    assert [h.event.event_id if h else None for h in claimed.heads] == ["ev-2"]
     [stored] = await endpoints.get_many([endpoint.endpoint_id])
     assert stored.secrets[0].secret == secret
     assert [c.queue_id for c in claims] == ["ORD-1"]
@@ -79,3 +85,21 @@ async def test_a_rejection_is_queued_claimed_and_settled_within_its_endpoints_sl
     assert await deliveries.backlogs([endpoint.endpoint_id]) == {endpoint.endpoint_id: 0}
     await endpoints.delete(endpoint)
     await cluster.aclose()
+
+
+async def test_every_node_packs_commands_with_hiredis(cluster: Redis, stack: Endpoints) -> None:
+    """The cluster client makes its nodes' connections itself: they pack with hiredis too, as the single
+    node's do, pipelines across nodes included."""
+    async with cluster.pipeline(transaction=False) as pipe:
+        for n in range(20):  # keys of many slots, so of every node
+            pipe.set(f"packing:{n}", n)
+        assert await pipe.execute() == [True] * 20
+    nodes = cluster.get_nodes()  # type: ignore[attr-defined]
+    connections = [c for node in nodes for c in node._connections]
+    assert len(nodes) > 1 and connections
+    assert all(isinstance(c, HiredisPackingConnection) for c in connections)
+    await cluster.aclose()
+    single = connect(stack.redis_url)
+    assert await single.ping()
+    assert single.connection_pool.connection_class is HiredisPackingConnection
+    await single.aclose()

@@ -6,11 +6,17 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from service.clock import utc_now
 from service.config import RelaySettings
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
 from service.relay.app import build_relay, relay_topics
+from service.relay.sender import HttpClient
+from service.relay.worker import DeliveryWorker
 from service.store.scripts import Coalesced, LuaScript
+from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
+from service.store.webhook_endpoints import EndpointStore
+from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import until_assigned
 from tests.relay.conftest import publish, register, relay_settings, status_event
@@ -61,3 +67,39 @@ async def test_coalesced_calls_share_a_pipeline_and_fail_alone(redis: Redis) -> 
     assert isinstance(bad, Exception)
     assert other == [b"b"]
     await redis.delete(key)
+
+
+async def test_a_slot_goes_on_through_its_endpoints_due_queues_without_another_round(
+    stack: Endpoints, receiver: WebhookReceiver, redis: Redis
+) -> None:
+    """One round, one slot: after each delivery the slot takes the order's next event (the settle keeps the
+    queue) or claims the endpoint's next due queue itself, so everything is delivered, each order in
+    sequence, without the loop running another round."""
+    settings = relay_settings(stack, relay_concurrency_per_endpoint=1)
+    endpoint = await register(redis, unique("client"), receiver.url)
+    deliveries, endpoints = DeliveryStore(redis), EndpointStore(redis)
+    queued = [
+        QueuedEvent(
+            endpoint_id=endpoint.endpoint_id,
+            order_id=order_id,
+            event_id=status_event(order_id, sequence).event_id,
+            sequence=sequence,
+            body=status_event(order_id, sequence).model_dump_json().encode(),
+        )
+        for order_id, sequence in (("ORD-S1", 1), ("ORD-S1", 2), ("ORD-S2", 1), ("ORD-S3", 1))
+    ]
+    await deliveries.enqueue(queued, utc_now())
+    client = HttpClient(settings.relay_allowed_networks)
+    worker = DeliveryWorker(endpoints, deliveries, client, settings, utc_now)
+    try:
+        started = await worker.dispatch_due()  # one round, and the loop never started
+        await receiver.wait_for(lambda: len(receiver.delivered()) == 4, timeout=10)
+    finally:
+        await worker.stop()
+        await client.aclose()
+
+    assert started == 1
+    delivered = [(r.body["order_id"], r.body["sequence"]) for r in receiver.delivered()]
+    assert sorted(delivered) == [("ORD-S1", 1), ("ORD-S1", 2), ("ORD-S2", 1), ("ORD-S3", 1)]
+    assert delivered.index(("ORD-S1", 1)) < delivered.index(("ORD-S1", 2))
+    assert await deliveries.backlogs([endpoint.endpoint_id]) == {endpoint.endpoint_id: 0}

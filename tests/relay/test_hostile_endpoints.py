@@ -17,7 +17,7 @@ from service.kafka import ensure_topics
 from service.relay.app import build_relay, relay_topics
 from service.relay.sender import HttpClient
 from service.relay.worker import DeliveryWorker
-from service.store.webhook_deliveries import Claim, DeliveryStore, Head, QueuedEvent
+from service.store.webhook_deliveries import DeliveryStore, EndpointClaims, QueuedEvent
 from service.store.webhook_endpoints import Endpoint, EndpointState, EndpointStore
 from testkit.factories import unique
 from testkit.hostile_receivers import SlowBodyReceiver
@@ -217,13 +217,19 @@ class SlowFirstRead(DeliveryStore):
         super().__init__(redis)
         self._stall: float | None = stall
 
-    async def heads(
-        self, claims: Sequence[Claim], versions: dict[str, str] | None = None
-    ) -> list[Head | None]:
-        if self._stall is not None:
+    async def claim_checked(
+        self,
+        requests: dict[str, tuple[int, str | None]],
+        now: datetime,
+        lease_seconds: float,
+        *,
+        with_heads: bool = False,
+    ) -> dict[str, EndpointClaims]:
+        found = await super().claim_checked(requests, now, lease_seconds, with_heads=with_heads)
+        if self._stall is not None and any(f.claims for f in found.values()):
             stall, self._stall = self._stall, None
-            await asyncio.sleep(stall)
-        return await super().heads(claims, versions)
+            await asyncio.sleep(stall)  # the claim made, its lease running
+        return found
 
 
 @pytest.mark.timeout(30)

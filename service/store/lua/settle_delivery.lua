@@ -10,19 +10,26 @@
 -- ARGV[12] attempt log length   ARGV[13] 'order' | 'single' (see enqueue_delivery.lua)
 -- ARGV[14] how long a settled single event is remembered (ms)
 -- ARGV[15] how long an order's last settled sequence is remembered (ms)
--- ARGV[16..] attempt log fields (name, value, ...; none for 'hold')
+-- ARGV[16] lease (ms) under which a 'delivered' settle keeps the slot busy ('': it does not): the queue
+-- stays leased to the worker if it has more, else another due queue of the endpoint is leased to it
+-- ARGV[17] the configuration version the worker holds (with ARGV[16])
+-- ARGV[18] the prefix of the endpoint's pending keys (with ARGV[16]; see claim_deliveries.lua)
+-- ARGV[19..] attempt log fields (name, value, ...; none for 'hold')
 -- Returns 'lost' if the lease was lost (another worker owns the queue now), else {the endpoint's
 -- consecutive failures after this attempt, failing_since or false, the endpoint's earliest due score after
--- this (for the due index) or false if nothing is queued}.
+-- this (for the due index's touch) or false if nothing is queued or nothing became due}; when a queue is
+-- kept for the worker (ARGV[16]), three more: its lease score, its next event as delivery_head.lua returns
+-- it, and its id. That spares the worker a claim and a head per delivery, and the wait for its next round,
+-- and the index's touch (a lease only makes a queue later: nothing became due).
 
 local lease = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if not lease or tonumber(lease) ~= tonumber(ARGV[5]) then
   return 'lost'
 end
 
-if #ARGV > 15 then
+if #ARGV > 18 then
   local fields = {}
-  for i = 16, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 19, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*', unpack(fields))
 end
 
@@ -88,9 +95,48 @@ else
 end
 -- `due` indexes the endpoint's queues (deleting the endpoint relies on it): a queue leaves it with its
 -- last queued event, never before.
-if redis.call('ZCARD', KEYS[1]) > 0 then
-  redis.call('ZADD', KEYS[3], 'XX', ARGV[9], ARGV[1])
-else
-  redis.call('ZREM', KEYS[3], ARGV[1])
+local following = outcome == 'delivered' and ARGV[16] ~= ''
+
+-- Lease `queue` (its pending zset `pending`, not empty) to the worker, with its next event.
+local function keep(queue, pending)
+  local lease_until = tonumber(ARGV[9]) + tonumber(ARGV[16])
+  redis.call('ZADD', KEYS[3], 'XX', lease_until, queue)
+  local kept = result()
+  kept[3] = false
+  local first = redis.call('ZRANGE', pending, 0, 0, 'WITHSCORES')
+  local stored = redis.call('HMGET', KEYS[7], 'version', 'config')
+  local version = stored[1] or '0'
+  local config = false
+  if ARGV[17] ~= version then
+    config = stored[2]
+  end
+  kept[4] = lease_until
+  kept[5] = {
+    first[1], first[2], redis.call('HGET', KEYS[2], first[1]), redis.call('HGET', KEYS[5], first[1]),
+    version, config,
+  }
+  kept[6] = queue
+  return kept
 end
-return result()
+
+if redis.call('ZCARD', KEYS[1]) > 0 then
+  if following then
+    return keep(ARGV[1], KEYS[1])
+  end
+  redis.call('ZADD', KEYS[3], 'XX', ARGV[9], ARGV[1])
+  return result()
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+if following then
+  -- A delivery reset the breaker, so nothing holds the endpoint back: its earliest due queue, if one is.
+  local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[9], 'LIMIT', 0, 1)
+  if #due > 0 and redis.call('ZCARD', ARGV[18] .. due[1]) > 0 then
+    return keep(due[1], ARGV[18] .. due[1])
+  end
+end
+-- Nothing became due (the queue is gone; the index entry already covers the endpoint's other queues, each
+-- of whose writes touched it): no touch, so no earliest. A round trip less per delivery of an order's last
+-- queued event.
+local settled = result()
+settled[3] = false
+return settled

@@ -1,0 +1,98 @@
+"""The simulator's lean path reads the contract's requests and writes the contract's replies."""
+
+from aiokafka import ConsumerRecord
+
+from contracts.base import Passenger
+from contracts.resources import (
+    ReleaseRequest,
+    ReservationConfirmed,
+    ReservationFailed,
+    ReservationWaitlisted,
+    ReserveRequest,
+    resource_reply_adapter,
+)
+from service.config import ResourceSimSettings
+from service.resource_sim import ResourceSimulator, booking_reference, encode
+
+Reply = ReservationConfirmed | ReservationFailed | ReservationWaitlisted
+PASSENGERS = [Passenger(passenger_id="PAX-1", name="Ada Lovelace")]
+
+
+def _reserve(resource_id: str, order_id: str = "ORD-1") -> ReserveRequest:
+    return ReserveRequest(
+        request_id=f"acme/{order_id}/ITEM-1/reserve",
+        order_id=order_id,
+        reservation_id=f"acme/{order_id}/ITEM-1",
+        resource_id=resource_id,
+        passengers=PASSENGERS,
+        product_type="LOUNGE",
+        service_date="2026-12-24",
+    )
+
+
+def _record(value: bytes, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord("requests", 0, offset, 0, 0, b"k", value, None, 1, len(value), [])
+
+
+def _answers(settings: ResourceSimSettings, *requests: ReserveRequest | ReleaseRequest) -> list[Reply]:
+    simulator = ResourceSimulator(settings)
+    records = [_record(r.model_dump_json().encode(), n) for n, r in enumerate(requests)]
+    return [resource_reply_adapter.validate_json(encode(a)) for a in simulator.answer(records)]
+
+
+def test_every_kind_of_reply_validates_against_the_contract() -> None:
+    settings = ResourceSimSettings(
+        sim_fail_resources="FULL",
+        sim_waitlist_resources="WAIT",
+        sim_waitlist_then_confirm_resources="LATER",
+        sim_silent_resources="SILENT",
+    )
+    replies = _answers(
+        settings,
+        _reserve("OPEN", "ORD-1"),
+        _reserve("FULL", "ORD-2"),
+        _reserve("WAIT", "ORD-3"),
+        _reserve("LATER", "ORD-4"),
+        _reserve("SILENT", "ORD-5"),
+    )
+
+    assert [type(r) for r in replies] == [
+        ReservationConfirmed,
+        ReservationFailed,
+        ReservationWaitlisted,
+        ReservationWaitlisted,
+        ReservationConfirmed,
+    ]
+    confirmed = replies[0]
+    assert isinstance(confirmed, ReservationConfirmed)
+    assert confirmed.reply_id == "acme/ORD-1/ITEM-1/reserve/reply"
+    assert confirmed.reservation_id == "acme/ORD-1/ITEM-1"
+    assert confirmed.booking_reference == booking_reference("acme/ORD-1/ITEM-1/reserve")
+    failed = replies[1]
+    assert isinstance(failed, ReservationFailed) and failed.reason_code == "SOLD_OUT"
+    assert "2026-12-24" in failed.reason
+    assert replies[3].reply_id != replies[4].reply_id, "waitlisted then confirmed: two replies"
+
+
+def test_chance_failures_releases_and_records_that_are_no_request() -> None:
+    simulator = ResourceSimulator(ResourceSimSettings(sim_failure_ratio=1.0))
+    release = ReleaseRequest(
+        request_id="acme/ORD-9/ITEM-1/release",
+        order_id="ORD-9",
+        reservation_id="acme/ORD-9/ITEM-1",
+        resource_id="OPEN",
+        passengers=PASSENGERS,
+        reason="ORDER_FAILED",
+    )
+    records = [
+        _record(b"not json"),
+        _record(b'{"type": "reserve", "order_id": "ORD-8"}', 1),
+        _record(release.model_dump_json().encode(), 2),
+        _record(_reserve("OPEN").model_dump_json().encode(), 3),
+    ]
+
+    answers = simulator.answer(records)
+
+    assert simulator.releases == 1
+    [failed] = [resource_reply_adapter.validate_json(encode(a)) for a in answers]
+    assert isinstance(failed, ReservationFailed) and failed.reason_code == "RESOURCE_ERROR"
