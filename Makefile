@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/orders demo
 
-test: $(STAMP) lint typecheck chromium
+test: $(STAMP) lint typecheck chromium $(BIN)/promtool
 	$(BIN)/python -m pytest
 
 # The portal's browser tests (tests/browser) drive Debian's chromium: installed with apt-get when missing
@@ -24,6 +24,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+# The alert rules' tests run promtool (tests/unit/test_deploy_observability.py). Only that binary is taken out
+# of Debian's prometheus package, into .venv/bin: no Prometheus server is installed or started.
+$(BIN)/promtool: | $(STAMP)
+	@command -v promtool >/dev/null && ln -sf "$$(command -v promtool)" $@ || { \
+		tmp=$$(mktemp -d) && cd $$tmp && \
+		{ apt-get download -qq prometheus 2>/dev/null || { $(SUDO) apt-get update -qq && apt-get download -qq prometheus; }; } && \
+		dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > $(CURDIR)/$@ && \
+		chmod +x $(CURDIR)/$@ && rm -rf $$tmp; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
