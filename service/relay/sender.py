@@ -26,6 +26,8 @@ class AttemptResult:
     body: str
     error: str | None
     retry_after: float | None
+    request_headers: dict[str, str] | None = None
+    """The headers sent, but for `webhook-signature` (kept out of the attempt log, as a secret's output)."""
 
     @property
     def delivered(self) -> bool:
@@ -173,6 +175,7 @@ async def _post(
 ) -> AttemptResult:
     headers = signature_headers(endpoint, event_id, body, now)
     headers.update(trace_headers)
+    sent = {name: value for name, value in headers.items() if name != "webhook-signature"}
     started = time.monotonic()
     status: int | None = None
     try:
@@ -193,12 +196,15 @@ async def _post(
                     excerpt.decode("utf-8", "replace"),
                     None,
                     _retry_after(response.status, response.headers.get("retry-after"), now),
+                    sent,
                 )
     except TimeoutError:
         unfinished = "" if status is None else f": status {status} came, the rest of the answer did not"
-        return AttemptResult(None, _elapsed(started), "", f"no answer within {timeout}s{unfinished}", None)
+        error = f"no answer within {timeout}s{unfinished}"
+        return AttemptResult(None, _elapsed(started), "", error, None, sent)
     except (aiohttp.ClientError, OSError) as error:
-        return AttemptResult(None, _elapsed(started), "", f"{type(error).__name__}: {error}"[:300], None)
+        failure = f"{type(error).__name__}: {error}"[:300]
+        return AttemptResult(None, _elapsed(started), "", failure, None, sent)
 
 
 def _elapsed(started: float) -> int:

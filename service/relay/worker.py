@@ -2,6 +2,7 @@
 the outcome."""
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -394,6 +395,8 @@ class DeliveryWorker:
             "latency_ms": result.latency_ms,
             "response": result.body,
             "error": result.error,
+            # A JSON object in a string: the attempt log's fields are strings.
+            "request_headers": json.dumps(result.request_headers) if result.request_headers else None,
         }
         metrics.WEBHOOK_ATTEMPTS.labels("delivered" if result.delivered else "failed").inc()
         metrics.WEBHOOK_LATENCY.observe(result.latency_ms / 1000)

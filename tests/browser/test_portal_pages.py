@@ -88,6 +88,11 @@ async def test_an_endpoint_added_in_the_portal_gets_a_delivery_shown_in_its_atte
     await row.get_by_role("link", name=first.webhook_id).click()
     assert await page.locator("#response-status").inner_text() == "200"
     assert command.order_id in await page.locator("#request-body").inner_text()
+    # The headers as sent (the attempt log keeps them), to the exact timestamp the receiver got.
+    sent = {name.lower(): value for name, value in first.headers.items()}
+    headers = await page.locator("table", has_text="webhook-timestamp").inner_text()
+    assert sent["webhook-timestamp"] in headers and sent["webhook-id"] in headers
+    assert sent["webhook-signature"] not in await page.content()
     assert secret not in await page.content()
 
 

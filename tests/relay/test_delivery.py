@@ -47,6 +47,14 @@ async def test_failure_is_retried_and_every_attempt_logged(
     assert [a["status"] for a in reversed(attempts)] == ["500", "", "200"]
     assert "no answer" in attempts[1]["error"]
     assert all(receiver.verifies(r, endpoint.secrets[0].secret) for r in receiver.received)
+    # Each attempt logs the headers it sent, but for the signature (the portal's attempt page shows them).
+    # (The receiver records the timed-out request when its late answer goes out: match by content.)
+    sent = [{name.lower(): value for name, value in r.headers.items()} for r in receiver.received]
+    for attempt in attempts:
+        logged = json.loads(attempt["request_headers"])
+        assert {"webhook-id", "webhook-timestamp", "content-type"} <= set(logged)
+        assert "webhook-signature" not in logged
+        assert any(logged == {name: headers[name] for name in logged} for headers in sent)
 
 
 async def _attempts_of(

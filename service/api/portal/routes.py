@@ -363,8 +363,11 @@ async def attempt_page(
         raise PortalError(404, "No such attempt (the log keeps the newest attempts of each endpoint).")
     record = found[0]
     body = await _request_body(record, client_id, endpoint_id, orders, deliveries)
-    headers: dict[str, str] = {}
-    if body is not None:
+    headers: dict[str, str] = json.loads(record.get("request_headers") or "{}")
+    if headers:
+        headers["webhook-signature"] = "v1,… (not kept)"
+    elif body is not None:
+        # An attempt logged before the relay kept its headers: rebuilt, with the timestamp to the second.
         stored = await endpoints.get(endpoint_id)
         if stored is not None:
             at = datetime.fromisoformat(record["at"])
