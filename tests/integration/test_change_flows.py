@@ -1,7 +1,7 @@
 """Order changes (reschedule) through the real broker, Redis and HTTP API: a change confirmed moves the
 services with their ids; a change refused or unanswered leaves the order as it was."""
 
-from datetime import date
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -13,11 +13,14 @@ from contracts.statuses import OrderStatus, RejectionCode
 from service.config import Settings
 from service.store.keys import CHANGE_TIMERS, NO_SHOW_TIMERS, order_ref
 from testkit.api_keys import issue_key
-from testkit.factories import prebooking, unique
+from testkit.factories import SERVICE_DATE, prebooking, unique
 from testkit.kafka_tap import TopicTap, produce
 from tests.integration.conftest import BOTH_LAYOUTS, FULL_RESOURCE, SILENT_RESOURCE
 from tests.integration.observe import Observer, commands_topic
 from tests.waiting import eventually
+
+MOVED_TO = SERVICE_DATE + timedelta(days=3)
+"""Where the changes move an item: three days after the prebookings' own date."""
 
 pytestmark = [pytest.mark.usefixtures("simulator", "service"), BOTH_LAYOUTS]
 
@@ -45,7 +48,7 @@ async def test_change_over_the_api_moves_the_services_and_releases_the_old_reser
 
     response = await api.post(
         f"/v1/orders/{command.order_id}/change",
-        json={"order_item_id": "ITEM-1", "service_date": "2026-12-27", "resource_id": "RES-OK-2"},
+        json={"order_item_id": "ITEM-1", "service_date": MOVED_TO.isoformat(), "resource_id": "RES-OK-2"},
         headers={"Authorization": f"Bearer {issued.token}", "Idempotency-Key": key},
     )
 
@@ -59,7 +62,11 @@ async def test_change_over_the_api_moves_the_services_and_releases_the_old_reser
     ]
     assert events[2].order == confirmed.order, "until confirmed, the order shows the original item"
     [item] = events[-1].order.items
-    assert (item.order_item_id, item.resource_id, item.service_date) == ("CHANGE-1", "RES-OK-2", "2026-12-27")
+    assert (item.order_item_id, item.resource_id, item.service_date) == (
+        "CHANGE-1",
+        "RES-OK-2",
+        MOVED_TO.isoformat(),
+    )
     assert [s.service_id for s in item.services] == ["ITEM-1-PAX-1", "ITEM-1-PAX-2"]
     assert {s.delivery_status for s in item.services} == {"READY_TO_DELIVER"}
     reserves = [r.reservation_id for r in bus.requests(command.order_id) if r.type == "reserve"]
@@ -84,7 +91,7 @@ async def test_change_over_the_api_moves_the_services_and_releases_the_old_reser
         client_id="client-a",
         order_id=command.order_id,
         order_item_id="ITEM-1",
-        service_date=date(2026, 12, 27),
+        service_date=MOVED_TO,
         resource_id="RES-OK-2",
     )
     await send(producer, settings, replay)

@@ -370,7 +370,8 @@ async def test_timers_and_the_index_are_written_while_the_messages_are_published
     effects = SignallingEffects(redis)
     publisher = WaitingPublisher(effects)
     orders = OrderStore(redis)
-    create = command_input(prebooking())
+    # A client of its own: the index is listed below, and the other tests' orders are "client-a"'s.
+    create = command_input(prebooking(client_id=unique("client-index")))
     batch = OrderProcessor(
         store=orders,
         entitlements=EntitlementStore(redis),
