@@ -1,5 +1,6 @@
 """A relay on the real broker and Redis, fed status events directly on its input topic."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from service.config import RelaySettings
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
 from service.relay.app import Relay, build_relay, relay_topics
+from service.store.webhook_deliveries import QueuedEvent
 from service.store.webhook_endpoints import Endpoint, EndpointStore, WebhookEventType
 from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
@@ -78,6 +80,18 @@ async def redis(settings: RelaySettings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url.get_secret_value())
     yield client
     await client.aclose()
+
+
+def queued_status(endpoint_id: str, order_id: str, sequence: int) -> QueuedEvent:
+    """A minimal status event queued straight into the store, for tests of the delivery steps alone."""
+    body = json.dumps({"type": "order_status_changed", "order_id": order_id, "sequence": sequence})
+    return QueuedEvent(
+        endpoint_id=endpoint_id,
+        order_id=order_id,
+        event_id=f"ev-{order_id}-{sequence}",
+        sequence=sequence,
+        body=body.encode(),
+    )
 
 
 def status_event(order_id: str, sequence: int, client_id: str = "client-a") -> OrderStatusChanged:

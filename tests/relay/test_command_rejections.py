@@ -20,7 +20,7 @@ from service.store.webhook_deliveries import Claim, DeliveryStore, Head, Outcome
 from service.store.webhook_endpoints import EndpointStore
 from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
-from tests.relay.conftest import BOTH, publish, rejection, status_event, subscribe
+from tests.relay.conftest import BOTH, publish, queued_status, rejection, status_event, subscribe
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,9 @@ async def test_a_rejection_is_a_queue_of_its_own_settled_once_and_remembered_for
     endpoint = await endpoints.create(unique("client"), "https://hooks.example.com/a", NOW)
     ep = endpoint.endpoint_id
     first, second = rejection("ORD-1", endpoint.client_id), rejection("ORD-1", endpoint.client_id)
-    await deliveries.enqueue([_status(ep, "ORD-1", 1), _status(ep, "ORD-1", 2), _rejected(ep, first)], NOW)
+    await deliveries.enqueue(
+        [queued_status(ep, "ORD-1", 1), queued_status(ep, "ORD-1", 2), _rejected(ep, first)], NOW
+    )
 
     claims = await deliveries.claim({ep: 10}, NOW, 30)
     heads = {c.queue_id: h for c, h in zip(claims, await deliveries.heads(claims), strict=True)}
@@ -100,17 +102,6 @@ async def test_a_rejection_is_a_queue_of_its_own_settled_once_and_remembered_for
     await endpoints.delete(endpoint)
     keys: list[bytes] = await redis.keys(f"*{{{ep}}}*")  # type: ignore[assignment]
     assert keys == []
-
-
-def _status(endpoint_id: str, order_id: str, sequence: int) -> QueuedEvent:
-    body = json.dumps({"type": "order_status_changed", "order_id": order_id, "sequence": sequence})
-    return QueuedEvent(
-        endpoint_id=endpoint_id,
-        order_id=order_id,
-        event_id=f"ev-{order_id}-{sequence}",
-        sequence=sequence,
-        body=body.encode(),
-    )
 
 
 def _rejected(endpoint_id: str, event: CommandRejected) -> QueuedEvent:

@@ -78,16 +78,8 @@ async def test_a_slot_goes_on_through_its_endpoints_due_queues_without_another_r
     settings = relay_settings(stack, relay_concurrency_per_endpoint=1)
     endpoint = await register(redis, unique("client"), receiver.url)
     deliveries, endpoints = DeliveryStore(redis), EndpointStore(redis)
-    queued = [
-        QueuedEvent(
-            endpoint_id=endpoint.endpoint_id,
-            order_id=order_id,
-            event_id=status_event(order_id, sequence).event_id,
-            sequence=sequence,
-            body=status_event(order_id, sequence).model_dump_json().encode(),
-        )
-        for order_id, sequence in (("ORD-S1", 1), ("ORD-S1", 2), ("ORD-S2", 1), ("ORD-S3", 1))
-    ]
+    events = [status_event(o, n) for o, n in (("ORD-S1", 1), ("ORD-S1", 2), ("ORD-S2", 1), ("ORD-S3", 1))]
+    queued = [QueuedEvent.of(endpoint.endpoint_id, e, e.model_dump_json().encode()) for e in events]
     await deliveries.enqueue(queued, utc_now())
     client = HttpClient(settings.relay_allowed_networks)
     worker = DeliveryWorker(endpoints, deliveries, client, settings, utc_now)

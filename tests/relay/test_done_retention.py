@@ -1,7 +1,6 @@
 """`webhook:{<endpoint_id>}:done` is bounded: an order leaves it the order retention after its last settle,
 while queuing stays idempotent within that time."""
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
@@ -10,20 +9,10 @@ from service.store.keys import webhook_done_at_key, webhook_done_key
 from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
 from service.store.webhook_endpoints import EndpointStore
 from testkit.factories import unique
+from tests.relay.conftest import queued_status
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(seconds=60)
-
-
-def _status(endpoint_id: str, order_id: str, sequence: int) -> QueuedEvent:
-    body = json.dumps({"type": "order_status_changed", "order_id": order_id, "sequence": sequence})
-    return QueuedEvent(
-        endpoint_id=endpoint_id,
-        order_id=order_id,
-        event_id=f"ev-{order_id}-{sequence}",
-        sequence=sequence,
-        body=body.encode(),
-    )
 
 
 async def _deliver(deliveries: DeliveryStore, event: QueuedEvent, at: datetime) -> None:
@@ -42,11 +31,11 @@ async def test_done_forgets_an_order_the_retention_after_its_last_settle(redis: 
     endpoint = await EndpointStore(redis).create(unique("client"), "https://hooks.example.com/o", NOW)
     ep = endpoint.endpoint_id
     deliveries = DeliveryStore(redis, done_memory_seconds=int(RETENTION.total_seconds()))
-    await _deliver(deliveries, _status(ep, "ORD-OLD", 1), NOW)
+    await _deliver(deliveries, queued_status(ep, "ORD-OLD", 1), NOW)
 
-    await deliveries.enqueue([_status(ep, "ORD-OLD", 1)], NOW + RETENTION / 2)  # the topic read again
+    await deliveries.enqueue([queued_status(ep, "ORD-OLD", 1)], NOW + RETENTION / 2)  # the topic read again
     within = await deliveries.backlogs([ep])
-    await _deliver(deliveries, _status(ep, "ORD-NEW", 1), NOW + RETENTION + timedelta(seconds=1))
+    await _deliver(deliveries, queued_status(ep, "ORD-NEW", 1), NOW + RETENTION + timedelta(seconds=1))
 
     assert within == {ep: 0}, "a settled event was queued again within the retention"
     assert await redis.hkeys(webhook_done_key(ep)) == [b"ORD-NEW"]

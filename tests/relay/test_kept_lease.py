@@ -1,29 +1,18 @@
 """A delivery that leaves events in its order's queue can keep the queue leased to its worker, with the next
 event in the settle's reply (no claim, no head, no due-index touch for a backlog)."""
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
 from service.clock import to_epoch_ms
-from service.store.webhook_deliveries import Claim, DeliveryStore, Head, QueuedEvent
+from service.store.webhook_deliveries import Claim, DeliveryStore, Head
 from service.store.webhook_endpoints import EndpointStore
 from testkit.factories import unique
+from tests.relay.conftest import queued_status
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BREAKER = (1000, 60.0)
-
-
-def _status(endpoint_id: str, order_id: str, sequence: int) -> QueuedEvent:
-    body = json.dumps({"type": "order_status_changed", "order_id": order_id, "sequence": sequence})
-    return QueuedEvent(
-        endpoint_id=endpoint_id,
-        order_id=order_id,
-        event_id=f"ev-{order_id}-{sequence}",
-        sequence=sequence,
-        body=body.encode(),
-    )
 
 
 async def _first(deliveries: DeliveryStore, endpoint_id: str, at: datetime) -> tuple[Claim, Head]:
@@ -39,7 +28,7 @@ async def test_a_delivery_keeps_its_queue_and_returns_the_next_event(redis: Redi
     ep = endpoint.endpoint_id
     [(version, _)] = (await endpoints.versions([ep])).values()
     deliveries = DeliveryStore(redis)
-    await deliveries.enqueue([_status(ep, "ORD-K", 1), _status(ep, "ORD-K", 2)], NOW)
+    await deliveries.enqueue([queued_status(ep, "ORD-K", 1), queued_status(ep, "ORD-K", 2)], NOW)
     claim, head = await _first(deliveries, ep, NOW)
     later = NOW + timedelta(seconds=1)
 
@@ -60,7 +49,7 @@ async def test_a_delivery_keeps_its_queue_and_returns_the_next_event(redis: Redi
     kept_claim, kept_head = settled.kept
     assert kept_claim == Claim(ep, "ORD-K", to_epoch_ms(later) + 30_000)
     assert (kept_head.event.event_id, kept_head.event.sequence) == ("ev-ORD-K-2", 2)
-    assert kept_head.event.body == _status(ep, "ORD-K", 2).body
+    assert kept_head.event.body == queued_status(ep, "ORD-K", 2).body
     assert kept_head.attempts == [] and kept_head.config is None, "the version held is the stored one"
     assert await deliveries.claim({ep: 10}, later, 30) == [], "kept: no other claim gets the queue"
 
@@ -76,7 +65,7 @@ async def test_only_a_delivery_keeps_a_queue_and_a_stale_version_gets_the_config
     endpoint = await endpoints.create(unique("client"), "https://hooks.example.com/k", NOW)
     ep = endpoint.endpoint_id
     deliveries = DeliveryStore(redis)
-    await deliveries.enqueue([_status(ep, "ORD-R", 1), _status(ep, "ORD-R", 2)], NOW)
+    await deliveries.enqueue([queued_status(ep, "ORD-R", 1), queued_status(ep, "ORD-R", 2)], NOW)
     claim, head = await _first(deliveries, ep, NOW)
 
     retried = await deliveries.settle(
@@ -99,7 +88,9 @@ async def test_a_claim_returns_the_heads_that_heads_reads(redis: Redis) -> None:
     endpoint = await EndpointStore(redis).create(unique("client"), "https://hooks.example.com/k", NOW)
     ep = endpoint.endpoint_id
     deliveries = DeliveryStore(redis)
-    await deliveries.enqueue([_status(ep, "ORD-A", 1), _status(ep, "ORD-A", 2), _status(ep, "ORD-B", 1)], NOW)
+    await deliveries.enqueue(
+        [queued_status(ep, "ORD-A", 1), queued_status(ep, "ORD-A", 2), queued_status(ep, "ORD-B", 1)], NOW
+    )
 
     [found] = (await deliveries.claim_checked({ep: (10, None)}, NOW, 30, with_heads=True)).values()
 
@@ -114,7 +105,7 @@ async def test_a_delivery_that_empties_its_queue_leases_the_next_due_one(redis: 
     endpoint = await EndpointStore(redis).create(unique("client"), "https://hooks.example.com/k", NOW)
     ep = endpoint.endpoint_id
     deliveries = DeliveryStore(redis)
-    await deliveries.enqueue([_status(ep, "ORD-A", 1), _status(ep, "ORD-B", 1)], NOW)
+    await deliveries.enqueue([queued_status(ep, "ORD-A", 1), queued_status(ep, "ORD-B", 1)], NOW)
     [claim] = await deliveries.claim({ep: 1}, NOW, 30)
     [head] = await deliveries.heads([claim])
     assert head is not None
