@@ -13,9 +13,9 @@ from pydantic_settings import SettingsError
 from redis.exceptions import RedisClusterException, RedisError
 
 from service.admin import add_admin_commands, positive_int
-from service.api.portal.cli import add_portal_commands
 from service.config import settings_problems
 from service.logs import configure_logging
+from service.portal_admin import add_portal_commands
 from service.relay.admin import add_webhook_commands
 
 if TYPE_CHECKING:

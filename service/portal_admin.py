@@ -1,4 +1,7 @@
-"""`orders portal link`: a single-use portal link for a client, issued straight against Redis."""
+"""`orders portal link`: a single-use portal link for a client, issued straight against Redis.
+
+Outside the portal package, whose import loads FastAPI, Jinja2 and every page (most of a second): every
+`orders` command builds its parser from this module, and only `orders portal link` needs the portal."""
 
 import argparse
 import asyncio
@@ -8,7 +11,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts.base import ClientId
 from service.admin import positive_int
-from service.api.portal.routes import link_ttl, portal_url
 from service.clock import utc_now
 from service.config import ApiSettings
 from service.store.client import connect_with
@@ -42,6 +44,8 @@ def add_portal_commands(commands: "argparse._SubParsersAction[argparse.ArgumentP
 
 
 async def _link(args: argparse.Namespace) -> int:
+    from service.api.portal.access import link_ttl, portal_url  # noqa: PLC0415 - see the module's docstring
+
     settings = ApiSettings()
     ttl = link_ttl(settings, args.ttl)
     async with connect_with(settings) as redis:
