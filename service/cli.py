@@ -92,8 +92,8 @@ class _Process(Protocol):
 def _run_consumer(
     settings: "Settings", build: Callable[[], _Process], *, name: str, serve_metrics: bool = True
 ) -> int:
-    """Run a consuming process until SIGTERM or SIGINT; FastStream drains in-flight batches before exiting.
-    `name` is its default OpenTelemetry `service.name`."""
+    """Run a consuming process until SIGTERM or SIGINT; it drains its in-flight batches before exiting
+    (FastStream's apps, and the simulator's own loop). `name` is its default OpenTelemetry `service.name`."""
     from service import tracing  # noqa: PLC0415
     from service.runtime import run  # noqa: PLC0415
 
