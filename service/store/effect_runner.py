@@ -58,12 +58,12 @@ class LocalEffects:
         cancelled = [(e.client_id, e.order_id) for e in effects if isinstance(e, CancelConfirmationTimeout)]
         indexed = [e for e in effects if isinstance(e, IndexOrder)]
         if schedules or cancelled or indexed:
-            async with self._orders.pipeline() as pipe:
-                # In this order, as the effects were decided: a batch may schedule a deadline and cancel it.
-                self._timers.queue_schedule(pipe, schedules)
-                self._timers.queue_remove(pipe, cancelled, kinds=PENDING_KINDS)
-                self._orders.queue_index(pipe, indexed)
-                await pipe.execute()
+            pipe = self._orders.pipeline()
+            # In this order, as the effects were decided: a batch may schedule a deadline and cancel it.
+            self._timers.queue_schedule(pipe, schedules)
+            self._timers.queue_remove(pipe, cancelled, kinds=PENDING_KINDS)
+            self._orders.queue_index(pipe, indexed)
+            await pipe.execute()
         refunds = [e for e in effects if isinstance(e, RefundEntitlement)]
         if refunds:
             await self._entitlements.refund(refunds)

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from service.clock import to_epoch_ms
 from service.domain.local_effects import IndexOrder
@@ -21,6 +20,7 @@ from service.store.keys import (
     outbox_key,
 )
 from service.store.outbox import OutboxEntry, PendingEntry
+from service.store.raw_pipeline import RawPipeline, hash_items
 from service.store.scripts import Call, LuaScript
 
 ANOMALY_LOG_LENGTH = 10_000
@@ -100,17 +100,20 @@ class OrderStore:
         for each claim the fingerprint that holds its command_id (this one's, if none held it; a claim
         lasts `claim_seconds`)."""
         orders = list(dict.fromkeys(order_ids))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for ref in orders:
-                pipe.hmget(order_key(*ref), ["state", "version"])
-                pipe.hgetall(outbox_key(*ref))
-            for ref, input_id in input_ids:
-                pipe.hget(inputs_key(*ref), input_id)
-            for claim in claims:
-                key = command_claim_key(claim.client_id, claim.command_id)
-                pipe.set(key, claim.fingerprint, nx=True, ex=claim_seconds)
-                pipe.get(key)
-            replies = await pipe.execute()
+        pipe = RawPipeline(self._redis)
+        for ref in orders:
+            key = order_key(*ref)
+            pipe.command(key, "HMGET", key, "state", "version")
+            key = outbox_key(*ref)
+            pipe.command(key, "HGETALL", key)
+        for ref, input_id in input_ids:
+            key = inputs_key(*ref)
+            pipe.command(key, "HGET", key, input_id)
+        for claim in claims:
+            key = command_claim_key(claim.client_id, claim.command_id)
+            pipe.command(key, "SET", key, claim.fingerprint, "NX", "EX", claim_seconds)
+            pipe.command(key, "GET", key)
+        replies = await pipe.execute()
         claimed: list[bytes] = replies[2 * len(orders) + len(input_ids) :][1::2]
         replies = replies[: 2 * len(orders) + len(input_ids)]
         snapshots = {}
@@ -121,7 +124,7 @@ class OrderStore:
                 version=version.decode() if version else "",
                 outbox=[
                     PendingEntry(ref.client_id, ref.order_id, number, OutboxEntry.decode(raw, ref.client_id))
-                    for number, raw in sorted(outbox.items())
+                    for number, raw in sorted(hash_items(outbox))
                 ],
             )
         applied = {
@@ -153,12 +156,11 @@ class OrderStore:
         by_order: dict[tuple[str, str], list[bytes]] = {}
         for pending in published:
             by_order.setdefault((pending.client_id, pending.order_id), []).append(pending.number)
-        if not by_order:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for (client_id, order_id), numbers in by_order.items():
-                pipe.hdel(outbox_key(client_id, order_id), *numbers)
-            await pipe.execute()
+        pipe = RawPipeline(self._redis)
+        for (client_id, order_id), numbers in by_order.items():
+            key = outbox_key(client_id, order_id)
+            pipe.command(key, "HDEL", key, *numbers)
+        await pipe.execute()
 
     async def get(self, client_id: str, order_id: str) -> Order | None:
         """The client's stored order, or None: another client's order under the same id is never read."""
@@ -178,21 +180,16 @@ class OrderStore:
 
     async def record_anomalies(self, anomalies: Sequence[tuple[str, str, str, str]]) -> None:
         """Append `(client_id, order_id, input_id, anomaly)` records to the capped anomaly stream."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            self.queue_anomalies(pipe, anomalies)
-            await pipe.execute()
-
-    @staticmethod
-    def queue_anomalies(pipe: "Pipeline", anomalies: Sequence[tuple[str, str, str, str]]) -> None:
-        """`record_anomalies`, queued on `pipe`."""
+        pipe = RawPipeline(self._redis)
         for client_id, order_id, input_id, anomaly in anomalies:
-            fields = {"client_id": client_id, "order_id": order_id, "input_id": input_id, "anomaly": anomaly}
-            pipe.xadd(ANOMALIES, fields, maxlen=ANOMALY_LOG_LENGTH, approximate=True)  # type: ignore[arg-type]
+            fields = ("client_id", client_id, "order_id", order_id, "input_id", input_id, "anomaly", anomaly)
+            pipe.command(ANOMALIES, "XADD", ANOMALIES, "MAXLEN", "~", ANOMALY_LOG_LENGTH, "*", *fields)
+        await pipe.execute()
 
-    def pipeline(self) -> "Pipeline":
-        """A non-transactional pipeline on the store's client, for steps that queue several stores' commands
-        (`LocalEffects`): one round trip for all of them."""
-        return self._redis.pipeline(transaction=False)
+    def pipeline(self) -> RawPipeline:
+        """A pipeline on the store's client, for steps that queue several stores' commands (`LocalEffects`):
+        one round trip for all of them."""
+        return RawPipeline(self._redis)
 
     async def recent_anomalies(self, count: int = 100) -> list[dict[str, str]]:
         """The newest anomaly records, newest first."""
@@ -202,21 +199,20 @@ class OrderStore:
     async def index(self, entries: Sequence[IndexOrder]) -> None:
         """List new orders under their clients (idempotent: a replay sets the same score), and drop the
         entries older than the index retention, which bounds each listing."""
-        if not entries:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            self.queue_index(pipe, entries)
-            await pipe.execute()
+        pipe = RawPipeline(self._redis)
+        self.queue_index(pipe, entries)
+        await pipe.execute()
 
-    def queue_index(self, pipe: "Pipeline", entries: Sequence[IndexOrder]) -> None:
+    def queue_index(self, pipe: RawPipeline, entries: Sequence[IndexOrder]) -> None:
         """`index`, queued on `pipe`."""
         newest: dict[str, int] = {}
         for e in entries:
-            created_ms = to_epoch_ms(e.created_at)
-            pipe.zadd(client_orders_key(e.client_id), {e.order_id: created_ms})
+            created_ms, key = to_epoch_ms(e.created_at), client_orders_key(e.client_id)
+            pipe.command(key, "ZADD", key, created_ms, e.order_id)
             newest[e.client_id] = max(newest.get(e.client_id, 0), created_ms)
         for client_id, created_ms in newest.items():
-            pipe.zremrangebyscore(client_orders_key(client_id), "-inf", created_ms - self._index_retention_ms)
+            key = client_orders_key(client_id)
+            pipe.command(key, "ZREMRANGEBYSCORE", key, "-inf", created_ms - self._index_retention_ms)
 
     async def page(
         self,

@@ -8,6 +8,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from service.store.raw_pipeline import RawPipeline
+
 Call = tuple[Sequence[str], Sequence[bytes | str | int]]
 """One invocation: its keys and its arguments."""
 
@@ -50,10 +52,10 @@ class LuaScript:
         return result
 
     async def _pipeline(self, redis: "Redis", calls: Sequence[Call]) -> list[Any]:
-        async with redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                queue_evalsha(pipe, self._sha, keys, args)
-            return await pipe.execute()
+        pipe = RawPipeline(redis)
+        for keys, args in calls:
+            pipe.command(keys[0], "EVALSHA", self._sha or "", len(keys), *keys, *args)
+        return await pipe.execute()
 
 
 class Coalesced:

@@ -16,7 +16,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from service.clock import to_epoch_ms
 from service.domain.local_effects import (
@@ -32,6 +31,7 @@ from service.store.keys import (
     WAITLIST_TIMERS,
     order_ref,
 )
+from service.store.raw_pipeline import RawPipeline
 from service.store.scripts import LuaScript
 
 
@@ -80,20 +80,20 @@ class TimerStore:
 
     async def schedule(self, timers: Sequence[Schedule]) -> None:
         """Set deadlines that are not set yet (NX: a replayed schedule never postpones a claimed timer)."""
-        if timers:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                self.queue_schedule(pipe, timers)
-                await pipe.execute()
+        pipe = RawPipeline(self._redis)
+        self.queue_schedule(pipe, timers)
+        await pipe.execute()
 
     @staticmethod
-    def queue_schedule(pipe: "Pipeline", timers: Sequence[Schedule]) -> None:
+    def queue_schedule(pipe: RawPipeline, timers: Sequence[Schedule]) -> None:
         """`schedule`, queued on `pipe` (one ZADD per kind that has deadlines)."""
         by_kind: dict[TimerKind, dict[str, int]] = {}
         for t in timers:
             kind, deadline_ms = _kind_of(t), to_epoch_ms(t.deadline)
             by_kind.setdefault(kind, {})[_member(kind, t.client_id, t.order_id, deadline_ms)] = deadline_ms
         for kind, members in by_kind.items():
-            pipe.zadd(kind.key, members, nx=True)
+            scored = [part for member, score in members.items() for part in (score, member)]
+            pipe.command(kind.key, "ZADD", kind.key, "NX", *scored)
 
     async def claim_due(
         self, now: datetime, lease_seconds: float, limit: int, kind: TimerKind = TimerKind.CONFIRMATION
@@ -112,14 +112,13 @@ class TimerStore:
     ) -> None:
         """Forget the `kinds` deadlines of `(client_id, order_id)` orders: ones that fired and whose effects
         are durable, or every kind for orders that left Pending."""
-        if orders:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                self.queue_remove(pipe, orders, kinds)
-                await pipe.execute()
+        pipe = RawPipeline(self._redis)
+        self.queue_remove(pipe, orders, kinds)
+        await pipe.execute()
 
     @staticmethod
     def queue_remove(
-        pipe: "Pipeline",
+        pipe: RawPipeline,
         orders: Sequence[tuple[str, str]],
         kinds: Sequence[TimerKind] = (TimerKind.CONFIRMATION,),
     ) -> None:
@@ -127,7 +126,7 @@ class TimerStore:
         if orders:
             members = [order_ref(c, o) for c, o in orders]
             for kind in kinds:
-                pipe.zrem(kind.key, *members)
+                pipe.command(kind.key, "ZREM", kind.key, *members)
 
 
 def _kind_of(timer: Schedule) -> TimerKind:
