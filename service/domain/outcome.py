@@ -1,6 +1,7 @@
 """What one input decides (`Decision`), and the two builders of its messages: `change_status` for a status
 event, checked against the transition table, and `reject` for a refusal."""
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,17 @@ from service.domain.transitions import require_legal
 
 # Event ids are derived, not random, so that a re-published event keeps its id even if it is rebuilt.
 _EVENT_NAMESPACE = uuid.UUID("0f1c6a2e-8e39-4c55-9a43-6a3b0f3b7d11")
+_NAMESPACE_BYTES = _EVENT_NAMESPACE.bytes
+
+
+def event_id_for(name: str) -> str:
+    """`str(uuid.uuid5(_EVENT_NAMESPACE, name))`, without building a `UUID` (a fifth of the cost): two of
+    them per order."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass
@@ -59,7 +71,7 @@ def change_status(order: Order, status: OrderStatus, reason: str | None, now: da
     order.updated_at = now
     order.reason = reason
     return OrderStatusChanged(
-        event_id=str(uuid.uuid5(_EVENT_NAMESPACE, f"{order.order_id}/{order.sequence}")),
+        event_id=event_id_for(f"{order.order_id}/{order.sequence}"),
         order_id=order.order_id,
         client_id=order.client_id,
         order_type=order.order_type,
@@ -81,10 +93,10 @@ def reject(
     `variant` tells apart rejections of different payloads sent under one command_id (a conflict), so that
     consumers deduplicating on `event_id` do not drop the second one.
     """
-    event_id = uuid.uuid5(_EVENT_NAMESPACE, f"{command.client_id}/{command.command_id}/rejected/{variant}")
+    event_id = event_id_for(f"{command.client_id}/{command.command_id}/rejected/{variant}")
     return Decision(
         rejection=CommandRejected(
-            event_id=str(event_id),
+            event_id=event_id,
             command_id=command.command_id,
             command_type=command_type,
             order_id=command.order_id,
