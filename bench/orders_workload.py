@@ -626,7 +626,7 @@ async def read_stored_outcome(redis: "Redis", workload: Workload) -> StoredOutco
             replies = await pipe.execute()
         for n, order_id in enumerate(chunk):
             state, outbox = replies[2 * n], replies[2 * n + 1]
-            found.statuses[order_id] = Order.model_validate_json(state).status if state else None
+            found.statuses[order_id] = Order.from_json(state).status if state else None
             if outbox:
                 found.nonempty_outboxes.append(order_id)
     entitlements = EntitlementStore(redis)

@@ -210,7 +210,7 @@ class OrderProcessor:
                 continue
             new_state, expires_at_ms = None, None
             if decision.order is not None:
-                new_state = decision.order.model_dump_json().encode()
+                new_state = decision.order.to_json()
                 working[_order_of(inbound)] = (decision.order, inbound.input_id)
                 expiry = expires_at(decision.order, self._policy.order_retention)
                 expires_at_ms = to_epoch_ms(expiry) if expiry is not None else 0  # 0: kept

@@ -16,7 +16,7 @@ from contracts.resources import ReleaseRequest, ReservationConfirmed, Reservatio
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
 from service.domain.local_effects import ScheduleChangeTimeout
 from service.domain.no_show import refuse_if_not_claimed
-from service.domain.order import ItemChange, Order, OrderItem, ReservationState, Service
+from service.domain.order import ItemChange, Order, OrderItem, ReservationState, Service, copy_item
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.policy import Policy, whole_milliseconds
 from service.domain.reasons import Anomaly, Reason, ReleaseReason
@@ -143,7 +143,7 @@ def confirm_change(order: Order, reply: ReservationConfirmed, now: datetime) -> 
     for service in new_change.item.services:
         service.status = ServiceStatus.CONFIRMED
         service.delivery_status = DeliveryStatus.READY_TO_DELIVER
-    updated.items.append(new_change.item.model_copy(deep=True))
+    updated.items.append(copy_item(new_change.item))
     release = release_request(updated, original, ReleaseReason.ORDER_CHANGED)
     # The status stays: the original item was confirmed, so a Pending order still awaits its other items.
     event = change_status(updated, order.status, Reason.ORDER_CHANGED, now)

@@ -120,7 +120,7 @@ class OrderStore:
         for n, ref in enumerate(orders):
             (state, version), outbox = replies[2 * n], replies[2 * n + 1]
             snapshots[ref] = OrderSnapshot(
-                order=Order.model_validate_json(state) if state else None,
+                order=Order.from_json(state) if state else None,
                 version=version.decode() if version else "",
                 outbox=[
                     PendingEntry(ref.client_id, ref.order_id, number, OutboxEntry.decode(raw, ref.client_id))
@@ -164,8 +164,8 @@ class OrderStore:
 
     async def get(self, client_id: str, order_id: str) -> Order | None:
         """The client's stored order, or None: another client's order under the same id is never read."""
-        state = await self._redis.hget(order_key(client_id, order_id), "state")
-        return Order.model_validate_json(state) if state else None
+        state: bytes | None = await self._redis.hget(order_key(client_id, order_id), "state")  # type: ignore[assignment]
+        return Order.from_json(state) if state else None
 
     async def history(
         self, client_id: str, order_id: str, *, start: int, count: int
@@ -240,7 +240,7 @@ class OrderStore:
                 pipe.hget(order_key(client_id, member.decode()), "state")
             states = await pipe.execute()
         return [
-            (int(score), Order.model_validate_json(state))
+            (int(score), Order.from_json(state))
             for (_, score), state in zip(chosen, states, strict=True)
             if state
         ]

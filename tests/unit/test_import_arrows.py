@@ -37,9 +37,10 @@ def test_the_kafka_module_imports_only_contracts_settings_and_libraries() -> Non
         assert not above, f"{path.name} imports {sorted(above)}"
 
 
-def test_the_domain_imports_only_the_standard_library_pydantic_and_contracts() -> None:
-    """`service.domain` is pure: no Redis, no Kafka, no HTTP, nothing of the layers that call it."""
-    allowed_roots = {"pydantic", "contracts", "service"}
+def test_the_domain_imports_only_the_standard_library_pydantic_msgspec_and_contracts() -> None:
+    """`service.domain` is pure: no Redis, no Kafka, no HTTP, nothing of the layers that call it (msgspec
+    holds the stored order's shape)."""
+    allowed_roots = {"pydantic", "msgspec", "contracts", "service"}
     for path in (SERVICE / "domain").glob("*.py"):
         for name in _imports(path):
             root = name.split(".")[0]

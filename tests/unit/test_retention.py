@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from pydantic import ValidationError
 
@@ -21,7 +22,7 @@ RETENTION = timedelta(days=30)
 def order(status: OrderStatus) -> Order:
     created = decide(None, prebooking("A", "B"), Context(NOW, Policy()))  # on SERVICE_DATE
     assert created.order is not None
-    return created.order.model_copy(update={"status": status})
+    return msgspec.structs.replace(created.order, status=status)
 
 
 def test_a_pending_order_is_kept() -> None:
@@ -43,7 +44,7 @@ def test_a_confirmed_order_is_kept_for_the_retention_after_its_service_date() ->
 
 def test_a_confirmed_order_changed_after_its_service_date_counts_from_the_change() -> None:
     """A Confirmed order changed after its service day counts the retention from that change."""
-    late = order(OrderStatus.CONFIRMED).model_copy(update={"updated_at": datetime(2027, 2, 1, tzinfo=UTC)})
+    late = msgspec.structs.replace(order(OrderStatus.CONFIRMED), updated_at=datetime(2027, 2, 1, tzinfo=UTC))
     assert expires_at(late, RETENTION) == datetime(2027, 2, 1, tzinfo=UTC) + RETENTION
 
 
