@@ -345,9 +345,7 @@ def _entries(inbound: Inbound, decision: Decision, input_id: str | None = None) 
     # keeps each order's inputs and events in order.
     order_id, client_id = inbound.order_id, inbound.client_id
     entries = [
-        OutboxEntry(
-            Destination.STATUS_CHANGED, order_id, event.model_dump_json().encode(), client_id=client_id
-        )
+        OutboxEntry(Destination.STATUS_CHANGED, order_id, event.to_json(), client_id=client_id)
         for event in decision.events
     ]
     entries += [

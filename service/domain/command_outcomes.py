@@ -11,8 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.commands import OrderCommand
-from contracts.events import CommandRejected, FieldError, OrderStatusChanged
+from contracts.events import CommandRejected, FieldError
 from contracts.statuses import RejectionCode
+from service.domain.status_event import StatusEvent
 
 Outcome = Literal["accepted", "applied", "rejected"]
 
@@ -58,7 +59,7 @@ def accepted(command: OrderCommand, now: datetime) -> CommandOutcome:
 def decided(
     command: OrderCommand,
     rejection: CommandRejected | None,
-    events: Sequence[OrderStatusChanged],
+    events: Sequence[StatusEvent],
     now: datetime,
 ) -> CommandOutcome:
     """What the service decided for `command`: rejected, or applied with the events it produced."""

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts.commands import Command
-from contracts.events import CommandRejected, OrderStatusChanged
+from contracts.events import CommandRejected
 from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
 from service.domain.local_effects import Effect
-from service.domain.one_order import order_view
 from service.domain.order import Order
 from service.domain.reasons import Anomaly
+from service.domain.status_event import StatusEvent, event_view
 from service.domain.transitions import require_legal
 
 # Event ids are derived, not random, so that a re-published event keeps its id even if it is rebuilt.
@@ -38,7 +38,7 @@ class Decision:
 
     order: Order | None = None
     """The order state to store, or None when the stored state stays as it is."""
-    events: list[OrderStatusChanged] = field(default_factory=list)
+    events: list[StatusEvent] = field(default_factory=list)
     requests: list[ReserveRequest | ReleaseRequest] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     rejection: CommandRejected | None = None
@@ -61,7 +61,7 @@ class Decision:
         )
 
 
-def change_status(order: Order, status: OrderStatus, reason: str | None, now: datetime) -> OrderStatusChanged:
+def change_status(order: Order, status: OrderStatus, reason: str | None, now: datetime) -> StatusEvent:
     """Move `order` (in place) to `status` and return the event that says so; IllegalTransition if the
     table in `service.domain.transitions` does not list the change."""
     previous = order.status if order.sequence else None
@@ -70,7 +70,7 @@ def change_status(order: Order, status: OrderStatus, reason: str | None, now: da
     order.sequence += 1
     order.updated_at = now
     order.reason = reason
-    return OrderStatusChanged(
+    return StatusEvent(
         event_id=event_id_for(f"{order.order_id}/{order.sequence}"),
         order_id=order.order_id,
         client_id=order.client_id,
@@ -81,7 +81,7 @@ def change_status(order: Order, status: OrderStatus, reason: str | None, now: da
         previous_status=previous,
         reason=reason,
         occurred_at=now,
-        order=order_view(order),
+        order=event_view(order),
     )
 
 

@@ -30,6 +30,7 @@ from service.domain.outcome import Decision
 from service.domain.policy import Policy
 from service.domain.transitions import TRANSITIONS
 from testkit.factories import prebooking, walk_in
+from tests.unit.test_status_events import check_published_as_the_contract
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = Policy(confirmation_timeout=timedelta(minutes=2), walk_in_cancellation_window=timedelta(minutes=30))
@@ -286,6 +287,7 @@ def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
         before = order.to_json()
         decision = decide(order, message, Context(now, POLICY, input_id, EntitlementCheck.CONSUMED))
         assert order.to_json() == before, "a handler never changes the order it was given"
+        check_published_as_the_contract(decision.events, decision.order)
         assert decision.order is not order, "a changed order is a new copy"
         if isinstance(message, ReservationConfirmed) and (
             order.item_by_reservation(message.reservation_id)

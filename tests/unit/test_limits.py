@@ -282,7 +282,7 @@ def test_no_order_inside_the_limits_yields_an_event_over_the_relay_limit_or_an_u
     cancelled = decide(confirmed, cancel, context)
     events = [*created.events, *cancelled.events]
     assert events[-1].status is OrderStatus.CANCELLED
-    assert all(len(event.model_dump_json().encode()) <= limits.MAX_EVENT_BYTES for event in events)
+    assert all(len(event.to_json()) <= limits.MAX_EVENT_BYTES for event in events)
     service_ids = [s.service_id for item in confirmed.items for s in item.services]
     assert max(map(len, service_ids)) <= limits.MAX_SERVICE_ID_LENGTH <= limits.MAX_IDENTIFIER_LENGTH
     RedeemOrder(
