@@ -3,120 +3,100 @@
 Each is idempotent, so that carrying it out again after a crash changes nothing more. The store carries
 them out (`service.store.effect_runner`). `EntitlementCheck` is the one input the other way: what consuming
 a walk-in's units said, before the walk-in is decided.
+
+Effects are internal data, built for nearly every input and stored in the outbox: msgspec structs, tagged
+by `kind` as the pydantic models they replace were, so that their stored JSON did not change
+(`tests/unit/test_local_effects.py`).
 """
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from service.domain.command_outcomes import CommandOutcome
 
 
-class ScheduleConfirmationTimeout(BaseModel):
+class _Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """An effect, stored as `{"kind": <its tag>, ...its fields}`."""
+
+
+class ScheduleConfirmationTimeout(_Effect, tag="schedule_confirmation_timeout", frozen=True):
     """Fail the order if it is still Pending at `deadline`."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["schedule_confirmation_timeout"] = "schedule_confirmation_timeout"
     client_id: str
     order_id: str
     deadline: datetime
 
 
-class ScheduleWaitlistTimeout(BaseModel):
+class ScheduleWaitlistTimeout(_Effect, tag="schedule_waitlist_timeout", frozen=True):
     """Fail the order if still Pending at `deadline`: the deadline of an order with a waitlisted item."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["schedule_waitlist_timeout"] = "schedule_waitlist_timeout"
     client_id: str
     order_id: str
     deadline: datetime
 
 
-class ScheduleNoShow(BaseModel):
+class ScheduleNoShow(_Effect, tag="schedule_no_show", frozen=True):
     """Declare the confirmed order's unused services NOT_CLAIMED at `deadline` (its last service date plus
     the resource's grace)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["schedule_no_show"] = "schedule_no_show"
     client_id: str
     order_id: str
     deadline: datetime
 
 
-class ScheduleChangeTimeout(BaseModel):
+class ScheduleChangeTimeout(_Effect, tag="schedule_change_timeout", frozen=True):
     """Withdraw the order's pending change (`change_order`) if its resource has not confirmed it by
     `deadline`."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["schedule_change_timeout"] = "schedule_change_timeout"
     client_id: str
     order_id: str
     deadline: datetime
 
 
-class CancelConfirmationTimeout(BaseModel):
+class CancelConfirmationTimeout(_Effect, tag="cancel_confirmation_timeout", frozen=True):
     """The order left Pending: its confirmation deadline, and its waitlist deadline if any, no longer
     matter."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["cancel_confirmation_timeout"] = "cancel_confirmation_timeout"
     client_id: str
     order_id: str
 
 
-class RefundEntitlement(BaseModel):
+class RefundEntitlement(_Effect, tag="refund_entitlement", frozen=True):
     """Give back the units that the walk-in input `consumption_id` took from a credential."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["refund_entitlement"] = "refund_entitlement"
     client_id: str
     credential: str
     consumption_id: str
 
 
-class RecordAnomaly(BaseModel):
+class RecordAnomaly(_Effect, tag="record_anomaly", frozen=True):
     """Keep a visible record of an input that changed no status for a reason worth a look."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["record_anomaly"] = "record_anomaly"
     client_id: str
     order_id: str
     input_id: str
     anomaly: str
 
 
-class IndexOrder(BaseModel):
+class IndexOrder(_Effect, tag="index_order", frozen=True):
     """List a new order among its client's orders (the Order Details API pages through them)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["index_order"] = "index_order"
     client_id: str
     order_id: str
     created_at: datetime
 
 
-class RecordCommandOutcome(BaseModel):
+class RecordCommandOutcome(_Effect, tag="record_command_outcome", frozen=True):
     """Keep what became of a command for `GET /v1/commands/{command_id}`, if it still holds its command_id
     (the one whose payload's `fingerprint` claimed it): a rejection for reusing the id never replaces it."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["record_command_outcome"] = "record_command_outcome"
     fingerprint: str
     outcome: CommandOutcome
 
 
-Effect = Annotated[
+Effect = (
     ScheduleConfirmationTimeout
     | ScheduleWaitlistTimeout
     | ScheduleNoShow
@@ -125,9 +105,8 @@ Effect = Annotated[
     | RefundEntitlement
     | RecordAnomaly
     | IndexOrder
-    | RecordCommandOutcome,
-    Field(discriminator="kind"),
-]
+    | RecordCommandOutcome
+)
 
 
 class EntitlementCheck(StrEnum):

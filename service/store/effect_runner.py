@@ -1,9 +1,11 @@
 """Carrying out the local effects that decisions put in the outbox."""
 
 from collections.abc import Sequence
+from typing import Any
 
-from pydantic import TypeAdapter
+import msgspec
 
+from service.domain.command_outcomes import CommandOutcome
 from service.domain.local_effects import (
     CancelConfirmationTimeout,
     Effect,
@@ -18,17 +20,38 @@ from service.store.orders import OrderStore
 from service.store.outbox import OutboxEntry
 from service.store.timers import PENDING_KINDS, Schedule, TimerStore
 
-effect_adapter: TypeAdapter[Effect] = TypeAdapter(Effect)
+
+def _encode_outcome(value: Any) -> Any:
+    """A command's outcome (a pydantic model: the API serves it) inside `RecordCommandOutcome`, in the JSON
+    pydantic gives it."""
+    if isinstance(value, CommandOutcome):
+        return value.model_dump(mode="json")
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def _decode_outcome(kind: type, value: Any) -> Any:
+    if kind is CommandOutcome:
+        return CommandOutcome.model_validate(value)
+    raise NotImplementedError(f"cannot decode {kind.__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_encode_outcome)
+_DECODER: msgspec.json.Decoder[Effect] = msgspec.json.Decoder(Effect, dec_hook=_decode_outcome)
 
 
 def encode_effect(effect: Effect) -> bytes:
     """The outbox form of an effect."""
-    return effect.model_dump_json().encode()
+    return _ENCODER.encode(effect)
+
+
+def decode_effect(raw: bytes) -> Effect:
+    """An effect from its outbox form; `msgspec.ValidationError` if it is not one."""
+    return _DECODER.decode(raw)
 
 
 def effect_of(entry: OutboxEntry) -> Effect:
     """The effect of a `LOCAL_EFFECT` entry: as decided, or parsed from the outbox (a crashed run's entry)."""
-    return entry.effect if entry.effect is not None else effect_adapter.validate_json(entry.value)
+    return entry.effect if entry.effect is not None else decode_effect(entry.value)
 
 
 class LocalEffects:
