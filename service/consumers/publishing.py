@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import jiter
 from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
@@ -58,22 +59,46 @@ class OutboxPublisher:
             self._producer = None
 
     async def publish(self, entries: Sequence[OutboxEntry]) -> None:
-        """Send all entries without waiting in between, then wait for every acknowledgement."""
+        """Send all entries without waiting in between, then wait for every acknowledgement.
+
+        The entries are put into record batches per partition here and each batch is handed over whole
+        (`send_batch`): `send` per message cost a future and a metadata check each, about a tenth of the
+        service's CPU. Entries keep their order within each partition, which is all Kafka orders.
+        """
         if not entries:
             return
         producer = self._producer
         if producer is None:
             raise RuntimeError("the outbox publisher is not started")
-        pending = [
-            await producer.send(
-                topic := self._topic_of(entry),
-                entry.value,
-                key=entry.key.encode() or None,
+        open_batches: dict[tuple[str, int], BatchBuilder] = {}
+        pending: list[asyncio.Future[object]] = []
+        known: set[str] = set()
+        for entry in entries:
+            topic = self._topic_of(entry)
+            if topic not in known:
+                await producer.partitions_for(topic)  # its metadata, fetched once, for `_partition`
+                known.add(topic)
+            key = entry.key.encode() or None
+            # The partition `send` would pick, with the producer's own partitioner: an order's messages
+            # land where every other producer of the order's key puts them.
+            partition: int = producer._partition(topic, None, key, None, key, None)
+            record = {
+                "key": key,
+                "value": entry.value,
+                "timestamp": None,
                 # With tracing on, a PRODUCER span continuing the trace stored with the entry.
-                headers=tracing.record_headers(JSON_RECORD_HEADERS, entry.traceparent, topic),
-            )
-            for entry in entries
-        ]
+                "headers": tracing.record_headers(JSON_RECORD_HEADERS, entry.traceparent, topic),
+            }
+            batch = open_batches.get((topic, partition))
+            if batch is not None and batch.append(**record) is not None:
+                continue
+            if batch is not None:  # full: send it, and start the partition's next one
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = open_batches[(topic, partition)] = producer.create_batch()
+            if batch.append(**record) is None:
+                raise ValueError(f"a {len(entry.value)}-byte message does not fit in a record batch")
+        for (topic, partition), batch in open_batches.items():
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
 
     def _topic_of(self, entry: OutboxEntry) -> str:
