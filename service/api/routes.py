@@ -16,8 +16,8 @@ from service.api.dependencies import BrokerDep, ClientIdDep, OrdersDep, RedisDep
 from service.api.models import EventPage, Health, OrderDetails, OrderPage
 from service.api.problems import AUTHENTICATED
 from service.clock import to_epoch_ms
-from service.domain.one_order import order_view
 from service.domain.order import Order
+from service.domain.status_event import order_view
 
 ASYNCAPI = Path(contracts.__file__).with_name("asyncapi.json")
 

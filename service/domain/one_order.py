@@ -1,6 +1,5 @@
 """The ONE Order derivation rules: item and order statuses follow from the services' delivery statuses."""
 
-from contracts.events import OrderItemView, OrderView, ServiceView
 from contracts.statuses import OneOrderStatus, OrderItemStatus, ServiceStatus
 from service.domain.order import Order, OrderItem
 
@@ -35,31 +34,3 @@ def visible_items(order: Order) -> list[OrderItem]:
         for item, status in zip(order.items, statuses, strict=True)
         if status is not OrderItemStatus.CANCELLED
     ]
-
-
-def order_view(order: Order) -> OrderView:
-    """The ONE Order view of an order, as carried in events and served by the API."""
-    return OrderView(
-        status=order_status(order),
-        items=[
-            OrderItemView(
-                order_item_id=item.order_item_id,
-                resource_id=item.resource_id,
-                product_type=item.product_type,
-                service_date=item.service_date,
-                status=item_status(item),
-                booking_reference=item.booking_reference,
-                services=[
-                    ServiceView(
-                        service_id=s.service_id,
-                        passenger_id=s.passenger_id,
-                        passenger_name=s.passenger_name,
-                        status=s.status,
-                        delivery_status=s.delivery_status,
-                    )
-                    for s in item.services
-                ],
-            )
-            for item in visible_items(order)
-        ],
-    )

@@ -13,6 +13,7 @@ from typing import Literal
 
 import msgspec
 
+from contracts.events import OrderView
 from contracts.statuses import (
     DeliveryStatus,
     OneOrderStatus,
@@ -105,3 +106,9 @@ def event_view(order: Order) -> OrderViewData:
             for item in visible_items(order)
         ],
     )
+
+
+def order_view(order: Order) -> OrderView:
+    """The ONE Order view of an order as the API serves it: the one its events carry, as the contract's
+    model."""
+    return OrderView.model_validate(msgspec.to_builtins(event_view(order)))

@@ -14,8 +14,9 @@ from contracts.statuses import (
     ProductType,
 )
 from contracts.statuses import ServiceStatus as SS
-from service.domain.one_order import item_status, order_status, order_view, visible_items
+from service.domain.one_order import item_status, order_status, visible_items
 from service.domain.order import Order, OrderItem, ReservationState, Service
+from service.domain.status_event import order_view
 
 # The seed's CLOSED rule (DELIVERED, REMOVED) and the statuses that end a service undelivered.
 NO_VALUE = {

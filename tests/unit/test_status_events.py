@@ -10,9 +10,14 @@ from contracts.commands import CancelOrder
 from contracts.events import OrderItemView, OrderStatusChanged, OrderView, ServiceView
 from contracts.statuses import OrderStatus
 from service.domain.decide import decide
-from service.domain.one_order import order_view
 from service.domain.order import Order
-from service.domain.status_event import OrderItemViewData, OrderViewData, ServiceViewData, StatusEvent
+from service.domain.status_event import (
+    OrderItemViewData,
+    OrderViewData,
+    ServiceViewData,
+    StatusEvent,
+    order_view,
+)
 from tests.unit.test_lifecycle_decisions import NOW, at, confirmed_order
 
 
