@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 import jiter
+import msgspec
 from aiokafka import ConsumerRecord
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -36,8 +37,7 @@ MAX_FIELD_ERRORS = 10
 """Problems listed in a dead letter's `error` or a rejection's `errors`; the rest are left out."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Inbound:
+class Inbound(msgspec.Struct, frozen=True, kw_only=True):
     """A valid command or reply, with the identity that makes applying it idempotent."""
 
     client_id: str

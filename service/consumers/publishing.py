@@ -72,16 +72,21 @@ class OutboxPublisher:
             raise RuntimeError("the outbox publisher is not started")
         open_batches: dict[tuple[str, int], BatchBuilder] = {}
         pending: list[asyncio.Future[object]] = []
-        known: set[str] = set()
+        layouts: dict[str, list[int]] = {}
         for entry in entries:
             topic = self._topic_of(entry)
-            if topic not in known:
-                await producer.partitions_for(topic)  # its metadata, fetched once, for `_partition`
-                known.add(topic)
+            layout = layouts.get(topic)
+            if layout is None:  # the topic's partitions, read once per call rather than per message
+                layout = layouts[topic] = sorted(await producer.partitions_for(topic))
             key = entry.key.encode() or None
             # The partition `send` would pick, with the producer's own partitioner: an order's messages
-            # land where every other producer of the order's key puts them.
-            partition: int = producer._partition(topic, None, key, None, key, None)
+            # land where every other producer of the order's key puts them. (A keyed message's partition
+            # depends on the key and the topic's partitions only; a keyless one's on which are available.)
+            partition: int = (
+                producer._partitioner(key, layout, layout)
+                if key is not None
+                else producer._partition(topic, None, key, None, key, None)
+            )
             record = {
                 "key": key,
                 "value": entry.value,

@@ -4,9 +4,9 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 
+import msgspec
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
@@ -84,7 +84,11 @@ class BatchHandler:
         for record in records:
             decoded = self._decoder.decode(record, now)
             if isinstance(decoded, Inbound):
-                inputs.append(decoded if not traced else replace(decoded, traceparent=traced[id(record)]))
+                inputs.append(
+                    decoded
+                    if not traced
+                    else msgspec.structs.replace(decoded, traceparent=traced[id(record)])
+                )
             elif isinstance(decoded, CommandRejected):
                 rejections.append(decoded)
             else:

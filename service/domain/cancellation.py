@@ -3,7 +3,6 @@
 from datetime import datetime
 
 from contracts.commands import CancelOrder
-from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
 from service.domain.no_show import refuse_if_not_claimed
 from service.domain.order import Order
@@ -11,6 +10,7 @@ from service.domain.outcome import Decision, change_status, reject
 from service.domain.prebooking import all_live_items_confirmed
 from service.domain.reasons import Reason, ReleaseReason
 from service.domain.reservations import withdraw, withdraw_change_of_withdrawn_item
+from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 from service.domain.suspension import refuse_if_suspended
 from service.domain.transitions import can_become
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from contracts.commands import ChangeOrder
 from contracts.limits import MAX_CHANGES_PER_ORDER
-from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
+from contracts.resources import ReservationConfirmed, ReservationFailed
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
 from service.domain.local_effects import ScheduleChangeTimeout
 from service.domain.no_show import refuse_if_not_claimed
@@ -26,6 +26,7 @@ from service.domain.reservations import (
     reserve_request,
     withdraw_pending_change,
 )
+from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 from service.domain.suspension import refuse_if_suspended
 from service.domain.transitions import can_become
 

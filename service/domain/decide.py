@@ -6,6 +6,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
+
 from contracts.commands import (
     CancelOrder,
     ChangeOrder,
@@ -84,8 +86,7 @@ Deadline = ConfirmationDeadline | WaitlistDeadline | NoShowDeadline | ChangeDead
 Input = Command | Reply | Deadline
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(msgspec.Struct, frozen=True):
     """What a decision needs besides the order and the input."""
 
     now: datetime

@@ -3,16 +3,17 @@ event, checked against the transition table, and `reject` for a refusal."""
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
+
+import msgspec
 
 from contracts.commands import Command
 from contracts.events import CommandRejected
-from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import OrderStatus, RejectionCode
 from service.domain.local_effects import Effect
 from service.domain.order import Order
 from service.domain.reasons import Anomaly
+from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 from service.domain.status_event import StatusEvent, event_view
 from service.domain.transitions import require_legal
 
@@ -31,16 +32,15 @@ def event_id_for(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass
-class Decision:
+class Decision(msgspec.Struct):
     """The outcome of one input: a new order state with the messages and effects it implies, a rejection,
     an anomaly, or nothing at all (`Decision.nothing()`)."""
 
     order: Order | None = None
     """The order state to store, or None when the stored state stays as it is."""
-    events: list[StatusEvent] = field(default_factory=list)
-    requests: list[ReserveRequest | ReleaseRequest] = field(default_factory=list)
-    effects: list[Effect] = field(default_factory=list)
+    events: list[StatusEvent] = msgspec.field(default_factory=list)
+    requests: list[ReserveRequest | ReleaseRequest] = msgspec.field(default_factory=list)
+    effects: list[Effect] = msgspec.field(default_factory=list)
     rejection: CommandRejected | None = None
     anomaly: Anomaly | None = None
     """Why a reply changed no status, when that is worth counting (stray, late, contradictory)."""

@@ -3,13 +3,7 @@
 from datetime import datetime
 
 from contracts.commands import CreatePrebooking
-from contracts.resources import (
-    ReleaseRequest,
-    ReservationConfirmed,
-    ReservationFailed,
-    ReservationWaitlisted,
-    ReserveRequest,
-)
+from contracts.resources import ReservationConfirmed, ReservationFailed, ReservationWaitlisted
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
 from service.domain.local_effects import ScheduleConfirmationTimeout, ScheduleWaitlistTimeout
 from service.domain.order import Order, OrderItem, ReservationState, services_for
@@ -23,6 +17,7 @@ from service.domain.reservations import (
     withdraw,
     withdraw_change_of_withdrawn_item,
 )
+from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 
 
 def create_prebooking(

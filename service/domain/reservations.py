@@ -1,10 +1,9 @@
 """Requests to resources and the withdrawal of items, shared by failure, timeout and cancellation."""
 
-from contracts.base import Passenger
-from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import DeliveryStatus, ServiceStatus
 from service.domain.order import Order, OrderItem, ReservationState
 from service.domain.reasons import ReleaseReason
+from service.domain.resource_requests import Passenger, ReleaseRequest, ReserveRequest
 
 AWAITING = (ReservationState.REQUESTED, ReservationState.WAITLISTED)
 """Reservations the resource has not settled yet: a `confirmed` or `failed` is still to come."""
@@ -86,9 +85,5 @@ def withdraw_pending_change(updated: Order) -> list[ReleaseRequest]:
 
 
 def _passengers(item: OrderItem) -> list[Passenger]:
-    # Not validated again: the command that created the order was, under the limits of its day, which may
-    # have been wider (names of up to 200 characters before contract v1.1). Refusing to release capacity
-    # for such an order now would help nobody.
-    return [
-        Passenger.model_construct(passenger_id=s.passenger_id, name=s.passenger_name) for s in item.services
-    ]
+    # Not validated again (see `resource_requests.Passenger`).
+    return [Passenger(s.passenger_id, s.passenger_name) for s in item.services]

@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from contracts.commands import CancelOrder, ChangeOrder, LiftSuspension, RedeemOrder, SuspendServices
-from contracts.resources import ReleaseRequest, ReserveRequest
 from contracts.statuses import DeliveryStatus, OrderStatus, OrderType, RejectionCode, ServiceStatus
 from service.domain.order import Order, OrderItem, ReservationState, Service
 from service.domain.outcome import Decision, change_status, reject
 from service.domain.reasons import Reason, ReleaseReason
 from service.domain.reservations import release_request, withdraw_change_of_withdrawn_item
+from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 
 SUSPENDABLE = (DeliveryStatus.READY_TO_DELIVER, DeliveryStatus.DELIVERED)
 """A service ready for use, or one already used (a usage under review), can be suspended."""

@@ -1,11 +1,13 @@
 """The Kafka clients every process opens: a FastStream broker, and for the order service's outbox a bare
 aiokafka producer; both connect as the settings say (TLS, SASL, idempotence)."""
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
 
 from service.config import Settings
@@ -47,5 +49,27 @@ def build_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
         client_id=client_id,
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
+        partitioner=KeyHashPartitioner(),
         **client_options(settings),
     )
+
+
+class KeyHashPartitioner:
+    """aiokafka's default partitioner (the Java client's murmur2 of the key, so every producer of a key
+    picks the same partition), remembering recent keys' hashes: an order's request and status events share
+    its key, and the pure-Python murmur2 was about 2 % of the order service's CPU."""
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return _DEFAULT(key, all_partitions, available)  # type: ignore[no-any-return]
+        return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
+_DEFAULT = DefaultPartitioner()
+
+
+@functools.lru_cache(maxsize=16_384)
+def _key_hash(key: bytes) -> int:
+    """Bounded: 16,384 keys of at most a few hundred bytes each, about the orders of the last seconds."""
+    hashed: int = murmur2(key) & 0x7FFFFFFF
+    return hashed

@@ -1,9 +1,9 @@
 """The order repository: batched reads, atomic transitions through Lua, and the per-order outbox."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
+import msgspec
 from redis.asyncio import Redis
 
 from service.clock import to_epoch_ms
@@ -33,8 +33,7 @@ class OrderId(NamedTuple):
     order_id: str
 
 
-@dataclass
-class OrderSnapshot:
+class OrderSnapshot(msgspec.Struct):
     """One order as read at the start of a batch, with its unpublished outbox."""
 
     order: Order | None
@@ -50,8 +49,7 @@ class CommandClaim(NamedTuple):
     fingerprint: str
 
 
-@dataclass(kw_only=True)
-class Transition:
+class Transition(msgspec.Struct, kw_only=True):
     """One input's effect on one order, ready for `commit_transition.lua`."""
 
     client_id: str
@@ -61,19 +59,18 @@ class Transition:
     expected_version: str
     new_state: bytes | None
     """The new state, or None to keep the stored one (and its version)."""
-    entries: list[OutboxEntry] = field(default_factory=list)
+    entries: list[OutboxEntry] = msgspec.field(default_factory=list)
     expires_at_ms: int | None = None
     """When the order's keys expire (epoch ms; 0: never), or None to leave their expiry as it is."""
 
 
-@dataclass(frozen=True)
-class CommitResult:
+class CommitResult(msgspec.Struct, frozen=True):
     """What Redis said about one transition."""
 
     outcome: Literal["ok", "duplicate", "conflict"]
     detail: str
     """duplicate: the stored fingerprint; conflict: the current version; ok: ''."""
-    stored: list[PendingEntry] = field(default_factory=list)
+    stored: list[PendingEntry] = msgspec.field(default_factory=list)
     """ok: the transition's outbox entries, under the numbers the script stored them at."""
 
 

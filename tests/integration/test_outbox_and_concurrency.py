@@ -2,9 +2,9 @@
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
@@ -283,7 +283,9 @@ async def test_an_input_that_breaks_the_domain_is_dead_lettered_not_retried_fore
 ) -> None:
     """A bug hit by one input parks that input with the reason; the rest of the batch is applied."""
     healthy, poisoned = command_input(prebooking()), command_input(prebooking())
-    poisoned = replace(poisoned, record=ConsumerRecord("t", 0, 7, 0, 0, b"k", b"v", None, 1, 1, []))
+    poisoned = msgspec.structs.replace(
+        poisoned, record=ConsumerRecord("t", 0, 7, 0, 0, b"k", b"v", None, 1, 1, [])
+    )
 
     def decide_or_break(order: object, message: object, context: object) -> object:
         if getattr(message, "order_id", None) == poisoned.order_id:

@@ -3,13 +3,14 @@
 from datetime import date, timedelta
 
 from contracts.commands import ChangeOrder
-from contracts.resources import ReleaseRequest, ReservationConfirmed, ReservationFailed, ReserveRequest
+from contracts.resources import ReservationConfirmed, ReservationFailed
 from contracts.statuses import OrderStatus, RejectionCode
 from service.consumers.inbound import change_deadline_input, no_show_input
 from service.domain.decide import ChangeDeadline, NoShowDeadline, decide
 from service.domain.local_effects import ScheduleChangeTimeout, ScheduleNoShow
 from service.domain.order import Order
 from service.domain.reasons import Anomaly
+from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 from testkit.factories import SERVICE_DATE, prebooking
 from tests.unit.test_lifecycle_decisions import NOW, POLICY, at, confirmed_order, redeem, stored
 

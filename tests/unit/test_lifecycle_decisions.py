@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.commands import CancelOrder, RedeemOrder
-from contracts.resources import ReleaseRequest, ReservationConfirmed
+from contracts.resources import ReservationConfirmed
 from contracts.statuses import (
     DeliveryStatus,
     OneOrderStatus,
@@ -25,6 +25,7 @@ from service.domain.local_effects import (
 from service.domain.order import Order, ReservationState
 from service.domain.outcome import Decision, change_status
 from service.domain.policy import Policy
+from service.domain.resource_requests import ReleaseRequest
 from service.domain.transitions import IllegalTransition
 from testkit.factories import prebooking, walk_in
 

@@ -7,12 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.commands import CancelOrder, ChangeOrder, LiftSuspension, RedeemOrder, SuspendServices
-from contracts.resources import (
-    ReleaseRequest,
-    ReservationConfirmed,
-    ReservationFailed,
-    ReservationWaitlisted,
-)
+from contracts.resources import ReservationConfirmed, ReservationFailed, ReservationWaitlisted
 from contracts.statuses import OneOrderStatus, OrderStatus, OrderType
 from service.domain.decide import (
     ChangeDeadline,
@@ -28,8 +23,10 @@ from service.domain.one_order import order_status
 from service.domain.order import Order, ReservationState
 from service.domain.outcome import Decision
 from service.domain.policy import Policy
+from service.domain.resource_requests import ReleaseRequest
 from service.domain.transitions import TRANSITIONS
 from testkit.factories import prebooking, walk_in
+from tests.unit.test_resource_requests import check_sent_as_the_contract
 from tests.unit.test_status_events import check_published_as_the_contract
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -288,6 +285,7 @@ def test_random_inputs_never_make_an_illegal_or_inconsistent_order(
         decision = decide(order, message, Context(now, POLICY, input_id, EntitlementCheck.CONSUMED))
         assert order.to_json() == before, "a handler never changes the order it was given"
         check_published_as_the_contract(decision.events, decision.order)
+        check_sent_as_the_contract(decision.requests)
         assert decision.order is not order, "a changed order is a new copy"
         if isinstance(message, ReservationConfirmed) and (
             order.item_by_reservation(message.reservation_id)

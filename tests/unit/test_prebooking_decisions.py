@@ -3,19 +3,14 @@
 from datetime import UTC, datetime, timedelta
 
 from contracts.commands import CancelOrder
-from contracts.resources import (
-    ReleaseRequest,
-    ReservationConfirmed,
-    ReservationFailed,
-    ReservationWaitlisted,
-    ReserveRequest,
-)
+from contracts.resources import ReservationConfirmed, ReservationFailed, ReservationWaitlisted
 from contracts.statuses import DeliveryStatus, OneOrderStatus, OrderStatus, RejectionCode
 from service.domain.decide import ConfirmationDeadline, Context, WaitlistDeadline, decide
 from service.domain.local_effects import ScheduleWaitlistTimeout
 from service.domain.order import Order, ReservationState
 from service.domain.policy import Policy
 from service.domain.reasons import Anomaly
+from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 from testkit.factories import prebooking
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

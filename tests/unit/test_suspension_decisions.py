@@ -1,11 +1,11 @@
 """Suspending services for a fraud review, and lifting the suspension, decided without I/O."""
 
 from contracts.commands import LiftSuspension, SuspendServices
-from contracts.resources import ReleaseRequest
 from contracts.statuses import DeliveryStatus, OneOrderStatus, OrderStatus, RejectionCode
 from service.domain.decide import decide
 from service.domain.local_effects import EntitlementCheck
 from service.domain.order import Order
+from service.domain.resource_requests import ReleaseRequest
 from testkit.factories import prebooking, walk_in
 from tests.unit.test_lifecycle_decisions import NOW, at, cancel, confirmed_order, redeem, stored
 
