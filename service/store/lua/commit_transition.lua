@@ -35,15 +35,21 @@ local entries = #ARGV - 6
 local numbers = {}
 if entries > 0 then
   local first = redis.call('HINCRBY', KEYS[1], 'outbox_seq', entries) - entries + 1
+  -- One HSET and at most one RPUSH for all the entries: each redis.call costs more than its work here.
+  local fields, events = {}, {}
   for i = 1, entries do
     numbers[i] = string.format('%012d', first + i - 1)
-    redis.call('HSET', KEYS[3], numbers[i], ARGV[6 + i])
+    fields[2 * i - 1], fields[2 * i] = numbers[i], ARGV[6 + i]
     -- A status event (`status\n<key>\n<event>`) is also kept in the order's history. Each is decided
     -- once, in sequence (an input applied before returned above), so the list index is sequence - 1.
     if string.sub(ARGV[6 + i], 1, 7) == 'status\n' then
       local key_end = string.find(ARGV[6 + i], '\n', 8, true)
-      redis.call('RPUSH', KEYS[4], string.sub(ARGV[6 + i], key_end + 1))
+      events[#events + 1] = string.sub(ARGV[6 + i], key_end + 1)
     end
+  end
+  redis.call('HSET', KEYS[3], unpack(fields))
+  if #events > 0 then
+    redis.call('RPUSH', KEYS[4], unpack(events))
   end
 end
 
