@@ -282,7 +282,10 @@ class ResourceSimProcess:
                     for partition in consumer.assignment():
                         await _rewind(consumer, partition)
             if answered:
-                await consumer.commit()
+                try:
+                    await consumer.commit()
+                except Exception:  # the clients must still close: the next start re-reads, and answers again
+                    log.exception("sim.commit_failed")
         finally:
             stopping.cancel()
 

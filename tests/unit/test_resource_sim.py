@@ -168,3 +168,19 @@ async def test_offsets_are_committed_now_and_then_and_at_the_stop_not_per_batch(
     await loop
 
     assert consumer.commits == 1, "the stop commits what was answered"
+
+
+class _UncommittableConsumer(_Consumer):
+    async def commit(self) -> None:
+        raise RuntimeError("the coordinator is gone")
+
+
+async def test_a_failed_last_commit_still_lets_the_stop_finish() -> None:
+    request = _reserve("OPEN").model_dump_json().encode()
+    consumer = _UncommittableConsumer([{TopicPartition("requests", 0): [_record(request)]}])
+    process = ResourceSimProcess(ResourceSimSettings())
+    loop = asyncio.create_task(process._consume(consumer, _Producer()))
+
+    await consumer.drained.wait()
+    process._stopping.set()
+    await loop  # returns: the stop goes on to close the clients
