@@ -26,6 +26,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from contracts.limits import MAX_IDENTIFIER_LENGTH
 from service import tracing
@@ -39,6 +40,11 @@ CLIENT_ID = "resource-sim"
 POLL_MS = 1000
 """How long one `getmany` waits for records: it returns as soon as any have been fetched (the fetching goes on
 in aiokafka's background task), so this bounds only how late a stop is noticed."""
+
+COMMIT_INTERVAL_SECONDS = 1.0
+"""Offsets are committed at most this often (and at a stop), not after every batch: a commit per batch was a
+third of the simulator's broker round trips, and one on the path of every reply. A crash or a failed batch
+re-reads at most this long of requests, whose replies the service already deduplicates by `reply_id`."""
 
 
 class Reserve(msgspec.Struct, tag_field="type", tag="reserve"):
@@ -188,8 +194,9 @@ def _resource_set(csv: str) -> set[str]:
 
 
 class ResourceSimProcess:
-    """The simulator's consume → answer → publish loop: a batch's replies are sent together, and its
-    offsets committed once they are acknowledged (a batch that fails is read again from the last commit)."""
+    """The simulator's consume → answer → publish loop: a batch's replies are sent together; offsets are
+    committed, once the replies before them are acknowledged, every `COMMIT_INTERVAL_SECONDS` and at a stop
+    (a batch that fails is read again from the last commit)."""
 
     def __init__(self, settings: ResourceSimSettings) -> None:
         self._settings = settings
@@ -228,7 +235,7 @@ class ResourceSimProcess:
         self._loop = asyncio.create_task(self._consume(consumer, producer), name="resource-sim")
 
     async def stop(self) -> None:
-        """Finish the batch in hand (its replies sent, its offsets committed), then close the clients."""
+        """Finish the batch in hand (its replies sent), commit what was answered, then close the clients."""
         self._stopping.set()
         if self._loop is not None:
             await self._loop
@@ -252,6 +259,9 @@ class ResourceSimProcess:
 
     async def _consume(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         stopping = asyncio.ensure_future(self._stopping.wait())
+        loop = asyncio.get_running_loop()
+        committed_at = loop.time()
+        answered = False  # requests answered since the last commit
         try:
             while not self._stopping.is_set():
                 fetching = asyncio.ensure_future(consumer.getmany(timeout_ms=POLL_MS))
@@ -260,42 +270,70 @@ class ResourceSimProcess:
                     fetching.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await fetching
-                    return
+                    break
                 try:
-                    await self._answer(consumer, producer, fetching.result())
+                    answered = await self._answer(producer, fetching.result()) or answered
+                    if answered and loop.time() - committed_at >= COMMIT_INTERVAL_SECONDS:
+                        await consumer.commit()  # the positions after replies already acknowledged
+                        committed_at, answered = loop.time(), False
                 except Exception:
                     log.exception("sim.batch_failed")
+                    answered = False
                     for partition in consumer.assignment():
                         await _rewind(consumer, partition)
+            if answered:
+                try:
+                    await consumer.commit()
+                except Exception:  # the clients must still close: the next start re-reads, and answers again
+                    log.exception("sim.commit_failed")
         finally:
             stopping.cancel()
 
     async def _answer(
-        self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        batches: dict[TopicPartition, list[ConsumerRecord]],
-    ) -> None:
+        self, producer: AIOKafkaProducer, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> bool:
+        """Answer a batch and wait until its replies are acknowledged; whether it held any record."""
         if not batches:
-            return
+            return False
         records = [r for partition_records in batches.values() for r in partition_records]
         with tracing.consuming(records) as traced:  # a span per request while the batch is answered
             # Each request's replies continue its trace (tracing on): answered one record at a time.
             answers = [(a, traced.get(id(r))) for r in records for a in self.simulator.answer([r])]
             if self._settings.sim_latency_seconds:
                 await asyncio.sleep(self._settings.sim_latency_seconds)
-            topic = self._settings.topic_resource_replies
-            sent = [
-                await producer.send(
-                    topic,
-                    encode(answer),
-                    key=answer.order_id.encode(),
-                    headers=tracing.record_headers(JSON_RECORD_HEADERS, traceparent, topic),
-                )
-                for answer, traceparent in answers
-            ]
-            await asyncio.gather(*sent)
-        await consumer.commit()
+            await _publish(producer, self._settings.topic_resource_replies, answers)
+        return True
+
+
+async def _publish(producer: AIOKafkaProducer, topic: str, answers: list[tuple[Reply, str | None]]) -> None:
+    """Send the replies in record batches built per partition, each handed over whole (`send_batch`, as the
+    service's outbox publisher does: `send` per message cost a future and a metadata check each), and wait
+    for every acknowledgement. Replies keep their order within each partition."""
+    if not answers:
+        return
+    await producer.partitions_for(topic)  # its metadata, for `_partition`
+    open_batches: dict[int, BatchBuilder] = {}
+    pending: list[asyncio.Future[object]] = []
+    for answer, traceparent in answers:
+        key = answer.order_id.encode()
+        # The partition `send` would pick: an order's replies land where every producer of its key puts them.
+        partition: int = producer._partition(topic, None, key, None, key, None)
+        value = encode(answer)
+        headers = tracing.record_headers(JSON_RECORD_HEADERS, traceparent, topic)
+        batch = open_batches.get(partition)
+        if (
+            batch is not None
+            and batch.append(key=key, value=value, timestamp=None, headers=headers) is not None
+        ):
+            continue
+        if batch is not None:  # full: send it, and start the partition's next one
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+        batch = open_batches[partition] = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            raise ValueError(f"a {len(value)}-byte reply does not fit in a record batch")
+    for partition, batch in open_batches.items():
+        pending.append(await producer.send_batch(batch, topic, partition=partition))
+    await asyncio.gather(*pending)
 
 
 async def _rewind(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:

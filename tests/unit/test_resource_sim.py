@@ -1,6 +1,8 @@
 """The simulator's lean path reads the contract's requests and writes the contract's replies."""
 
-from aiokafka import ConsumerRecord
+import asyncio
+
+from aiokafka import ConsumerRecord, TopicPartition
 
 from contracts.base import Passenger
 from contracts.resources import (
@@ -12,7 +14,7 @@ from contracts.resources import (
     resource_reply_adapter,
 )
 from service.config import ResourceSimSettings
-from service.resource_sim import ResourceSimulator, booking_reference, encode
+from service.resource_sim import ResourceSimProcess, ResourceSimulator, booking_reference, encode
 
 Reply = ReservationConfirmed | ReservationFailed | ReservationWaitlisted
 PASSENGERS = [Passenger(passenger_id="PAX-1", name="Ada Lovelace")]
@@ -96,3 +98,89 @@ def test_chance_failures_releases_and_records_that_are_no_request() -> None:
     assert simulator.releases == 1
     [failed] = [resource_reply_adapter.validate_json(encode(a)) for a in answers]
     assert isinstance(failed, ReservationFailed) and failed.reason_code == "RESOURCE_ERROR"
+
+
+class _Consumer:
+    """Hands out the given batches, then waits as an idle consumer does; records the commits."""
+
+    def __init__(self, batches: list[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]]) -> None:
+        self._batches = batches
+        self.drained = asyncio.Event()
+        self.commits = 0
+
+    async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        if self._batches:
+            return self._batches.pop(0)
+        self.drained.set()
+        await asyncio.Event().wait()  # cancelled by the stop
+        return {}
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("requests", 0)}
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def append(self, *, key: bytes, value: bytes, timestamp: None, headers: object) -> object:
+        self.values.append(value)
+        return object()
+
+
+class _Producer:
+    """Acknowledges every record batch at once; keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def _partition(self, *args: object) -> int:
+        return 0
+
+    def create_batch(self) -> _Batch:
+        return _Batch()
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> asyncio.Future[object]:
+        self.sent += batch.values
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_offsets_are_committed_now_and_then_and_at_the_stop_not_per_batch() -> None:
+    requests = [_reserve("OPEN", f"ORD-{n}").model_dump_json().encode() for n in range(3)]
+    partition = TopicPartition("requests", 0)
+    consumer = _Consumer([{partition: [_record(value, n)]} for n, value in enumerate(requests)])
+    producer = _Producer()
+    process = ResourceSimProcess(ResourceSimSettings())
+    loop = asyncio.create_task(process._consume(consumer, producer))
+
+    await consumer.drained.wait()
+    assert len(producer.sent) == 3, "every request answered"
+    assert consumer.commits == 0, "three batches within the commit interval: no commit yet"
+    process._stopping.set()
+    await loop
+
+    assert consumer.commits == 1, "the stop commits what was answered"
+
+
+class _UncommittableConsumer(_Consumer):
+    async def commit(self) -> None:
+        raise RuntimeError("the coordinator is gone")
+
+
+async def test_a_failed_last_commit_still_lets_the_stop_finish() -> None:
+    request = _reserve("OPEN").model_dump_json().encode()
+    consumer = _UncommittableConsumer([{TopicPartition("requests", 0): [_record(request)]}])
+    process = ResourceSimProcess(ResourceSimSettings())
+    loop = asyncio.create_task(process._consume(consumer, _Producer()))
+
+    await consumer.drained.wait()
+    process._stopping.set()
+    await loop  # returns: the stop goes on to close the clients
