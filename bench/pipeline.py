@@ -259,9 +259,15 @@ async def baseline(bench: Run, orders: int) -> Phase:
         OrdersProcess("baseline", bench.environ(), bench.workdir / f"baseline-{n}.log", consumers=len(hops))
         for n, hops in enumerate((as_service, as_simulator))
     ]
-    for process, hops in zip(processes, (as_service, as_simulator), strict=True):
+    settings = bench.settings
+    # Each forwarder with the fetch wait of the process whose place it takes.
+    waits = (
+        settings.kafka_fetch_max_wait_ms,
+        settings.sim_fetch_max_wait_ms or settings.kafka_fetch_max_wait_ms,
+    )
+    for process, hops, wait in zip(processes, (as_service, as_simulator), waits, strict=True):
         process.argv = ["bench.kafka_pipe", bootstrap, f"{base}.group", *hops]
-        process.argv += ["--fetch-max-wait-ms", str(bench.settings.kafka_fetch_max_wait_ms)]
+        process.argv += ["--fetch-max-wait-ms", str(wait)]
     observer = Observer(bootstrap, topics[3], forwarded_order, bench.settings.kafka_fetch_max_wait_ms)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     try:

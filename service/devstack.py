@@ -23,8 +23,13 @@ STARTUP_TIMEOUT_SECONDS = 20.0
 
 
 EMBEDDED_FETCH_MAX_WAIT_MS = 5
-"""Tansu answers a fetch only when its wait ends, even if records arrived meanwhile: every hop through it
-costs up to this long, so it is kept short (an idle consumer then polls 200 times a second: cheap)."""
+"""Tansu looks for a fetch's records at its start, then after sleeping half the remaining wait each time
+(tansu-storage's fetch.rs): a record arriving mid-wait waits for the next look, so every hop through it
+costs up to half this long, and it is kept short (an idle consumer then polls about 150 times a second)."""
+
+EMBEDDED_SIM_FETCH_MAX_WAIT_MS = 10
+"""The simulator's wait on the embedded broker: its polling was most of its CPU per order (0.09 ms at 5 ms,
+about 0.05 at 10 ms, docs/benchmarks.md), for about a millisecond more on its hop."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Endpoints:
         }
         if self.embedded_kafka:
             found["kafka_fetch_max_wait_ms"] = EMBEDDED_FETCH_MAX_WAIT_MS
+            found["sim_fetch_max_wait_ms"] = EMBEDDED_SIM_FETCH_MAX_WAIT_MS
         return found
 
     def environ(self) -> dict[str, str]:

@@ -47,6 +47,11 @@ third of the simulator's broker round trips, and one on the path of every reply.
 re-reads at most this long of requests, whose replies the service already deduplicates by `reply_id`."""
 
 
+def fetch_max_wait_ms(settings: ResourceSimSettings) -> int:
+    """The simulator's own fetch wait if it has one, else every process's."""
+    return settings.sim_fetch_max_wait_ms or settings.kafka_fetch_max_wait_ms
+
+
 class Reserve(msgspec.Struct, tag_field="type", tag="reserve"):
     """The fields of a `ReserveRequest` the simulator answers with."""
 
@@ -220,7 +225,7 @@ class ResourceSimProcess:
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             max_poll_records=settings.max_batch,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms(settings),
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             metadata_max_age_ms=settings.kafka_metadata_max_age_ms,

@@ -14,7 +14,14 @@ from contracts.resources import (
     resource_reply_adapter,
 )
 from service.config import ResourceSimSettings
-from service.resource_sim import ResourceSimProcess, ResourceSimulator, booking_reference, encode
+from service.devstack import Endpoints
+from service.resource_sim import (
+    ResourceSimProcess,
+    ResourceSimulator,
+    booking_reference,
+    encode,
+    fetch_max_wait_ms,
+)
 
 Reply = ReservationConfirmed | ReservationFailed | ReservationWaitlisted
 PASSENGERS = [Passenger(passenger_id="PAX-1", name="Ada Lovelace")]
@@ -184,3 +191,12 @@ async def test_a_failed_last_commit_still_lets_the_stop_finish() -> None:
     await consumer.drained.wait()
     process._stopping.set()
     await loop  # returns: the stop goes on to close the clients
+
+
+def test_the_simulator_polls_with_its_own_wait_on_the_embedded_stack() -> None:
+    """Its polling paces its CPU: on the embedded broker it waits 10 ms per fetch, the other processes 5."""
+    stack = Endpoints("127.0.0.1:9092", "redis://x", embedded_kafka=True)
+    embedded = ResourceSimSettings(**stack.settings())  # type: ignore[arg-type]
+    assert (fetch_max_wait_ms(embedded), embedded.kafka_fetch_max_wait_ms) == (10, 5)
+    # Elsewhere (a real Kafka answers as soon as records arrive) it shares every process's wait.
+    assert fetch_max_wait_ms(ResourceSimSettings(kafka_fetch_max_wait_ms=250)) == 250
