@@ -1,6 +1,7 @@
 """Delivery queues in Redis, with leases, retries and dead letters: per endpoint, one queue per order for its
 status events, in sequence, and one queue per command rejection, which has no order to keep."""
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -149,8 +150,16 @@ def _enqueue_keys(endpoint_id: str, queue_id: str) -> list[str]:
 
 def _settle_keys(endpoint_id: str, queue_id: str) -> list[str]:
     """KEYS of `settle_delivery.lua`."""
-    return [
-        webhook_pending_key(endpoint_id, queue_id),
+    pending_prefix, *others = _endpoint_settle_keys(endpoint_id)
+    return [pending_prefix + queue_id, *others]
+
+
+@functools.lru_cache(maxsize=4096)
+def _endpoint_settle_keys(endpoint_id: str) -> tuple[str, ...]:
+    """The prefix of the endpoint's pending keys, then the endpoint's KEYS of `settle_delivery.lua`: built
+    once per endpoint rather than nine f-strings per settle (the cache is bounded: endpoints come and go)."""
+    return (
+        webhook_pending_key(endpoint_id, ""),
         webhook_bodies_key(endpoint_id),
         webhook_due_key(endpoint_id),
         webhook_done_key(endpoint_id),
@@ -160,7 +169,7 @@ def _settle_keys(endpoint_id: str, queue_id: str) -> list[str]:
         webhook_attempts_key(endpoint_id),
         webhook_settled_key(endpoint_id),
         webhook_done_at_key(endpoint_id),
-    ]
+    )
 
 
 def _unit(queue_id: str) -> str:
@@ -316,6 +325,7 @@ class DeliveryStore:
         fields: list[str | int | bytes] = []
         for name, value in (attempt or {}).items():
             fields += [name, "" if value is None else str(value)]
+        keys = _endpoint_settle_keys(claim.endpoint_id)
         args: list[str | int | bytes] = [
             claim.queue_id,
             head.event.event_id,
@@ -323,7 +333,8 @@ class DeliveryStore:
             outcome,
             claim.lease_ms,
             ms(next_attempt or now),
-            json.dumps(attempts),
+            # Only a retry stores the attempts (the next try reads them); the script ignores them otherwise.
+            json.dumps(attempts) if outcome == "retry" else "",
             dead,
             ms(now),
             breaker[0],
@@ -334,7 +345,7 @@ class DeliveryStore:
             self._done_memory_ms,
             "" if keep_lease_seconds is None else int(keep_lease_seconds * 1000),
             version,
-            webhook_pending_key(claim.endpoint_id, ""),
+            keys[0],
             *fields,
         ]
         result = await self._settle.run(_settle_keys(claim.endpoint_id, claim.queue_id), args)
