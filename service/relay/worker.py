@@ -2,7 +2,6 @@
 the outcome."""
 
 import asyncio
-import json
 import logging
 import random
 from collections import deque
@@ -40,6 +39,7 @@ class _Occurred(msgspec.Struct):
 
 
 _OCCURRED = msgspec.json.Decoder(_Occurred)
+_HEADERS = msgspec.json.Encoder()
 
 FOLLOW_LIMIT = 32
 """Attempts one slot makes in a row, over all its queues (the next event of a kept queue, or another due
@@ -52,8 +52,10 @@ other's request is in flight, instead of the slot's next request waiting for it.
 at a time (the concurrency caps count requests), and one event per queue: a queue's next event is attempted
 only once its previous one is settled."""
 
+# Looked up once, not at each attempt.
 _ATTEMPTED = metrics.WEBHOOK_ATTEMPTS.labels("delivered")
 _FAILED = metrics.WEBHOOK_ATTEMPTS.labels("failed")
+_DELIVERED = metrics.WEBHOOK_DELIVERED
 
 Kept = tuple[Claim, Head]
 """A queue leased to a slot, with the next event to attempt."""
@@ -476,7 +478,9 @@ class DeliveryWorker:
             "response": result.body,
             "error": result.error,
             # A JSON object in a string: the attempt log's fields are strings.
-            "request_headers": json.dumps(result.request_headers) if result.request_headers else None,
+            "request_headers": _HEADERS.encode(result.request_headers).decode()
+            if result.request_headers
+            else None,
         }
         (_ATTEMPTED if result.delivered else _FAILED).inc()
         metrics.WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
@@ -545,7 +549,11 @@ class DeliveryWorker:
                 "relay.lease_lost", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
             )
             return None
+        if outcome == "delivered":
+            _DELIVERED.inc()
         failures = settled.failures
+        if not failures:  # the common case, a delivery: no breaker to open, nothing failing for long
+            return settled
         if failures >= breaker[0] and outcome != "hold":  # the settle script opened the breaker
             paused_until = now + timedelta(seconds=breaker[1])
             self._note(endpoint.endpoint_id, paused_until=paused_until)
@@ -559,12 +567,10 @@ class DeliveryWorker:
                     now=now,
                     paused_until=paused_until,
                 )
-        if outcome == "delivered":
-            metrics.WEBHOOK_DELIVERED.inc()
         since_ms = settled.failing_since_ms
         failing_since = from_epoch_ms(since_ms) if since_ms else now
         too_long = now - failing_since > timedelta(seconds=self._settings.relay_disable_after_seconds)
-        if failures and too_long and endpoint.state is EndpointState.ACTIVE:
+        if too_long and endpoint.state is EndpointState.ACTIVE:
             await self._disable(endpoint.endpoint_id, "failing for too long")
             log.warning("relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id})
         return settled
