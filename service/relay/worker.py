@@ -2,6 +2,7 @@
 the outcome."""
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
@@ -341,7 +342,10 @@ class DeliveryWorker:
                 if self._stopping.is_set():
                     break  # the attempts in flight finish; the backlogs are not theirs to go on through
                 if not ready:
-                    await asyncio.wait(settling, return_when=asyncio.FIRST_COMPLETED)
+                    # The oldest settle, usually the first to answer (settles share pipelines, whose replies
+                    # come in order); cheaper than `asyncio.wait`. Its error, if any, `_harvest` raises.
+                    with contextlib.suppress(Exception):
+                        await next(iter(settling))
                 self._harvest(settling, ready)
                 if not ready:
                     continue
@@ -389,6 +393,8 @@ class DeliveryWorker:
     async def _hand_back(self, ready: deque[Kept], settling: dict[asyncio.Task[Kept | None], bool]) -> None:
         """When a slot ends: let its settles in flight finish, and hand back, due at once, every queue still
         leased to it and not attempted (another slot, or instance, takes them)."""
+        if not ready and not settling:  # the slot went through everything it held
+            return
         for concluded in await asyncio.gather(*settling, return_exceptions=True):
             if isinstance(concluded, BaseException):
                 log.error("relay.attempt_failed", exc_info=concluded)
