@@ -2,9 +2,10 @@
 the outcome."""
 
 import asyncio
-import json
+import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,10 +40,26 @@ class _Occurred(msgspec.Struct):
 
 
 _OCCURRED = msgspec.json.Decoder(_Occurred)
+_HEADERS = msgspec.json.Encoder()
 
 FOLLOW_LIMIT = 32
-"""Attempts one slot makes in a row (the next event of a kept queue, or another due queue claimed at once)
-before it goes back to the rounds, so that a client's other endpoints get their turn at its slots."""
+"""Attempts one slot makes in a row, over all its queues (the next event of a kept queue, or another due
+queue claimed at once) before it goes back to the rounds, so that a client's other endpoints get their turn
+at its slots."""
+
+LANES_PER_SLOT = 2
+"""Queues one slot holds at most, attempted in turn: one queue's settle (a Redis round trip) runs while the
+other's request is in flight, instead of the slot's next request waiting for it. Still one request per slot
+at a time (the concurrency caps count requests), and one event per queue: a queue's next event is attempted
+only once its previous one is settled."""
+
+# Looked up once, not at each attempt.
+_ATTEMPTED = metrics.WEBHOOK_ATTEMPTS.labels("delivered")
+_FAILED = metrics.WEBHOOK_ATTEMPTS.labels("failed")
+_DELIVERED = metrics.WEBHOOK_DELIVERED
+
+Kept = tuple[Claim, Head]
+"""A queue leased to a slot, with the next event to attempt."""
 
 ENDPOINTS_PER_ROUND = 1000
 """Due endpoints one round reads at most; the rest come in the next round, which follows at once."""
@@ -173,24 +190,24 @@ class DeliveryWorker:
             for endpoint_id, (endpoint, version) in (await self._endpoints.get_versioned(unknown)).items():
                 self._known[endpoint_id] = _Known(endpoint, version)
         self._random.shuffle(due)  # a client's due endpoints take turns at its slots
-        found = await self._deliveries.claim_checked(
-            self._requests([endpoint_id for endpoint_id, _ in due]), now, self._lease_seconds, with_heads=True
-        )
-        revisions, claimed = self._revisions(due, found)
+        free, requests = self._requests([endpoint_id for endpoint_id, _ in due])
+        found = await self._deliveries.claim_checked(requests, now, self._lease_seconds, with_heads=True)
+        revisions, slots = self._revisions(due, found, free)
         # The attempts first: the index's revise is not theirs to wait for (a settle that touches the index
         # before the revise lands changes the entry's mark, so the revise leaves that entry alone).
-        for claim, head in claimed:
-            self._start_attempt(claim, head)
+        for endpoint_id, lanes in slots:
+            self._start_slot(endpoint_id, lanes)
         await self._deliveries.index.revise(revisions)
-        return len(claimed)
+        return sum(len(lanes) for _, lanes in slots)
 
     def _revisions(
-        self, due: list[tuple[str, str]], found: dict[str, EndpointClaims]
-    ) -> tuple[list[tuple[str, str, int | None]], list[tuple[Claim, Head | None]]]:
+        self, due: list[tuple[str, str]], found: dict[str, EndpointClaims], free: dict[str, int]
+    ) -> tuple[list[tuple[str, str, int | None]], list[tuple[str, list[Kept]]]]:
         """Where each due endpoint's index entry is to move after what its claim found (see
-        `DueIndex.revise`), and the claims to attempt with their heads."""
+        `DueIndex.revise`), and the slots to start: each endpoint's claims with their heads, dealt out to
+        as many slots as it has claims, up to its free slots (a claim of an empty queue is left to lapse)."""
         revisions: list[tuple[str, str, int | None]] = []
-        claimed: list[tuple[Claim, Head | None]] = []
+        slots: list[tuple[str, list[Kept]]] = []
         for endpoint_id, mark in due:
             claims = found.get(endpoint_id)
             if endpoint_id not in self._known:  # deleted: nothing of it is due any more
@@ -202,15 +219,23 @@ class DeliveryWorker:
                 self._wake.set()
             else:
                 revisions.append((endpoint_id, mark, self._next_due(endpoint_id, claims)))
-                claimed += zip(claims.claims, claims.heads, strict=True)
-        return revisions, claimed
+                ready = [(c, h) for c, h in zip(claims.claims, claims.heads, strict=True) if h is not None]
+                # One queue a slot while there are free slots (more requests in flight), two a slot only
+                # when there are more queues than that (`_requests` asked for up to that many).
+                count = min(len(ready), free.get(endpoint_id, 0))
+                slots += [(endpoint_id, ready[i::count]) for i in range(count)]
+        return revisions, slots
 
-    def _requests(self, endpoint_ids: Sequence[str]) -> dict[str, tuple[int, str | None]]:
-        """How many queues to claim at each endpoint (its free slots, within its client's) and the version
-        each claim is to check; 0 for an endpoint that is not ACTIVE (the claim still checks the version and
-        says when it is due next); none for an ACTIVE one without a free slot."""
+    def _requests(
+        self, endpoint_ids: Sequence[str]
+    ) -> tuple[dict[str, int], dict[str, tuple[int, str | None]]]:
+        """The free slots of each endpoint (within its client's), and how many queues to claim there (up to
+        `LANES_PER_SLOT` a slot) with the version each claim is to check; 0 for an endpoint that is not
+        ACTIVE (the claim still checks the version and says when it is due next); none for an ACTIVE one
+        without a free slot."""
         per_endpoint = self._settings.relay_concurrency_per_endpoint
         client_free: dict[str, int] = {}
+        free: dict[str, int] = {}
         requests: dict[str, tuple[int, str | None]] = {}
         for endpoint_id in endpoint_ids:
             known = self._known.get(endpoint_id)
@@ -219,18 +244,19 @@ class DeliveryWorker:
             endpoint, limit = known.endpoint, 0
             if endpoint.state is EndpointState.ACTIVE:  # a pause is for the claim script to judge
                 client = endpoint.client_id
-                free = client_free.setdefault(
+                left = client_free.setdefault(
                     client,
                     self._settings.relay_concurrency_per_client - self._in_flight_by_client.get(client, 0),
                 )
-                limit = max(0, min(per_endpoint - len(self._in_flight.get(endpoint_id, ())), free))
-                client_free[client] = free - limit
+                limit = max(0, min(per_endpoint - len(self._in_flight.get(endpoint_id, ())), left))
+                client_free[client] = left - limit
                 if not limit:
                     # No slot: no claim either, so a client whose many endpoints wait for their slots costs
                     # a round little more than reading their entries. A finished attempt wakes the loop.
                     continue
-            requests[endpoint_id] = (limit, known.version)
-        return requests
+            free[endpoint_id] = limit
+            requests[endpoint_id] = (limit * LANES_PER_SLOT, known.version)
+        return free, requests
 
     def _next_due(self, endpoint_id: str, claimed: EndpointClaims) -> int | None:
         """When the due index should next name the endpoint (None: not until a write names it again)."""
@@ -257,26 +283,26 @@ class DeliveryWorker:
             endpoint.failing_since = previous.endpoint.failing_since
         self._known[endpoint_id] = _Known(endpoint, stored.version)
 
-    def _start_attempt(self, claim: Claim, head: Head | None) -> None:
-        known = self._known.get(claim.endpoint_id)
-        if known is None:  # deleted meanwhile: its lease lapses with its keys
+    def _start_slot(self, endpoint_id: str, lanes: list[Kept]) -> None:
+        known = self._known.get(endpoint_id)
+        if known is None:  # deleted meanwhile: its leases lapse with its keys
             return
         client = known.endpoint.client_id
-        task = asyncio.create_task(self._attempt(known.endpoint, claim, head))
-        tasks = self._in_flight.setdefault(claim.endpoint_id, set())
+        task = asyncio.create_task(self._slot(endpoint_id, lanes))
+        tasks = self._in_flight.setdefault(endpoint_id, set())
         tasks.add(task)
         self._in_flight_by_client[client] = self._in_flight_by_client.get(client, 0) + 1
 
         def finished(_: asyncio.Task[None]) -> None:
             tasks.discard(task)
             if not tasks:
-                self._in_flight.pop(claim.endpoint_id, None)
+                self._in_flight.pop(endpoint_id, None)
             left = self._in_flight_by_client[client] - 1
             if left:
                 self._in_flight_by_client[client] = left
             else:
                 del self._in_flight_by_client[client]
-            # A finished attempt frees its slots and may have made its queue's next event due.
+            # A finished slot frees its place and may have made its queues' next events due.
             self._wake.set()
 
         task.add_done_callback(finished)
@@ -300,41 +326,104 @@ class DeliveryWorker:
             now=self._clock(),
         )
 
-    async def _attempt(self, endpoint: Endpoint, claim: Claim, head: Head | None) -> None:
-        """Attempt the claimed queue's head; and while each delivery leaves the queue leased to this
-        instance with its next event (see `DeliveryStore.settle`), that next event in the same slot."""
+    async def _slot(self, endpoint_id: str, lanes: list[Kept]) -> None:
+        """Attempt the heads of the slot's queues (`LANES_PER_SLOT` at most) in turn, one request at a time;
+        and while each delivery leaves a queue leased to this instance with its next event (see
+        `DeliveryStore.settle`), that next event, once its settle has answered. A delivery's settle runs
+        while the slot's other queue is attempted; anything else is settled before the slot's next request
+        (the breaker counts failures as they come). Up to `FOLLOW_LIMIT` attempts in all; queues still
+        leased to the slot when it stops (the worker is stopping, or a step failed) are handed back, due at
+        once."""
+        ready = deque(lanes)  # leased to the slot, their next event not attempted yet, in turn
+        settling: dict[asyncio.Task[Kept | None], bool] = {}  # a delivery's settle → whether it may keep
+        attempted = 0
         try:
-            for attempted in range(1, FOLLOW_LIMIT + 1):
-                if head is None:
-                    return
-                kept = await self._attempt_one(endpoint, claim, head, follow=attempted < FOLLOW_LIMIT)
-                if kept is None:
-                    return
-                claim, head = kept
-                if head.config is not None:  # changed since cached: attempt with what is stored now
-                    self._learn(claim.endpoint_id, head.config)
-                known = self._known.get(claim.endpoint_id)
-                if known is None:  # deleted meanwhile: its lease lapses with its keys
-                    return
-                endpoint = known.endpoint
+            while ready or settling:
+                if self._stopping.is_set():
+                    break  # the attempts in flight finish; the backlogs are not theirs to go on through
+                if not ready:
+                    # The oldest settle, usually the first to answer (settles share pipelines, whose replies
+                    # come in order); cheaper than `asyncio.wait`. Its error, if any, `_harvest` raises.
+                    with contextlib.suppress(Exception):
+                        await next(iter(settling))
+                self._harvest(settling, ready)
+                if not ready:
+                    continue
+                claim, head = ready.popleft()
+                known = self._known.get(endpoint_id)
+                if known is None:  # deleted meanwhile: its leases lapse with its keys
+                    ready.clear()
+                    continue
+                attempted += 1
+                # Another event after this one only within the limit, counting those the slot may still
+                # attempt: its other queue's, and the one a settle in flight may keep.
+                follow = attempted + len(ready) + sum(settling.values()) < FOLLOW_LIMIT
+                result = await self._attempt_one(known.endpoint, claim, head)
+                if result is None:
+                    continue
+                conclusion = self._conclude(known.endpoint, claim, head, result, follow=follow)
+                if result.delivered and (ready or settling):
+                    settling[asyncio.create_task(conclusion)] = follow
+                else:
+                    kept = self._kept(await conclusion)
+                    if kept is not None:
+                        ready.append(kept)
         except Exception:
-            log.exception(
-                "relay.attempt_failed", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
-            )
+            log.exception("relay.attempt_failed", extra={"endpoint_id": endpoint_id})
+        finally:
+            await self._hand_back(ready, settling)
 
-    async def _attempt_one(
-        self, endpoint: Endpoint, claim: Claim, head: Head, *, follow: bool
-    ) -> tuple[Claim, Head] | None:
-        """One attempt and its settle; with `follow`, after a delivery, returns the next event to attempt in
-        this slot: the queue's next if it has more, else another due queue's of the endpoint (the settle
-        leases it; see `DeliveryStore.settle`)."""
+    def _harvest(self, settling: dict[asyncio.Task[Kept | None], bool], ready: deque[Kept]) -> None:
+        """Take the settles that answered out of `settling`, and the queues they kept into `ready`."""
+        for task in [t for t in settling if t.done()]:
+            del settling[task]
+            kept = self._kept(task.result())
+            if kept is not None:
+                ready.append(kept)
+
+    def _kept(self, kept: Kept | None) -> Kept | None:
+        """A queue a settle kept for the slot, to attempt next; None if its endpoint was deleted."""
+        if kept is None:
+            return None
+        claim, head = kept
+        if head.config is not None:  # changed since cached: attempt with what is stored now
+            self._learn(claim.endpoint_id, head.config)
+        return kept if claim.endpoint_id in self._known else None  # deleted: the lease lapses with its keys
+
+    async def _hand_back(self, ready: deque[Kept], settling: dict[asyncio.Task[Kept | None], bool]) -> None:
+        """When a slot ends: let its settles in flight finish, and hand back, due at once, every queue still
+        leased to it and not attempted (another slot, or instance, takes them)."""
+        if not ready and not settling:  # the slot went through everything it held
+            return
+        for concluded in await asyncio.gather(*settling, return_exceptions=True):
+            if isinstance(concluded, BaseException):
+                log.error("relay.attempt_failed", exc_info=concluded)
+            elif (kept := self._kept(concluded)) is not None:
+                ready.append(kept)
+        if not ready:
+            return
         now = self._clock()
-        known = self._known.get(claim.endpoint_id)
-        latest = known.endpoint if known is not None else endpoint
-        if latest.effective_state(now) is not EndpointState.ACTIVE:
+        handed = await asyncio.gather(
+            *(
+                self._settle(claim, head, "hold", now, now, None, self._known[claim.endpoint_id].endpoint)
+                for claim, head in ready
+                if claim.endpoint_id in self._known
+            ),
+            return_exceptions=True,
+        )
+        for outcome in handed:
+            if isinstance(outcome, BaseException):
+                log.error("relay.hand_back_failed", exc_info=outcome)
+
+    async def _attempt_one(self, endpoint: Endpoint, claim: Claim, head: Head) -> AttemptResult | None:
+        """One attempt at the claimed queue's head: its result, to conclude; None if it was not made (the
+        endpoint is not active, the lease is too short, the target is unsafe, the body is too large) and its
+        outcome is settled already."""
+        now = self._clock()
+        if endpoint.effective_state(now) is not EndpointState.ACTIVE:
             # Disabled or paused while this round was claiming (by an attempt of this instance that
             # answered 410, or tripped the breaker): leave the event queued, due when it is enabled.
-            await self._settle(claim, head, "hold", now, now, None, latest)
+            await self._settle(claim, head, "hold", now, now, None, endpoint)
             return None
         if len(head.event.body) > self._settings.relay_max_request_bytes:
             limit = self._settings.relay_max_request_bytes
@@ -354,7 +443,7 @@ class DeliveryWorker:
             check_target(
                 endpoint.url, require_https=self._settings.relay_require_https, allowed=self._allowed
             )
-            result = await post_event(
+            return await post_event(
                 self._client,
                 endpoint,
                 head.event.event_id,
@@ -371,7 +460,6 @@ class DeliveryWorker:
             )
             await self._settle(claim, head, "hold", now, now, None, endpoint)
             return None
-        return await self._conclude(endpoint, claim, head, result, follow=follow)
 
     async def _conclude(
         self,
@@ -382,7 +470,7 @@ class DeliveryWorker:
         final: bool = False,
         *,
         follow: bool = False,
-    ) -> tuple[Claim, Head] | None:
+    ) -> Kept | None:
         """Settle an attempt by its result; returns the queue's next event if a delivery kept the queue."""
         now = self._clock()
         attempt = {
@@ -396,9 +484,11 @@ class DeliveryWorker:
             "response": result.body,
             "error": result.error,
             # A JSON object in a string: the attempt log's fields are strings.
-            "request_headers": json.dumps(result.request_headers) if result.request_headers else None,
+            "request_headers": _HEADERS.encode(result.request_headers).decode()
+            if result.request_headers
+            else None,
         }
-        metrics.WEBHOOK_ATTEMPTS.labels("delivered" if result.delivered else "failed").inc()
+        (_ATTEMPTED if result.delivered else _FAILED).inc()
         metrics.WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
         if result.delivered:
             # Not while stopping: the attempts in flight are to finish, not to go on through backlogs.
@@ -465,7 +555,11 @@ class DeliveryWorker:
                 "relay.lease_lost", extra={"endpoint_id": claim.endpoint_id, "queue_id": claim.queue_id}
             )
             return None
+        if outcome == "delivered":
+            _DELIVERED.inc()
         failures = settled.failures
+        if not failures:  # the common case, a delivery: no breaker to open, nothing failing for long
+            return settled
         if failures >= breaker[0] and outcome != "hold":  # the settle script opened the breaker
             paused_until = now + timedelta(seconds=breaker[1])
             self._note(endpoint.endpoint_id, paused_until=paused_until)
@@ -479,12 +573,10 @@ class DeliveryWorker:
                     now=now,
                     paused_until=paused_until,
                 )
-        if outcome == "delivered":
-            metrics.WEBHOOK_DELIVERED.inc()
         since_ms = settled.failing_since_ms
         failing_since = from_epoch_ms(since_ms) if since_ms else now
         too_long = now - failing_since > timedelta(seconds=self._settings.relay_disable_after_seconds)
-        if failures and too_long and endpoint.state is EndpointState.ACTIVE:
+        if too_long and endpoint.state is EndpointState.ACTIVE:
             await self._disable(endpoint.endpoint_id, "failing for too long")
             log.warning("relay.endpoint_disabled", extra={"endpoint_id": endpoint.endpoint_id})
         return settled
