@@ -5,7 +5,8 @@
 -- KEYS[10] done_at zset (when each order in `done` was last settled)
 -- ARGV[1] queue id   ARGV[2] event id   ARGV[3] sequence   ARGV[4] 'delivered' | 'retry' | 'dead' | 'hold'
 -- ARGV[5] lease score the worker claimed with   ARGV[6] next attempt (ms, for retry and hold)
--- ARGV[7] attempts so far, JSON (this one included)   ARGV[8] dead record JSON ('' unless dead)
+-- ARGV[7] attempts so far, JSON (this one included; '' unless retry: only a retry keeps them)
+-- ARGV[8] dead record JSON ('' unless dead)
 -- ARGV[9] now (ms)   ARGV[10] failures that pause the endpoint   ARGV[11] pause (ms)
 -- ARGV[12] attempt log length   ARGV[13] 'order' | 'single' (see enqueue_delivery.lua)
 -- ARGV[14] how long a settled single event is remembered (ms)
