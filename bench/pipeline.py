@@ -10,7 +10,8 @@ to the moment its Confirmed event is read here, so it includes both brokers hops
 
 The baseline, in the same run: `bench.kafka_pipe` processes in the same places (one as the service, one as
 the simulator) forward the same command bytes through the same four hops (commands → requests → replies →
-events), with no logic and no Redis.
+events), with no logic and no Redis: at the same fixed rate (the latency four hops cost on this stack),
+then flat out.
 """
 
 import asyncio
@@ -247,8 +248,9 @@ async def pipeline(bench: Run, orders: int, rate: float, seconds: float, service
     return phases
 
 
-async def baseline(bench: Run, orders: int) -> Phase:
-    """The same command bytes through the same four hops, forwarded by bare aiokafka processes."""
+async def baseline(bench: Run, orders: int, rate: float, seconds: float) -> dict[str, Phase]:
+    """The same command bytes through the same four hops, forwarded by bare aiokafka processes: at the
+    pipeline's fixed rate (the latency floor of four hops on this stack), then flat out."""
     bootstrap = bench.settings.kafka_bootstrap_servers
     base = f"{bench.settings.topic_commands}.baseline-{uuid.uuid4().hex[:4]}"
     topics = [f"{base}.{hop}" for hop in ("commands", "requests", "replies", "events")]
@@ -278,7 +280,15 @@ async def baseline(bench: Run, orders: int) -> Phase:
         await producer.start()
         measured = {p.name: p.pid for p in processes} | bench.stack.pids() | {"benchmark": os.getpid()}
         await measure(producer, observer, topics[0], commands(WARM_UP_ORDERS), "baseline warm-up", measured)
-        return await measure(producer, observer, topics[0], commands(orders), "baseline saturation", measured)
+        fixed = commands(int(rate * seconds))
+        return {
+            "fixed": await measure(
+                producer, observer, topics[0], fixed, f"baseline {rate:g}/s offered", measured, rate
+            ),
+            "saturation": await measure(
+                producer, observer, topics[0], commands(orders), "baseline saturation", measured
+            ),
+        }
     finally:
         await producer.stop()
         await observer.stop()
@@ -308,7 +318,8 @@ def main() -> None:
             },
         )
         phases = await pipeline(bench, args.orders, args.rate, args.seconds, args.services)
-        raw = await baseline(bench, args.orders)
+        raw_phases = await baseline(bench, args.orders, args.rate, args.seconds)
+        raw, raw_fixed = raw_phases["saturation"], raw_phases["fixed"]
         saturation, fixed = phases["saturation"], phases["fixed"]
         ratio = saturation.throughput / raw.throughput
         report.add(
@@ -346,7 +357,15 @@ def main() -> None:
             report.add(f"baseline CPU per message: {name}", seconds / raw.orders * 1000, "ms")
         for name, value in percentiles(raw.latencies_ms).items():
             report.add(f"baseline saturation latency {name}", value, "ms")
-        for name, phase in (("fixed phase", fixed), ("saturation", saturation), ("baseline", raw)):
+        for name, value in percentiles(raw_fixed.latencies_ms).items():
+            report.add(f"baseline latency {name} at {args.rate:g}/s", value, "ms")
+        checked = (
+            ("fixed phase", fixed),
+            ("saturation", saturation),
+            ("baseline", raw),
+            ("baseline fixed", raw_fixed),
+        )
+        for name, phase in checked:
             report.check(f"{name}: every order through", phase.missing == 0, f"{phase.missing:,} missing")
         return report
 
