@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import NoScriptError
 
 from service.store.raw_pipeline import RawPipeline
@@ -101,6 +101,15 @@ class Coalesced:
         return results
 
     async def _pipeline(self, sha: str, calls: list[Call]) -> list[Any]:
+        if not isinstance(self._redis, RedisCluster):
+            # Packed by hiredis and read straight off the connection: through redis-py's pipeline, packing
+            # the relay's settles (thirty or so arguments each) took a fifth of its CPU.
+            raw = RawPipeline(self._redis)
+            for keys, args in calls:
+                raw.command(keys[0], "EVALSHA", sha, len(keys), *keys, *args)
+            return await raw.execute(raise_on_error=False)
+        # On a Cluster, redis-py's pipeline: it follows a slot that moved, call by call, where `RawPipeline`
+        # fails the whole batch (and here every caller of it).
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 queue_evalsha(pipe, sha, keys, args)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import Redis
 
 from contracts.events import CommandRejected, EndpointStateChanged, OrderStatusChanged
 from service.clock import to_epoch_ms as ms
@@ -24,7 +24,6 @@ from service.store.keys import (
     webhook_settled_key,
     webhook_tries_key,
 )
-from service.store.raw_pipeline import RawPipeline
 from service.store.scripts import Call, Coalesced, LuaScript
 from service.store.webhook_due_index import DueIndex
 
@@ -178,21 +177,6 @@ def _unit(queue_id: str) -> str:
     return "single" if _is_single(queue_id) else "order"
 
 
-class _PackedCoalesced(Coalesced):
-    """`Coalesced`, its pipelines packed by hiredis in one call per script run and their replies read
-    straight from the connection (`RawPipeline`): through redis-py's pipeline, packing each settle's thirty
-    or so arguments took a fifth of the relay's CPU. On a Redis Cluster, redis-py's pipeline as before: it
-    follows a slot that moved, command by command, where `RawPipeline` fails the whole batch."""
-
-    async def _pipeline(self, sha: str, calls: list[Call]) -> list[Any]:
-        if isinstance(self._redis, RedisCluster):
-            return await super()._pipeline(sha, calls)
-        pipe = RawPipeline(self._redis)
-        for keys, args in calls:
-            pipe.command(keys[0], "EVALSHA", sha, len(keys), *keys, *args)
-        return await pipe.execute(raise_on_error=False)
-
-
 class DeliveryStore:
     """Every operation is one atomic step on one endpoint's keys (one hash tag), batched per call.
 
@@ -216,7 +200,7 @@ class DeliveryStore:
         self._claim = LuaScript("claim_deliveries")
         self._head = LuaScript("delivery_head")
         # Attempts finish one by one; their settles share round trips.
-        self._settle = _PackedCoalesced(LuaScript("settle_delivery"), redis)
+        self._settle = Coalesced(LuaScript("settle_delivery"), redis)
 
     async def enqueue(self, events: Sequence[QueuedEvent], now: datetime) -> None:
         """Queue events (ignoring those settled before); one round trip."""

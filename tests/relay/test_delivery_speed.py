@@ -15,7 +15,7 @@ from service.relay.app import build_relay, relay_topics
 from service.relay.sender import HttpClient
 from service.relay.worker import DeliveryWorker
 from service.store.scripts import Coalesced, LuaScript
-from service.store.webhook_deliveries import DeliveryStore, QueuedEvent, _PackedCoalesced
+from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
 from service.store.webhook_endpoints import EndpointStore
 from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
@@ -50,33 +50,13 @@ async def test_queued_events_are_delivered_without_waiting_for_the_poll(
     assert [r.body["sequence"] for r in receiver.delivered()] == [1, 2, 3]
 
 
-async def test_coalesced_calls_share_a_pipeline_and_fail_alone(redis: Redis) -> None:
-    """Calls made together go in one round trip; a call that errors fails only its own caller."""
-    coalesced = Coalesced(LuaScript("claim_due"), redis)
-    key = "test:{coalesced}:due"
-    await redis.zadd(key, {"a": 1, "b": 2})
-
-    results: list[object] = await asyncio.gather(
-        coalesced.run([key], [10, 1000, 1]),
-        coalesced.run([key], [10, 1000, "not a number"]),
-        coalesced.run([key], [10, 1000, 1]),
-        return_exceptions=True,
-    )
-
-    good, bad, other = results
-    assert good == [b"a"]
-    assert isinstance(bad, Exception)
-    assert other == [b"b"]
-    await redis.delete(key)
-
-
-async def test_the_settles_packed_pipeline_fails_a_call_alone_and_reloads_a_forgotten_script(
+async def test_coalesced_calls_share_a_pipeline_fail_alone_and_reload_a_forgotten_script(
     redis: Redis,
 ) -> None:
-    """The settles' coalescing packs with hiredis and reads replies off the connection: an error reply is
-    its caller's alone, as through redis-py's pipeline, and a script Redis forgot (a restart, a flush) is
-    loaded again and run."""
-    coalesced = _PackedCoalesced(LuaScript("claim_due"), redis)
+    """Calls made together go in one round trip, packed by hiredis and read off the connection: an error
+    reply is its caller's alone, as through redis-py's pipeline, and a script Redis forgot (a restart, a
+    flush) is loaded again and run."""
+    coalesced = Coalesced(LuaScript("claim_due"), redis)
     key = f"test:{{{unique('packed')}}}:due"
     await redis.zadd(key, {"a": 1, "b": 2})
 
