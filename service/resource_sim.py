@@ -26,12 +26,11 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.producer.message_accumulator import BatchBuilder
 
 from contracts.limits import MAX_IDENTIFIER_LENGTH
 from service import tracing
 from service.config import ResourceSimSettings
-from service.kafka import JSON_RECORD_HEADERS, build_producer, client_options
+from service.kafka import JSON_RECORD_HEADERS, build_producer, client_options, send_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -306,39 +305,21 @@ class ResourceSimProcess:
             answers = [(a, traced.get(id(r))) for r in records for a in self.simulator.answer([r])]
             if self._settings.sim_latency_seconds:
                 await asyncio.sleep(self._settings.sim_latency_seconds)
-            await _publish(producer, self._settings.topic_resource_replies, answers)
+            topic = self._settings.topic_resource_replies
+            # In record batches per partition, each handed over whole (as the service's outbox publisher).
+            await send_in_batches(
+                producer,
+                (
+                    (
+                        topic,
+                        answer.order_id.encode(),
+                        encode(answer),
+                        tracing.record_headers(JSON_RECORD_HEADERS, traceparent, topic),
+                    )
+                    for answer, traceparent in answers
+                ),
+            )
         return True
-
-
-async def _publish(producer: AIOKafkaProducer, topic: str, answers: list[tuple[Reply, str | None]]) -> None:
-    """Send the replies in record batches built per partition, each handed over whole (`send_batch`, as the
-    service's outbox publisher does: `send` per message cost a future and a metadata check each), and wait
-    for every acknowledgement. Replies keep their order within each partition."""
-    if not answers:
-        return
-    await producer.partitions_for(topic)  # its metadata, for `_partition`
-    open_batches: dict[int, BatchBuilder] = {}
-    pending: list[asyncio.Future[object]] = []
-    for answer, traceparent in answers:
-        key = answer.order_id.encode()
-        # The partition `send` would pick: an order's replies land where every producer of its key puts them.
-        partition: int = producer._partition(topic, None, key, None, key, None)
-        value = encode(answer)
-        headers = tracing.record_headers(JSON_RECORD_HEADERS, traceparent, topic)
-        batch = open_batches.get(partition)
-        if (
-            batch is not None
-            and batch.append(key=key, value=value, timestamp=None, headers=headers) is not None
-        ):
-            continue
-        if batch is not None:  # full: send it, and start the partition's next one
-            pending.append(await producer.send_batch(batch, topic, partition=partition))
-        batch = open_batches[partition] = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            raise ValueError(f"a {len(value)}-byte reply does not fit in a record batch")
-    for partition, batch in open_batches.items():
-        pending.append(await producer.send_batch(batch, topic, partition=partition))
-    await asyncio.gather(*pending)
 
 
 async def _rewind(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:

@@ -1,18 +1,23 @@
 """Publishing decided messages: to an aiokafka producer, batched; FastStream documents the channels."""
 
-import asyncio
 from collections.abc import Sequence
 
 import jiter
 from aiokafka import AIOKafkaProducer
-from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 
 from contracts.events import CommandRejected, DeadLetter, OrderStatusChanged
 from contracts.resources import ResourceRequestMessage
 from service import tracing
 from service.config import Settings
-from service.kafka import JSON_RECORD_HEADERS, build_producer, client_topics, per_client
+from service.kafka import (
+    JSON_RECORD_HEADERS,
+    Record,
+    build_producer,
+    client_topics,
+    per_client,
+    send_in_batches,
+)
 from service.store.outbox import Destination, OutboxEntry
 
 
@@ -59,52 +64,20 @@ class OutboxPublisher:
             self._producer = None
 
     async def publish(self, entries: Sequence[OutboxEntry]) -> None:
-        """Send all entries without waiting in between, then wait for every acknowledgement.
-
-        The entries are put into record batches per partition here and each batch is handed over whole
-        (`send_batch`): `send` per message cost a future and a metadata check each, about a tenth of the
-        service's CPU. Entries keep their order within each partition, which is all Kafka orders.
-        """
+        """Send all entries without waiting in between, then wait for every acknowledgement (in record
+        batches per partition: `service.kafka.send_in_batches`)."""
         if not entries:
             return
         producer = self._producer
         if producer is None:
             raise RuntimeError("the outbox publisher is not started")
-        open_batches: dict[tuple[str, int], BatchBuilder] = {}
-        pending: list[asyncio.Future[object]] = []
-        layouts: dict[str, list[int]] = {}
-        for entry in entries:
-            topic = self._topic_of(entry)
-            layout = layouts.get(topic)
-            if layout is None:  # the topic's partitions, read once per call rather than per message
-                layout = layouts[topic] = sorted(await producer.partitions_for(topic))
-            key = entry.key.encode() or None
-            # The partition `send` would pick, with the producer's own partitioner: an order's messages
-            # land where every other producer of the order's key puts them. (A keyed message's partition
-            # depends on the key and the topic's partitions only; a keyless one's on which are available.)
-            partition: int = (
-                producer._partitioner(key, layout, layout)
-                if key is not None
-                else producer._partition(topic, None, key, None, key, None)
-            )
-            record = {
-                "key": key,
-                "value": entry.value,
-                "timestamp": None,
-                # With tracing on, a PRODUCER span continuing the trace stored with the entry.
-                "headers": tracing.record_headers(JSON_RECORD_HEADERS, entry.traceparent, topic),
-            }
-            batch = open_batches.get((topic, partition))
-            if batch is not None and batch.append(**record) is not None:
-                continue
-            if batch is not None:  # full: send it, and start the partition's next one
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = open_batches[(topic, partition)] = producer.create_batch()
-            if batch.append(**record) is None:
-                raise ValueError(f"a {len(entry.value)}-byte message does not fit in a record batch")
-        for (topic, partition), batch in open_batches.items():
-            pending.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*pending)
+        await send_in_batches(producer, (self._record(entry) for entry in entries))
+
+    def _record(self, entry: OutboxEntry) -> Record:
+        topic = self._topic_of(entry)
+        # With tracing on, a PRODUCER span continuing the trace stored with the entry.
+        headers = tracing.record_headers(JSON_RECORD_HEADERS, entry.traceparent, topic)
+        return topic, entry.key.encode() or None, entry.value, headers
 
     def _topic_of(self, entry: OutboxEntry) -> str:
         """The entry's topic: in the `per_client` layout, status events and rejections go to the topics of

@@ -6,7 +6,14 @@ the API and the simulator all depend on it and it on none of them.
 """
 
 from service.kafka._apps import BackgroundLoop, ConsumingProcess, build_app
-from service.kafka._clients import JSON_HEADERS, JSON_RECORD_HEADERS, build_broker, build_producer
+from service.kafka._clients import (
+    JSON_HEADERS,
+    JSON_RECORD_HEADERS,
+    Record,
+    build_broker,
+    build_producer,
+    send_in_batches,
+)
 from service.kafka._security import broker_security, client_options
 from service.kafka._subscribers import RecordsHandler, subscribe_batches
 from service.kafka._topics import (
@@ -28,6 +35,7 @@ __all__ = [
     "BackgroundLoop",
     "ClientTopics",
     "ConsumingProcess",
+    "Record",
     "RecordsHandler",
     "broker_security",
     "build_app",
@@ -41,6 +49,7 @@ __all__ = [
     "ensure_service_topics",
     "ensure_topics",
     "per_client",
+    "send_in_batches",
     "service_topics",
     "subscribe_batches",
     "topic_configs",

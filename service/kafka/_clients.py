@@ -1,13 +1,15 @@
 """The Kafka clients every process opens: a FastStream broker, and for the order service's outbox a bare
 aiokafka producer; both connect as the settings say (TLS, SASL, idempotence)."""
 
+import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 
 from service.config import Settings
@@ -73,3 +75,45 @@ def _key_hash(key: bytes) -> int:
     """Bounded: 16,384 keys of at most a few hundred bytes each, about the orders of the last seconds."""
     hashed: int = murmur2(key) & 0x7FFFFFFF
     return hashed
+
+
+Record = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
+"""One message to send: its topic, key, value and headers."""
+
+
+async def send_in_batches(producer: AIOKafkaProducer, records: Iterable[Record]) -> None:
+    """Send every record without waiting in between, then wait for every acknowledgement.
+
+    The records are put into record batches per partition here and each batch is handed over whole
+    (`send_batch`): `send` per message cost a future and a metadata check each, about a tenth of the order
+    service's CPU. Records keep their order within each partition, which is all Kafka orders.
+    """
+    open_batches: dict[tuple[str, int], BatchBuilder] = {}
+    pending: list[asyncio.Future[object]] = []
+    layouts: dict[str, list[int]] = {}
+    for topic, key, value, headers in records:
+        layout = layouts.get(topic)
+        if layout is None:  # the topic's partitions, read once per call rather than per message
+            layout = layouts[topic] = sorted(await producer.partitions_for(topic))
+        # The partition `send` would pick, with the producer's own partitioner: an order's messages land
+        # where every other producer of the order's key puts them. (A keyed message's partition depends on
+        # the key and the topic's partitions only; a keyless one's on which are available.)
+        partition: int = (
+            producer._partitioner(key, layout, layout)
+            if key is not None
+            else producer._partition(topic, None, key, None, key, None)
+        )
+        batch = open_batches.get((topic, partition))
+        if (
+            batch is not None
+            and batch.append(key=key, value=value, timestamp=None, headers=headers) is not None
+        ):
+            continue
+        if batch is not None:  # full: send it, and start the partition's next one
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+        batch = open_batches[(topic, partition)] = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            raise ValueError(f"a {len(value)}-byte message does not fit in a record batch")
+    for (topic, partition), batch in open_batches.items():
+        pending.append(await producer.send_batch(batch, topic, partition=partition))
+    await asyncio.gather(*pending)

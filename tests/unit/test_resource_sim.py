@@ -150,6 +150,9 @@ class _Producer:
     def _partition(self, *args: object) -> int:
         return 0
 
+    def _partitioner(self, *args: object) -> int:
+        return 0
+
     def create_batch(self) -> _Batch:
         return _Batch()
 
