@@ -16,11 +16,13 @@ then flat out.
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -38,8 +40,14 @@ TARGET_RATIO = 0.20
 TARGET_P99_MS = {400.0: 50.0, 1000.0: 100.0}
 """p99 command → Confirmed by offered rate (orders/s)."""
 TARGET_SERVICE_CPU_MS = 0.30
+TARGET_SERVICE_FORWARDERS = 6.0
+"""The same target in the same run's terms: the issue's own run measured 0.05 ms per order for the bare
+forwarder in the service's place, so 0.30 ms is six of those (the figure the host's speed does not move)."""
 TARGET_SIMULATOR_CPU_MS = 0.05
 PHASE_LIMIT_SECONDS = 600.0
+HOPS = ("command → request", "request → reply", "reply → Confirmed")
+"""The hops `--hops` times: through the service, the simulator, the service again (the last one includes the
+benchmark's own read of the event). In the baseline, the forwarders in those places."""
 
 
 @dataclass
@@ -131,13 +139,12 @@ def commands(count: int) -> list[tuple[str, bytes]]:
 
 
 async def send_all(
-    producer: AIOKafkaProducer, topic: str, batch: Sequence[tuple[str, bytes]], sent_at: dict[str, float]
+    producer: AIOKafkaProducer, topic: str, batch: Sequence[tuple[str, bytes]], sent: "Sent"
 ) -> None:
     """Send as fast as the producer takes them; wait for every acknowledgement."""
     acks = []
     for order_id, value in batch:
-        sent_at[order_id] = time.monotonic()
-        acks.append(await producer.send(topic, value, key=order_id.encode()))
+        acks.append(sent.acknowledged(order_id, await producer.send(topic, value, key=order_id.encode())))
     await asyncio.gather(*acks)
 
 
@@ -146,7 +153,7 @@ async def send_at_rate(
     topic: str,
     batch: Sequence[tuple[str, bytes]],
     rate: float,
-    sent_at: dict[str, float],
+    sent: "Sent",
 ) -> None:
     """Send `rate` messages per second, catching up after any hiccup rather than drifting."""
     acks = []
@@ -155,11 +162,25 @@ async def send_at_rate(
     while position < len(batch):
         due = min(len(batch), int((time.monotonic() - start) * rate) + 1)
         for order_id, value in batch[position:due]:
-            sent_at[order_id] = time.monotonic()
-            acks.append(await producer.send(topic, value, key=order_id.encode()))
+            acks.append(sent.acknowledged(order_id, await producer.send(topic, value, key=order_id.encode())))
         position = due
         await asyncio.sleep(0.002)  # pacing: the offered rate is the point of this phase
     await asyncio.gather(*acks)
+
+
+@dataclass
+class Sent:
+    """When each command was handed to the producer, and how long the broker took to acknowledge it: the
+    broker's round trip under the phase's load, which every hop of the pipe waits for as well."""
+
+    at: dict[str, float] = field(default_factory=dict)
+    acknowledgement_ms: list[float] = field(default_factory=list)
+
+    def acknowledged(self, order_id: str, ack: "asyncio.Future[Any]") -> "asyncio.Future[Any]":
+        """Record `order_id` as sent now, and the time to `ack` once it comes."""
+        self.at[order_id] = sent_at = time.monotonic()
+        ack.add_done_callback(lambda _: self.acknowledgement_ms.append((time.monotonic() - sent_at) * 1000))
+        return ack
 
 
 @dataclass
@@ -171,8 +192,12 @@ class Phase:
     latencies_ms: list[float]
     missing: int
     """Orders that did not complete within the phase's time limit."""
+    acknowledgement_ms: list[float] = field(default_factory=list)
+    """The broker's time to acknowledge each command sent (see `Sent`)."""
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     """CPU time each process used during the phase (the service's per order is the figure to optimise)."""
+    hop_latencies_ms: list[list[float]] = field(default_factory=list)
+    """Each hop's latency of each order, in hop order, when the phase observed the topics in between."""
 
     @property
     def throughput(self) -> float:
@@ -187,31 +212,47 @@ async def measure(
     description: str,
     processes: dict[str, int],
     rate: float | None = None,
+    waypoints: Sequence[Observer] = (),
 ) -> Phase:
     """Send `batch` (at `rate`, or flat out) and wait for every order to complete; `processes` (name → pid)
-    are the ones whose CPU time is measured."""
-    sent_at: dict[str, float] = {}
+    are the ones whose CPU time is measured. `waypoints` observe the topics in between, in hop order (one
+    record of each order on each), for each hop's latency."""
+    sent = Sent()
     cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     before = len(observer.arrived)
+    passed = [len(waypoint.arrived) for waypoint in waypoints]
     start = time.monotonic()
     with progress(description, len(batch)) as advance:
         sending = (
-            send_all(producer, topic, batch, sent_at)
+            send_all(producer, topic, batch, sent)
             if rate is None
-            else send_at_rate(producer, topic, batch, rate, sent_at)
+            else send_at_rate(producer, topic, batch, rate, sent)
         )
         waiting = observer.until(before + len(batch), advance, within=PHASE_LIMIT_SECONDS)
         await asyncio.gather(sending, waiting)
     arrived = [(o, observer.arrived[o]) for o, _ in batch if o in observer.arrived]
     last = max((at for _, at in arrived), default=time.monotonic())
-    latencies = [(at - sent_at[o]) * 1000 for o, at in arrived]
+    latencies = [(at - sent.at[o]) * 1000 for o, at in arrived]
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
-    return Phase(len(batch), last - start, latencies, len(batch) - len(arrived), cpu)
+    missing = len(batch) - len(arrived)
+    for waypoint, count in zip(waypoints, passed, strict=True):  # each had its records before the last hop
+        await waypoint.until(count + len(batch), lambda _: None, within=10.0)
+    stages = [sent.at, *(waypoint.arrived for waypoint in waypoints), observer.arrived]
+    hops = [
+        [(later[o] - earlier[o]) * 1000 for o, _ in batch if o in earlier and o in later]
+        for earlier, later in itertools.pairwise(stages)
+    ]
+    return Phase(len(batch), last - start, latencies, missing, sent.acknowledgement_ms, cpu, hops)
 
 
-async def pipeline(bench: Run, orders: int, rate: float, seconds: float, services: int) -> dict[str, Phase]:
-    """Warm up, then the fixed-rate phase, then saturation, through the real service."""
+async def pipeline(
+    bench: Run, orders: int, rate: float, seconds: float, services: int, timed_hops: bool = False
+) -> dict[str, Phase]:
+    """Warm up, then the fixed-rate phase, then saturation, through the real service; with `timed_hops`,
+    the fixed phase also times each hop (`HOPS`)."""
     settings = bench.settings
+    between = (settings.topic_resource_requests, settings.topic_resource_replies) if timed_hops else ()
+    waypoints = [Observer(settings.kafka_bootstrap_servers, t, forwarded_order, 5) for t in between]
     processes = [
         OrdersProcess("service", bench.environ(), bench.workdir / f"service-{n}.log", consumers=2)
         for n in range(services)
@@ -228,7 +269,8 @@ async def pipeline(bench: Run, orders: int, rate: float, seconds: float, service
         for process in processes:
             await process.start()
         await asyncio.gather(*(p.wait_ready() for p in processes))
-        await observer.start()
+        for started in (observer, *waypoints):
+            await started.start()
         await producer.start()
         fixed = commands(int(rate * seconds))
         flat_out = commands(orders)
@@ -236,21 +278,29 @@ async def pipeline(bench: Run, orders: int, rate: float, seconds: float, service
         measured = {p.name: p.pid for p in processes} | bench.stack.pids() | {"benchmark": os.getpid()}
         await measure(producer, observer, topic, commands(WARM_UP_ORDERS), "warm-up", measured)
         phases = {
-            "fixed": await measure(producer, observer, topic, fixed, f"{rate:g}/s offered", measured, rate),
-            "saturation": await measure(producer, observer, topic, flat_out, "saturation", measured),
+            "fixed": await measure(
+                producer, observer, topic, fixed, f"{rate:g}/s offered", measured, rate, waypoints
+            ),
         }
+        for stopped in waypoints:  # saturation runs without them (and their polling of the broker)
+            await stopped.stop()
+        phases["saturation"] = await measure(producer, observer, topic, flat_out, "saturation", measured)
     finally:
         await producer.stop()
-        await observer.stop()
+        for stopped in (observer, *waypoints):
+            await stopped.stop()
         for process in processes:
             if process.process is not None:
                 await process.stop()
     return phases
 
 
-async def baseline(bench: Run, orders: int, rate: float, seconds: float) -> dict[str, Phase]:
+async def baseline(
+    bench: Run, orders: int, rate: float, seconds: float, timed_hops: bool = False
+) -> dict[str, Phase]:
     """The same command bytes through the same four hops, forwarded by bare aiokafka processes: at the
-    pipeline's fixed rate (the latency floor of four hops on this stack), then flat out."""
+    pipeline's fixed rate (the latency floor of four hops on this stack; with `timed_hops`, each hop
+    timed), then flat out."""
     bootstrap = bench.settings.kafka_bootstrap_servers
     base = f"{bench.settings.topic_commands}.baseline-{uuid.uuid4().hex[:4]}"
     topics = [f"{base}.{hop}" for hop in ("commands", "requests", "replies", "events")]
@@ -271,29 +321,56 @@ async def baseline(bench: Run, orders: int, rate: float, seconds: float) -> dict
         process.argv = ["bench.kafka_pipe", bootstrap, f"{base}.group", *hops]
         process.argv += ["--fetch-max-wait-ms", str(wait)]
     observer = Observer(bootstrap, topics[3], forwarded_order, bench.settings.kafka_fetch_max_wait_ms)
+    waypoints = [Observer(bootstrap, t, forwarded_order, 5) for t in topics[1:3]] if timed_hops else []
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     try:
         for process in processes:
             await process.start()
         await asyncio.gather(*(p.wait_ready() for p in processes))
-        await observer.start()
+        for started in (observer, *waypoints):
+            await started.start()
         await producer.start()
         measured = {p.name: p.pid for p in processes} | bench.stack.pids() | {"benchmark": os.getpid()}
         await measure(producer, observer, topics[0], commands(WARM_UP_ORDERS), "baseline warm-up", measured)
         fixed = commands(int(rate * seconds))
-        return {
+        phases = {
             "fixed": await measure(
-                producer, observer, topics[0], fixed, f"baseline {rate:g}/s offered", measured, rate
-            ),
-            "saturation": await measure(
-                producer, observer, topics[0], commands(orders), "baseline saturation", measured
+                producer,
+                observer,
+                topics[0],
+                fixed,
+                f"baseline {rate:g}/s offered",
+                measured,
+                rate,
+                waypoints,
             ),
         }
+        for stopped in waypoints:
+            await stopped.stop()
+        phases["saturation"] = await measure(
+            producer, observer, topics[0], commands(orders), "baseline saturation", measured
+        )
+        return phases
     finally:
         await producer.stop()
-        await observer.stop()
+        for stopped in (observer, *waypoints):
+            await stopped.stop()
         for process in processes:
             await process.stop()
+
+
+def report_fixed_phase_waits(report: Report, rate: float, fixed: Phase, raw_fixed: Phase) -> None:
+    """What every hop waits for at the fixed rate, in both pipes: the broker's acknowledgement of a produce
+    request (as the load generator saw it), how busy the broker was (a share of one core), and with
+    `--hops` each hop's latency."""
+    for label, phase in (("", fixed), ("baseline ", raw_fixed)):
+        for name, value in percentiles(phase.acknowledgement_ms, (50, 99)).items():
+            report.add(f"{label}broker acknowledgement {name} at {rate:g}/s", value, "ms")
+        busy = phase.cpu_seconds.get("kafka", 0.0) / phase.seconds * 100
+        report.add(f"{label}broker CPU at {rate:g}/s", busy, "% of a core")
+        for hop, latencies in zip(HOPS, phase.hop_latencies_ms, strict=False):  # none without --hops
+            for name, value in percentiles(latencies, (50, 99)).items():
+                report.add(f"{label}hop {hop} {name} at {rate:g}/s", value, "ms")
 
 
 def main() -> None:
@@ -302,6 +379,11 @@ def main() -> None:
     options.add_argument("--rate", type=float, default=1000.0, help="offered orders/s of the fixed phase")
     options.add_argument("--seconds", type=float, default=10.0, help="length of the fixed-rate phase")
     options.add_argument("--services", type=int, default=1, help="service instances in the consumer group")
+    options.add_argument(
+        "--hops",
+        action="store_true",
+        help="also time each hop of the fixed phase (two more consumers poll the broker meanwhile)",
+    )
     args = options.parse_args()
     if args.smoke:
         args.orders, args.rate, args.seconds = 500, 200.0, 1.0
@@ -317,8 +399,8 @@ def main() -> None:
                 "partitions": args.partitions,
             },
         )
-        phases = await pipeline(bench, args.orders, args.rate, args.seconds, args.services)
-        raw_phases = await baseline(bench, args.orders, args.rate, args.seconds)
+        phases = await pipeline(bench, args.orders, args.rate, args.seconds, args.services, args.hops)
+        raw_phases = await baseline(bench, args.orders, args.rate, args.seconds, args.hops)
         raw, raw_fixed = raw_phases["saturation"], raw_phases["fixed"]
         saturation, fixed = phases["saturation"], phases["fixed"]
         ratio = saturation.throughput / raw.throughput
@@ -353,12 +435,28 @@ def main() -> None:
             ("simulator", cpu_ms.get("sim", 0.0), TARGET_SIMULATOR_CPU_MS),
         ):
             report.add(f"CPU per order: {name}", value, "ms", f"<= {limit:.2f} ms", value <= limit)
-        for name, seconds in raw.cpu_seconds.items():
-            report.add(f"baseline CPU per message: {name}", seconds / raw.orders * 1000, "ms")
+        raw_ms = {name: s / raw.orders * 1000 for name, s in raw.cpu_seconds.items()}
+        for name, per_order in raw_ms.items():
+            # Per order: the forwarder in the service's place (baseline-0) moves two messages of each.
+            report.add(f"baseline CPU per order: {name}", per_order, "ms")
+        forwarders = (
+            ("service, all instances", service_ms, "baseline-0", TARGET_SERVICE_FORWARDERS),
+            ("simulator", cpu_ms.get("sim", 0.0), "baseline-1", None),
+        )
+        for name, value, place, multiple in forwarders:
+            times = value / raw_ms[place] if raw_ms.get(place) else float("nan")
+            report.add(
+                f"CPU per order: {name} / the forwarder in its place",
+                times,
+                "times",
+                f"<= {multiple:g}" if multiple else "",
+                times <= multiple if multiple else None,
+            )
         for name, value in percentiles(raw.latencies_ms).items():
             report.add(f"baseline saturation latency {name}", value, "ms")
         for name, value in percentiles(raw_fixed.latencies_ms).items():
             report.add(f"baseline latency {name} at {args.rate:g}/s", value, "ms")
+        report_fixed_phase_waits(report, args.rate, fixed, raw_fixed)
         checked = (
             ("fixed phase", fixed),
             ("saturation", saturation),

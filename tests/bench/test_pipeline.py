@@ -12,8 +12,9 @@ from tests.bench.running import assert_percentiles_consistent, assert_verdicts, 
 
 @pytest.mark.timeout(300)
 def test_pipeline_benchmark_runs_and_measures_both_pipes(tmp_path: Path) -> None:
-    """Nothing missing in the fixed-rate, saturation and baseline phases, and each figure measured."""
-    results = run_benchmark("pipeline", tmp_path)
+    """Nothing missing in the fixed-rate, saturation and baseline phases, and each figure measured (with
+    `--hops`, which adds each hop's latency to the figures)."""
+    results = run_benchmark("pipeline", tmp_path, "--hops")
 
     assert_verdicts(
         results,
@@ -33,3 +34,17 @@ def test_pipeline_benchmark_runs_and_measures_both_pipes(tmp_path: Path) -> None
     cpu = {name: row["value"] for name, row in results["figures"].items() if "CPU per " in name}
     assert any(name.startswith("CPU per order: service") for name in cpu), cpu
     assert all(seconds >= 0 for seconds in cpu.values()), cpu
+    # The same run's yardstick: the service's CPU per order counted in forwarders in its place.
+    forwarder = figure(results, "baseline CPU per order: baseline-0")
+    multiple = figure(results, "CPU per order: service, all instances / the forwarder in its place")
+    assert math.isclose(multiple, figure(results, "CPU per order: service, all instances") / forwarder)
+    rate = f"{results['parameters']['offered_rate']:g}/s"
+    for label in ("", "baseline "):
+        p50, p99 = (figure(results, f"{label}broker acknowledgement {p} at {rate}") for p in ("p50", "p99"))
+        assert 0 < p50 <= p99, (label, p50, p99)
+        assert figure(results, f"{label}broker CPU at {rate}") > 0
+        # Each hop is part of its order's whole trip, so each of its percentiles is at most the trip's.
+        for point in ("p50", "p99"):
+            whole = figure(results, f"{label}latency {point} at {rate}")
+            for hop in ("command → request", "request → reply", "reply → Confirmed"):
+                assert 0 < figure(results, f"{label}hop {hop} {point} at {rate}") <= whole, (label, hop)
