@@ -5,6 +5,10 @@
 batches of `--max-batch` records, sends of a batch awaited together, offsets committed after. It plays the
 service (commands → requests, replies → events) or the resource simulator (requests → replies) in the
 pipeline benchmark's baseline, so the baseline has the same processes and hops as the real thing.
+
+Its producer keeps aiokafka's own partitioner, as in the runs issue 16 set its targets against: the
+yardstick stays the same from run to run. (Its pure-Python murmur2 costs about 7 µs a message, some
+0.014 ms of the forwarder's CPU per order in the service's place; the service's compiled one, about none.)
 """
 
 import argparse
