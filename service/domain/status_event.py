@@ -81,7 +81,8 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def event_view(order: Order) -> OrderViewData:
-    """`service.domain.one_order.order_view`, for an event."""
+    """The ONE Order view of an order (the rules of `service.domain.one_order`), as an event carries it;
+    the API serves the same view as the contract's model (`order_view`)."""
     return OrderViewData(
         status=order_status(order),
         items=[
