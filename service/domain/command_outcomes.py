@@ -2,12 +2,19 @@
 
 The API records `accepted` when it published a command; the service records `applied` or `rejected` when
 it decided it (a local effect of the order's outbox, so it is carried out after the events are published).
+
+`CommandOutcome` is the answer's model (the API validates what it reads, and documents it). What the
+processes record is an `OutcomeRecord`: a msgspec struct with the same fields, which encodes to the JSON the
+model gives, byte for byte (`tests/unit/test_command_outcome_records.py`). The service records one per
+command it decides; building and serialising the pydantic model twice (into the outbox, then into Redis)
+was about 8 % of its CPU.
 """
 
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.commands import OrderCommand
@@ -51,9 +58,51 @@ class CommandOutcome(BaseModel):
     recorded_at: datetime = Field(description="When this outcome was recorded (UTC).")
 
 
-def accepted(command: OrderCommand, now: datetime) -> CommandOutcome:
+class FieldErrorRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """`contracts.events.FieldError`, as an outcome records it."""
+
+    loc: list[str | int]
+    message: str
+
+
+class RejectionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """`CommandRejection`, as an outcome records it."""
+
+    code: RejectionCode
+    message: str
+    errors: list[FieldErrorRecord] | None = None
+
+
+class OutcomeRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """`CommandOutcome`, as the processes record it: the same fields in the same order, the same JSON."""
+
+    command_id: str
+    client_id: str
+    command_type: str
+    order_id: str
+    outcome: Outcome
+    sequences: list[int] = msgspec.field(default_factory=list)
+    rejection: RejectionRecord | None = None
+    recorded_at: datetime
+
+    def to_json(self) -> bytes:
+        """The JSON `CommandOutcome.model_dump_json()` gives for the same outcome."""
+        return _ENCODER.encode(self)
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def accepted(command: OrderCommand, now: datetime) -> OutcomeRecord:
     """The API published `command`; the service has not decided it yet."""
-    return CommandOutcome(**_naming(command), outcome="accepted", recorded_at=now)
+    return OutcomeRecord(
+        command_id=command.command_id,
+        client_id=command.client_id,
+        command_type=command.type,
+        order_id=command.order_id,
+        outcome="accepted",
+        recorded_at=now,
+    )
 
 
 def decided(
@@ -61,39 +110,36 @@ def decided(
     rejection: CommandRejected | None,
     events: Sequence[StatusEvent],
     now: datetime,
-) -> CommandOutcome:
+) -> OutcomeRecord:
     """What the service decided for `command`: rejected, or applied with the events it produced."""
     if rejection is not None:
         return rejected(rejection)
-    return CommandOutcome(
-        **_naming(command),
+    return OutcomeRecord(
+        command_id=command.command_id,
+        client_id=command.client_id,
+        command_type=command.type,
+        order_id=command.order_id,
         outcome="applied",
         sequences=[event.sequence for event in events],
         recorded_at=now,
     )
 
 
-def rejected(rejection: CommandRejected) -> CommandOutcome:
+def rejected(rejection: CommandRejected) -> OutcomeRecord:
     """The outcome a `command_rejected` event stands for, with its field errors (INVALID_COMMAND)."""
-    return CommandOutcome(
+    errors = None
+    if rejection.errors is not None:
+        errors = [FieldErrorRecord(loc=e.loc, message=e.message) for e in rejection.errors]
+    return OutcomeRecord(
         command_id=rejection.command_id,
         client_id=rejection.client_id,
         command_type=rejection.command_type,
         order_id=rejection.order_id,
         outcome="rejected",
-        rejection=CommandRejection(
+        rejection=RejectionRecord(
             code=rejection.code,
             message=rejection.message,
-            errors=rejection.errors,
+            errors=errors,
         ),
         recorded_at=rejection.occurred_at,
     )
-
-
-def _naming(command: OrderCommand) -> dict[str, str]:
-    return {
-        "command_id": command.command_id,
-        "client_id": command.client_id,
-        "command_type": command.type,
-        "order_id": command.order_id,
-    }

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import msgspec
 
-from service.domain.command_outcomes import CommandOutcome
+from service.domain.command_outcomes import OutcomeRecord
 
 
 class _Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
@@ -93,7 +93,7 @@ class RecordCommandOutcome(_Effect, tag="record_command_outcome", frozen=True):
     (the one whose payload's `fingerprint` claimed it): a rejection for reusing the id never replaces it."""
 
     fingerprint: str
-    outcome: CommandOutcome
+    outcome: OutcomeRecord
 
 
 Effect = (

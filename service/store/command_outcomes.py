@@ -5,7 +5,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from service.domain.command_outcomes import CommandOutcome
+from service.domain.command_outcomes import CommandOutcome, OutcomeRecord
 from service.domain.local_effects import RecordCommandOutcome
 from service.store.keys import command_claim_key, command_outcome_key
 from service.store.scripts import Call, LuaScript
@@ -35,7 +35,7 @@ class CommandOutcomeStore:
         # Keys cannot collide (see `service.store.keys`); checking the owner as well costs nothing.
         return outcome if outcome.client_id == client_id else None
 
-    async def record_accepted(self, outcome: CommandOutcome) -> bool:
+    async def record_accepted(self, outcome: OutcomeRecord) -> bool:
         """Record a command the API published, unless it has an outcome already; whether it was recorded."""
         [recorded] = await self._run([("first", "", outcome)])
         return recorded
@@ -45,19 +45,19 @@ class CommandOutcomeStore:
         command rejected for reusing one is not recorded); one round trip."""
         return await self._run([("holder", e.fingerprint, e.outcome) for e in effects])
 
-    async def record_unanswered_rejections(self, outcomes: Sequence[CommandOutcome]) -> list[bool]:
+    async def record_unanswered_rejections(self, outcomes: Sequence[OutcomeRecord]) -> list[bool]:
         """Record rejections decided before their commands reached an order (INVALID_COMMAND while decoding),
         each only if its command has no outcome yet or only `accepted`; whether each was recorded."""
         return await self._run([("unanswered", "", outcome) for outcome in outcomes])
 
-    async def _run(self, records: Sequence[tuple[Rule, str, CommandOutcome]]) -> list[bool]:
+    async def _run(self, records: Sequence[tuple[Rule, str, OutcomeRecord]]) -> list[bool]:
         calls: list[Call] = [
             (
                 [
                     command_claim_key(outcome.client_id, outcome.command_id),
                     command_outcome_key(outcome.client_id, outcome.command_id),
                 ],
-                [rule, fingerprint, outcome.model_dump_json(), self._retention_ms],
+                [rule, fingerprint, outcome.to_json(), self._retention_ms],
             )
             for rule, fingerprint, outcome in records
         ]

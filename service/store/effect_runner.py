@@ -1,11 +1,9 @@
 """Carrying out the local effects that decisions put in the outbox."""
 
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 
-from service.domain.command_outcomes import CommandOutcome
 from service.domain.local_effects import (
     CancelConfirmationTimeout,
     Effect,
@@ -20,23 +18,8 @@ from service.store.orders import OrderStore
 from service.store.outbox import OutboxEntry
 from service.store.timers import PENDING_KINDS, Schedule, TimerStore
 
-
-def _encode_outcome(value: Any) -> Any:
-    """A command's outcome (a pydantic model: the API serves it) inside `RecordCommandOutcome`, in the JSON
-    pydantic gives it."""
-    if isinstance(value, CommandOutcome):
-        return value.model_dump(mode="json")
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
-
-
-def _decode_outcome(kind: type, value: Any) -> Any:
-    if kind is CommandOutcome:
-        return CommandOutcome.model_validate(value)
-    raise NotImplementedError(f"cannot decode {kind.__name__}")
-
-
-_ENCODER = msgspec.json.Encoder(enc_hook=_encode_outcome)
-_DECODER: msgspec.json.Decoder[Effect] = msgspec.json.Decoder(Effect, dec_hook=_decode_outcome)
+_ENCODER = msgspec.json.Encoder()
+_DECODER: msgspec.json.Decoder[Effect] = msgspec.json.Decoder(Effect)
 
 
 def encode_effect(effect: Effect) -> bytes:

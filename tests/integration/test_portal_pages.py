@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from service.api.portal.figures import CATALOG
 from service.config import Settings
-from service.domain.command_outcomes import CommandOutcome
+from service.domain.command_outcomes import OutcomeRecord
 from service.store.command_outcomes import CommandOutcomeStore
 from service.store.orders import OrderStore
 from service.store.webhook_endpoints import EndpointState, EndpointStore
@@ -146,7 +146,7 @@ async def test_a_commands_outcome_is_shown_to_its_client_only(
 ) -> None:
     owner, other = unique("client"), unique("client")
     command_id = unique("cmd")
-    outcome = CommandOutcome(
+    outcome = OutcomeRecord(
         command_id=command_id,
         client_id=owner,
         command_type="create_prebooking",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from service.domain.command_outcomes import CommandOutcome
+from service.domain.command_outcomes import OutcomeRecord
 from service.domain.local_effects import (
     CancelConfirmationTimeout,
     Effect,
@@ -23,7 +23,7 @@ from service.domain.local_effects import (
 from service.store.effect_runner import decode_effect, encode_effect
 
 D = datetime(2026, 12, 2, 10, 30, 0, 123000, tzinfo=UTC)
-outcome = CommandOutcome(
+outcome = OutcomeRecord(
     command_id="cmd-1",
     client_id="client-a",
     command_type="create_prebooking",
