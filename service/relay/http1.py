@@ -73,8 +73,8 @@ def _target(url: str) -> _Target:
     parsed = yarl.URL(url)
     host, port, scheme = parsed.raw_host or "", parsed.port or 0, parsed.scheme
     line = b"POST %s HTTP/1.1\r\nHost: %s\r\n" % (
-        (parsed.raw_path_qs or "/").encode("ascii"),
-        parsed.host_port_subcomponent.encode("ascii") if parsed.host_port_subcomponent else b"",
+        (parsed.raw_path_qs or "/").encode(),  # percent-encoded by yarl: ASCII
+        (parsed.host_port_subcomponent or "").encode(),
     )
     return _Target((scheme, host, port), host, port, scheme == "https", line)
 
