@@ -236,14 +236,21 @@ class Answer:
 class Http1Client:
     """Keep-alive connections by (scheme, host, port), at most `max_connections` open in all."""
 
-    def __init__(self, resolver: PublicAddressResolver, *, max_connections: int = 500) -> None:
+    def __init__(
+        self,
+        resolver: PublicAddressResolver,
+        *,
+        max_connections: int = 500,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """`tls`: how https connections check their servers (default: the system's CAs, hostnames checked)."""
         self._resolver = resolver
         self._max = max_connections
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open = 0
         self._freed: asyncio.Event | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
         self._targets: dict[str, _Target] = {}
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Answer:

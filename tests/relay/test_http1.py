@@ -3,14 +3,19 @@ scripted bytes: keep-alive only after an answer read to its end, caps, chunked a
 informational answers, no redirects, connection errors, deadlines, the connection cap and idle expiry."""
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
 
 from service.relay import http1
-from service.relay.http1 import BadRequest, Http1Client, ServerDisconnected
+from service.relay.http1 import BadRequest, Http1Client, HttpError, ServerDisconnected
 from service.relay.safety import PublicAddressResolver
 from service.relay.sender import HttpClient, post_event
 from service.store.webhook_endpoints import Endpoint
@@ -246,3 +251,46 @@ async def test_post_event_reads_retry_after_and_the_excerpt(server: RawServer) -
             relay_client, _endpoint(server.url), "evt-1", b"{}", datetime.now(UTC), 2, 1024
         )
     assert (result.status, result.body, result.retry_after) == (503, "busy", 7.0)
+
+
+# --- https -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for `localhost` (made with the openssl CLI), and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate with")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_https_is_verified_against_the_hostname_and_reused(certificate: tuple[Path, Path]) -> None:
+    """A server whose certificate the client trusts is posted to over TLS, its connection kept; with the
+    system's CAs (the default) the same server fails verification, a failed attempt like any other."""
+    cert, key = certificate
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    server = RawServer()
+    server._server = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=server_tls)
+    server.port = server._server.sockets[0].getsockname()[1]
+    url = f"https://localhost:{server.port}/hooks"
+    resolver = PublicAddressResolver([ip_network("127.0.0.0/8")], StubDns({"localhost": [["127.0.0.1"]]}))
+    trusting = Http1Client(resolver, tls=ssl.create_default_context(cafile=str(cert)))
+    default = Http1Client(resolver)
+    try:
+        assert await _post(trusting, url) == (200, b"ok")
+        assert await _post(trusting, url) == (200, b"ok")
+        assert server.connections == 1
+        with pytest.raises(HttpError, match="CERTIFICATE_VERIFY_FAILED"):
+            await _post(default, url)
+    finally:
+        await trusting.aclose()
+        await default.aclose()
+        await server.stop()
