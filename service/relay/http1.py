@@ -10,9 +10,9 @@ follow no redirects, decode nothing.
 What it does, and what the tests in tests/relay/test_http1.py pin:
 
 - Names are resolved by `PublicAddressResolver`, once per new connection and never for a reused one, and
-  the connection is made only to an address it returned (the first that accepts), as aiohttp's connector
-  did. An address in the URL is connected to without a lookup (`check_target` checks it before each
-  attempt).
+  the connection is made only to an address it returned: the first to accept, the next one tried
+  alongside after `HAPPY_EYEBALLS_DELAY`, as aiohttp's connector did. An address in the URL is connected
+  to without a lookup (`check_target` checks it before each attempt).
 - A connection is reused only after an answer read to its end (by Content-Length or the last chunk), over
   HTTP/1.1, without `Connection: close`. An answer cut at the excerpt's cap, one without a length, an
   attempt cancelled (its deadline) or failed, closes its connection. Idle connections are closed after
@@ -36,6 +36,9 @@ from service.relay.safety import PublicAddressResolver
 
 KEEPALIVE_SECONDS = 15.0
 """How long an idle connection is kept for the next request to its host (aiohttp's default)."""
+
+HAPPY_EYEBALLS_DELAY = 0.25
+"""Seconds a connection attempt has before the next address is tried alongside it (aiohttp's default)."""
 
 MAX_HEAD_BYTES = 64 * 1024
 """The most an answer's status line and headers may take."""
@@ -343,7 +346,6 @@ class Http1Client:
             raise
 
     async def _connect(self, target: _Target) -> _Connection:
-        loop = asyncio.get_running_loop()
         if target.tls and self._tls is None:
             self._tls = ssl.create_default_context()
         tls = self._tls if target.tls else None
@@ -352,24 +354,55 @@ class Http1Client:
             if _is_address(target.host)
             else [a["host"] for a in await self._resolver.resolve(target.host, target.port, socket.AF_UNSPEC)]
         )
-        failure: OSError | None = None
-        for address in addresses:
-            try:
-                _, connection = await loop.create_connection(
-                    _Connection,
-                    address,
-                    target.port,
-                    ssl=tls,
-                    server_hostname=target.host if tls else None,
-                )
-            except OSError as error:
-                failure = error
-                continue
+        try:
+            return await self._race(addresses, target, tls)
+        except OSError as failure:
+            raise HttpError(
+                failure.errno or 0, f"Cannot connect to host {target.host}:{target.port} ({failure})"
+            ) from failure
+
+    async def _race(self, addresses: list[str], target: _Target, tls: ssl.SSLContext | None) -> _Connection:
+        """A connection to the first of `addresses` that accepts, the next one tried alongside whenever the
+        ones started have failed or `HAPPY_EYEBALLS_DELAY` has passed (as aiohttp's connector does, RFC
+        8305): an address that swallows its connection attempts, say a broken IPv6 route, does not cost the
+        whole deadline. Connections that come too late are closed. Raises the last error if none accepts."""
+        loop = asyncio.get_running_loop()
+        server_hostname = target.host if tls else None
+
+        async def open_to(address: str) -> _Connection:
+            _, connection = await loop.create_connection(
+                _Connection, address, target.port, ssl=tls, server_hostname=server_hostname
+            )
             return connection
+
+        left = list(addresses)
+        running: set[asyncio.Task[_Connection]] = set()
+        failure: OSError | None = None
+        try:
+            while left or running:
+                if left:
+                    running.add(asyncio.ensure_future(open_to(left.pop(0))))
+                done, running = await asyncio.wait(
+                    running,
+                    timeout=HAPPY_EYEBALLS_DELAY if left else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                won = [task.result() for task in done if task.exception() is None]
+                for task in done:
+                    error = task.exception()
+                    if error is not None and not isinstance(error, OSError):
+                        raise error
+                    failure = error or failure
+                if won:
+                    for extra in won[1:]:
+                        extra.close()
+                    return won[0]
+        finally:
+            for task in running:
+                task.cancel()
+                task.add_done_callback(_close_late)
         assert failure is not None
-        raise HttpError(
-            failure.errno or 0, f"Cannot connect to host {target.host}:{target.port} ({failure})"
-        ) from failure
+        raise failure
 
     def _release(self, target: _Target, connection: _Connection, *, reuse: bool) -> None:
         connection.busy = False
@@ -426,6 +459,12 @@ class Http1Client:
             for connection in idle:
                 self._dispose(connection)
         self._idle.clear()
+
+
+def _close_late(task: "asyncio.Task[_Connection]") -> None:
+    """A connection attempt that lost the race but connected before its cancellation took: closed."""
+    if not task.cancelled() and task.exception() is None:
+        task.result().close()
 
 
 def _is_address(host: str) -> bool:

@@ -4,6 +4,7 @@ informational answers, no redirects, connection errors, deadlines, the connectio
 
 import asyncio
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -251,6 +252,33 @@ async def test_post_event_reads_retry_after_and_the_excerpt(server: RawServer) -
             relay_client, _endpoint(server.url), "evt-1", b"{}", datetime.now(UTC), 2, 1024
         )
     assert (result.status, result.body, result.retry_after) == (503, "busy", 7.0)
+
+
+async def test_an_address_that_swallows_connections_does_not_hold_the_attempt(server: RawServer) -> None:
+    """The name answers an address whose listener never accepts (its backlog full: SYNs are dropped) first,
+    the server's second: the second is tried alongside after the happy-eyeballs delay, not at the deadline."""
+    swallowing = socket.socket()
+    swallowing.bind(("127.0.0.3", 0))
+    swallowing.listen(0)
+    port = swallowing.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the backlog: later SYNs go unanswered
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.3", port))
+        fillers.append(filler)
+    twin = await asyncio.start_server(server._serve, "127.0.0.2", port)
+    dns = StubDns({"twin.test": [["127.0.0.3", "127.0.0.2"]]})
+    client = Http1Client(PublicAddressResolver([ip_network("127.0.0.0/8")], dns))
+    try:
+        async with asyncio.timeout(3):
+            assert await _post(client, f"http://twin.test:{port}/") == (200, b"ok")
+    finally:
+        await client.aclose()
+        twin.close()
+        swallowing.close()
+        for filler in fillers:
+            filler.close()
 
 
 # --- https -------------------------------------------------------------------------------------------------
