@@ -35,8 +35,8 @@ class UnsafeTarget(ValueError):
 class UnresolvableTarget(OSError):
     """The URL's host does not resolve now (perhaps only for now): a failed attempt, not a verdict.
 
-    An `OSError`, so that aiohttp reports it from a connection attempt as a DNS failure
-    (`ClientConnectorDNSError`, which shows its `strerror`), like any other lookup that failed."""
+    An `OSError`, so that the HTTP client's attempt fails with it (its text shows the `strerror`), like
+    any other lookup or connection that failed."""
 
     def __init__(self, host: str, error: Exception) -> None:
         reason = getattr(error, "strerror", None) or str(error)
@@ -211,8 +211,8 @@ def _literal(host: str) -> IPAddress | None:
 def check_target(url: str, *, require_https: bool, allowed: Sequence[Network]) -> None:
     """Raise `UnsafeTarget` unless the URL's form is acceptable and its host, if that is an address, may be
     called. Before every attempt; no lookup. The address is taken both as the URL parser sees it and as
-    aiohttp will (yarl), so that neither reading of an odd URL reaches an address unchecked: aiohttp
-    connects to an address in a URL without asking the resolver, which checks names."""
+    the HTTP client will (yarl), so that neither reading of an odd URL reaches an address unchecked: the
+    client connects to an address in a URL without asking the resolver, which checks names."""
     _check_target(url, require_https, tuple(allowed))
 
 

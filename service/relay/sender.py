@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-import aiohttp
 from aiohttp.abc import AbstractResolver
 from standardwebhooks.webhooks import Webhook
 
 from service import tracing
+from service.relay.http1 import Http1Client
 from service.relay.safety import Network, PublicAddressResolver
 from service.store.webhook_endpoints import Endpoint
 
@@ -38,16 +38,14 @@ class AttemptResult:
 
 
 class HttpClient:
-    """The relay's HTTP client: one aiohttp session, its connections shared by every endpoint and kept
-    alive between attempts. aiohttp rather than httpx: on the relay benchmark's baseline it posts about
-    8 times as many requests per CPU second, and the client is most of an attempt's cost.
+    """The relay's HTTP client: connections shared by every endpoint and kept alive between attempts
+    (`service.relay.http1`, a client of the relay's own: aiohttp's request machinery was over half of the
+    relay's CPU per delivery).
 
     Names are resolved by `PublicAddressResolver`: once per new connection, never for a reused one, with
     every address outside `allowed_networks` that is not public dropped, and the connection made only to
     what is left. `lookup` is where names are looked up (getaddrinfo in a thread by default; tests pass a
     stub DNS).
-
-    The session is made on first use, because aiohttp binds it to the running event loop.
     """
 
     def __init__(
@@ -57,40 +55,12 @@ class HttpClient:
         max_connections: int = 500,
         lookup: AbstractResolver | None = None,
     ) -> None:
-        self._allowed = list(allowed_networks)
-        self._max_connections = max_connections
-        self._lookup = lookup
-        self._resolver: PublicAddressResolver | None = None
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._resolver = PublicAddressResolver(self._allowed, self._lookup)
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                limit_per_host=0,
-                resolver=self._resolver,
-                # No cache: each new connection's addresses come from a lookup of its own, checked there.
-                use_dns_cache=False,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-                # No timeouts of aiohttp's own (their defaults are per phase and long): `post_event` gives the
-                # whole attempt one deadline.
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
-        return self._session
+        self._resolver = PublicAddressResolver(list(allowed_networks), lookup)
+        self.http = Http1Client(self._resolver, max_connections=max_connections)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._resolver is not None:
-            await self._resolver.close()  # the connector closes only a resolver it made itself
-            self._resolver = None
+        await self.http.aclose()
+        await self._resolver.close()
 
     async def __aenter__(self) -> "HttpClient":
         return self
@@ -191,29 +161,26 @@ async def _post(
     status: int | None = None
     try:
         async with asyncio.timeout(timeout):
-            async with client.session.post(
-                endpoint.url, data=body, headers=headers, allow_redirects=False
-            ) as response:
+            # Redirects are not followed: a 3xx is an answer like any other.
+            response = await client.http.post(endpoint.url, headers, body)
+            try:
                 status = response.status
-                excerpt = b""
-                while len(excerpt) < max_response_bytes:
-                    chunk = await response.content.read(max_response_bytes - len(excerpt))
-                    if not chunk:
-                        break
-                    excerpt += chunk
-                return AttemptResult(
-                    response.status,
-                    _elapsed(started),
-                    excerpt.decode("utf-8", "replace"),
-                    None,
-                    _retry_after(response.status, response.headers.get("retry-after"), now),
-                    sent,
-                )
+                excerpt = await response.read(max_response_bytes)
+            finally:
+                response.release()
+            return AttemptResult(
+                status,
+                _elapsed(started),
+                excerpt.decode("utf-8", "replace"),
+                None,
+                _retry_after(status, response.headers.get("retry-after"), now),
+                sent,
+            )
     except TimeoutError:
         unfinished = "" if status is None else f": status {status} came, the rest of the answer did not"
         error = f"no answer within {timeout}s{unfinished}"
         return AttemptResult(None, _elapsed(started), "", error, None, sent)
-    except (aiohttp.ClientError, OSError) as error:
+    except OSError as error:  # the connection, the answer (`HttpError`), or a lookup that failed
         failure = f"{type(error).__name__}: {error}"[:300]
         return AttemptResult(None, _elapsed(started), "", failure, None, sent)
 

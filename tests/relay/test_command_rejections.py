@@ -21,6 +21,7 @@ from service.store.webhook_endpoints import EndpointStore
 from testkit.factories import unique
 from testkit.webhook_receiver import WebhookReceiver
 from tests.relay.conftest import BOTH, publish, queued_status, rejection, status_event, subscribe
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,10 @@ async def test_a_rejection_is_delivered_signed_to_the_endpoints_subscribed_to_it
     assert receiver.verifies(got, subscribed.secrets[0].secret)
     assert [r.body["type"] for r in default.received] == ["order_status_changed"]
     assert await relay.deliveries.attempts(plain.endpoint_id, 100, refused.event_id) == []
-    [attempt] = await relay.deliveries.attempts(subscribed.endpoint_id, 100, refused.event_id)
+    # The receiver records a request as it arrives; the relay records the attempt once it has the answer.
+    [attempt] = await eventually(
+        lambda: relay.deliveries.attempts(subscribed.endpoint_id, 100, refused.event_id)
+    )
     assert (attempt["order_id"], attempt["sequence"], attempt["status"]) == ("ORD-R1", "", "200")
 
 
