@@ -96,8 +96,17 @@ def _refuse_unmovable(command: ChangeOrder, item: OrderItem, now: datetime) -> D
     )
     if refusal:
         return refusal
-    if item.cancelled_at_sequence is not None or item.reservation is not ReservationState.CONFIRMED:
-        message = f"{item.order_item_id}: only a live item with a confirmed reservation can move"
+    if (
+        item.cancelled_at_sequence is not None
+        or item.reservation is not ReservationState.CONFIRMED
+        # A service removed after a suspension: the change could never be carried out (`_movable`), and
+        # the new item would have given it back.
+        or any(s.delivery_status is DeliveryStatus.REMOVED for s in item.services)
+    ):
+        message = (
+            f"{item.order_item_id}: only a live item with a confirmed reservation and every service"
+            " ready to deliver can move"
+        )
         return reject(command, command.type, RejectionCode.INVALID_STATE, message, now)
     return None
 

@@ -13,6 +13,7 @@ from service.domain.reasons import Anomaly
 from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 from testkit.factories import SERVICE_DATE, prebooking
 from tests.unit.test_lifecycle_decisions import NOW, POLICY, at, confirmed_order, redeem, stored
+from tests.unit.test_suspension_decisions import lift, suspend
 
 NEW_RESERVATION = "client-a/ORD-1/CHANGE-1"
 
@@ -111,6 +112,19 @@ def test_delivered_services_cannot_move_and_changes_come_one_at_a_time() -> None
     assert second is not None and second.code is RejectionCode.CHANGE_IN_PROGRESS
     same = decide(order, change(order, service_date=SERVICE_DATE), at(NOW)).rejection
     assert same is not None and same.code is RejectionCode.INVALID_COMMAND
+
+
+def test_an_item_with_a_removed_service_cannot_move() -> None:
+    """Found by the lifecycle properties: the change was accepted, its new item held the removed service
+    again, and its confirmation could only be abandoned."""
+    order = confirmed_order("A", passengers=2)
+    suspended = stored(decide(order, suspend(order, service_ids=["ITEM-1-PAX-1"]), at(NOW)))
+    removed = stored(decide(suspended, lift(suspended, "REMOVE"), at(NOW)))
+    assert [s.delivery_status for s in removed.items[0].services] == ["REMOVED", "READY_TO_DELIVER"]
+
+    decision = decide(removed, change(removed), at(NOW))
+    assert decision.rejection is not None and decision.rejection.code is RejectionCode.INVALID_STATE
+    assert decision.order is None and not decision.requests
 
 
 def test_a_change_whose_item_was_used_meanwhile_is_abandoned_and_released() -> None:
