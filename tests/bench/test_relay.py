@@ -31,3 +31,9 @@ def test_relay_benchmark_smoke(tmp_path: Path) -> None:
     baseline = figure(report, "baseline: HTTP client alone")
     assert relay > 0 and baseline > 0
     assert math.isclose(figure(report, "relay / baseline"), relay / baseline * 100)
+    reference = figure(report, "reference: aiohttp alone")
+    assert reference > 0 and math.isclose(figure(report, "relay / aiohttp alone"), relay / reference * 100)
+    client = figure(report, "baseline CPU per 1,000 deliveries")
+    assert client > 0 and figure(report, "aiohttp CPU per 1,000 deliveries") > 0
+    multiple = figure(report, "relay CPU per delivery / the baseline's")
+    assert math.isclose(multiple, figure(report, "relay CPU per 1,000 deliveries") / client)
