@@ -32,7 +32,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -164,6 +164,29 @@ async def start_profiler(output: Path, pid: int) -> asyncio.subprocess.Process:
 # --- phases -----------------------------------------------------------------------------------------------
 
 
+async def post_all(
+    label: str, events: Sequence[Event], concurrency: int, post: Callable[[Event], Awaitable[bool]]
+) -> float:
+    """Deliveries/s of `concurrency` posters sharing `events`, each posted by `post` (whether it was
+    delivered); fails if any was not."""
+    pending: Iterator[Event] = iter(events)
+    failures = 0
+
+    async def poster() -> None:
+        nonlocal failures
+        for event in pending:  # shared iterator: each poster takes the next event
+            failures += not await post(event)
+            advance(1)
+
+    with progress(label, len(events)) as advance:
+        started = time.perf_counter()
+        await asyncio.gather(*(poster() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{label}: {failures} posts failed; the receiver is not keeping up")
+    return len(events) / elapsed
+
+
 async def baseline(
     endpoint: Endpoint,
     events: Sequence[Event],
@@ -171,26 +194,14 @@ async def baseline(
     timeout: float,  # noqa: ASYNC109 - the per-request HTTP timeout the relay uses, not a cancel scope
 ) -> float:
     """Deliveries/s of the relay's HTTP client and attempt code alone, with the relay's concurrency."""
-    pending: Iterator[Event] = iter(events)
-    failures = 0
 
-    async def poster() -> None:
-        nonlocal failures
-        for event in pending:  # shared iterator: each poster takes the next event
-            result = await post_event(
-                client, endpoint, event.event_id, event.body, datetime.now(UTC), timeout, 1024
-            )
-            failures += not result.delivered
-            advance(1)
+    async def post(event: Event) -> bool:
+        now = datetime.now(UTC)
+        result = await post_event(client, endpoint, event.event_id, event.body, now, timeout, 1024)
+        return result.delivered
 
     async with http_client() as client:
-        with progress("baseline: HTTP alone", len(events)) as advance:
-            started = time.perf_counter()
-            await asyncio.gather(*(poster() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"baseline: {failures} posts failed; the receiver is not keeping up")
-    return len(events) / elapsed
+        return await post_all("baseline: HTTP alone", events, concurrency, post)
 
 
 async def aiohttp_baseline(
@@ -201,34 +212,22 @@ async def aiohttp_baseline(
 ) -> float:
     """Deliveries/s of aiohttp posting the same signed bodies with the same concurrency: the reference client
     (as the relay used it before its own: keep-alive, no cookies, no redirects, a capped answer)."""
-    pending: Iterator[Event] = iter(events)
-    failures = 0
 
-    async def poster() -> None:
-        nonlocal failures
-        for event in pending:
-            headers = signature_headers(endpoint, event.event_id, event.body, datetime.now(UTC))
-            headers["content-type"] = "application/json"
-            async with session.post(
-                endpoint.url, data=event.body, headers=headers, allow_redirects=False
-            ) as response:
-                await response.content.read(1024)
-                failures += not 200 <= response.status < 300
-            advance(1)
+    async def post(event: Event) -> bool:
+        headers = signature_headers(endpoint, event.event_id, event.body, datetime.now(UTC))
+        headers["content-type"] = "application/json"
+        async with session.post(
+            endpoint.url, data=event.body, headers=headers, allow_redirects=False
+        ) as response:
+            await response.content.read(1024)
+            return 200 <= response.status < 300
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(
-        connector=connector,
+        connector=aiohttp.TCPConnector(limit=concurrency),
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=timeout),
     ) as session:
-        with progress("reference: aiohttp alone", len(events)) as advance:
-            started = time.perf_counter()
-            await asyncio.gather(*(poster() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"reference: {failures} posts failed; the receiver is not keeping up")
-    return len(events) / elapsed
+        return await post_all("reference: aiohttp alone", events, concurrency, post)
 
 
 async def publish_all(producer: AIOKafkaProducer, topic: str, events: Sequence[Event]) -> dict[str, float]:
