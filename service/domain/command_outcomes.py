@@ -95,14 +95,7 @@ _ENCODER = msgspec.json.Encoder()
 
 def accepted(command: OrderCommand, now: datetime) -> OutcomeRecord:
     """The API published `command`; the service has not decided it yet."""
-    return OutcomeRecord(
-        command_id=command.command_id,
-        client_id=command.client_id,
-        command_type=command.type,
-        order_id=command.order_id,
-        outcome="accepted",
-        recorded_at=now,
-    )
+    return _of(command, "accepted", now)
 
 
 def decided(
@@ -114,15 +107,7 @@ def decided(
     """What the service decided for `command`: rejected, or applied with the events it produced."""
     if rejection is not None:
         return rejected(rejection)
-    return OutcomeRecord(
-        command_id=command.command_id,
-        client_id=command.client_id,
-        command_type=command.type,
-        order_id=command.order_id,
-        outcome="applied",
-        sequences=[event.sequence for event in events],
-        recorded_at=now,
-    )
+    return _of(command, "applied", now, [event.sequence for event in events])
 
 
 def rejected(rejection: CommandRejected) -> OutcomeRecord:
@@ -142,4 +127,19 @@ def rejected(rejection: CommandRejected) -> OutcomeRecord:
             errors=errors,
         ),
         recorded_at=rejection.occurred_at,
+    )
+
+
+def _of(
+    command: OrderCommand, outcome: Outcome, now: datetime, sequences: list[int] | None = None
+) -> OutcomeRecord:
+    """`command`'s outcome, named by its ids and type."""
+    return OutcomeRecord(
+        command_id=command.command_id,
+        client_id=command.client_id,
+        command_type=command.type,
+        order_id=command.order_id,
+        outcome=outcome,
+        sequences=sequences or [],
+        recorded_at=now,
     )
