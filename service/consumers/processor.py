@@ -137,9 +137,10 @@ class OrderProcessor:
                 command = inbound.message
                 claim = CommandClaim(command.client_id, command.command_id, inbound.fingerprint)
                 claims.append((inbound, claim))
+        refs = [_order_of(i) for i in pending]
         snapshots, applied, claimed = await self._store.load(
-            (_order_of(i) for i in pending),
-            [(_order_of(i), i.input_id) for i in pending],
+            refs,
+            [(ref, i.input_id) for ref, i in zip(refs, pending, strict=True)],
             [claim for _, claim in claims],
             self._claim_seconds,
         )
@@ -200,7 +201,8 @@ class OrderProcessor:
                 self._on_duplicate(inbound, earlier_fingerprint, now, output)
                 continue
             seen[inbound.input_id] = inbound.fingerprint
-            order, version = working[_order_of(inbound)]
+            ref = _order_of(inbound)
+            order, version = working[ref]
             context = Context(now, self._policy, inbound.input_id, checks.get(inbound.input_id))
             try:
                 decision = decide(order, inbound.message, context)
@@ -218,7 +220,7 @@ class OrderProcessor:
             new_state, expires_at_ms = None, None
             if decision.order is not None:
                 new_state = decision.order.to_json()
-                working[_order_of(inbound)] = (decision.order, inbound.input_id)
+                working[ref] = (decision.order, inbound.input_id)
                 expiry = expires_at(decision.order, self._policy.order_retention)
                 expires_at_ms = to_epoch_ms(expiry) if expiry is not None else 0  # 0: kept
             elif order is None:
