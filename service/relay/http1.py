@@ -24,6 +24,7 @@ What it does, and what the tests in tests/relay/test_http1.py pin:
 
 import asyncio
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -42,6 +43,13 @@ HAPPY_EYEBALLS_DELAY = 0.25
 
 MAX_HEAD_BYTES = 64 * 1024
 """The most an answer's status line and headers may take."""
+
+
+# RFC 9112: a chunk size is hex digits only (then optional whitespace before its extensions), a length
+# decimal digits only. `int()` would take more ("0x1f", "+5", "1_0", " 5", other scripts' digits), and a
+# client that reads a length its server's proxies read otherwise is how answers get mixed up.
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 class HttpError(OSError):
@@ -202,12 +210,10 @@ class Answer:
                     raise BadAnswer("no CRLF after a chunk")
                 self._crlf_owed = False
                 continue
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise BadAnswer(f"bad chunk size {line[:40]!r}") from None
-            if size < 0:
-                raise BadAnswer("bad chunk size")
+            digits = _CHUNK_SIZE.fullmatch(line.split(b";", 1)[0])
+            if digits is None:
+                raise BadAnswer(f"bad chunk size {line[:40]!r}")
+            size = int(digits[1], 16)
             if size == 0:
                 await self._skip_trailers()
                 self._complete = True
@@ -315,7 +321,7 @@ class Http1Client:
         if status in (204, 304):
             length, chunked = 0, False
         elif not chunked and lengths:
-            if len(lengths) > 1 or not next(iter(lengths)).isdigit():
+            if len(lengths) > 1 or not _CONTENT_LENGTH.fullmatch(next(iter(lengths))):
                 raise BadAnswer("bad Content-Length")
             length = int(next(iter(lengths)))
         tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}

@@ -126,6 +126,36 @@ async def test_a_chunked_answer_is_read_to_its_end_and_the_connection_kept(
     assert server.connections == 1
 
 
+@pytest.mark.parametrize("size", [b"0x3", b"+3", b"0_3", b" 3", b"-0", b"3 ab", b"1000000000000000"])
+async def test_a_chunk_size_that_is_not_hex_digits_is_a_bad_answer(
+    server: RawServer, client: Http1Client, size: bytes
+) -> None:
+    """`int(..., 16)` would read several of these as a size (0x3, +3, 0_3 are 3) where another reader of the
+    same bytes may not: the client refuses the answer, and never reuses its connection."""
+    server.answers = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nabc\r\n0\r\n\r\n" % size]
+    with pytest.raises(HttpError, match="bad chunk size"):
+        await _post(client, server.url)
+    await server.closed.wait()
+    assert await _post(client, server.url) == (200, b"ok")
+    assert server.connections == 2
+
+
+async def test_a_chunk_size_may_have_whitespace_before_its_extensions(
+    server: RawServer, client: Http1Client
+) -> None:
+    server.answers = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 ;x=y\r\nabc\r\n0\r\n\r\n"]
+    assert await _post(client, server.url) == (200, b"abc")
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"+2", b"0x2", b"2 2"])
+async def test_a_content_length_that_is_not_decimal_digits_is_a_bad_answer(
+    server: RawServer, client: Http1Client, length: bytes
+) -> None:
+    server.answers = [b"HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\nok" % length]
+    with pytest.raises(HttpError, match="bad Content-Length"):
+        await _post(client, server.url)
+
+
 async def test_an_answer_longer_than_the_cap_is_cut_there_and_its_connection_closed(
     server: RawServer, client: Http1Client
 ) -> None:
