@@ -132,12 +132,8 @@ async def test_a_chunk_size_that_is_not_hex_digits_is_a_bad_answer(
 ) -> None:
     """`int(..., 16)` would read several of these as a size (0x3, +3, 0_3 are 3) where another reader of the
     same bytes may not: the client refuses the answer, and never reuses its connection."""
-    server.answers = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nabc\r\n0\r\n\r\n" % size]
-    with pytest.raises(HttpError, match="bad chunk size"):
-        await _post(client, server.url)
-    await server.closed.wait()
-    assert await _post(client, server.url) == (200, b"ok")
-    assert server.connections == 2
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nabc\r\n0\r\n\r\n" % size
+    await _refused_and_not_reused(server, client, answer, "bad chunk size")
 
 
 async def test_a_chunk_size_may_have_whitespace_before_its_extensions(
@@ -151,9 +147,18 @@ async def test_a_chunk_size_may_have_whitespace_before_its_extensions(
 async def test_a_content_length_that_is_not_decimal_digits_is_a_bad_answer(
     server: RawServer, client: Http1Client, length: bytes
 ) -> None:
-    server.answers = [b"HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\nok" % length]
-    with pytest.raises(HttpError, match="bad Content-Length"):
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\nok" % length
+    await _refused_and_not_reused(server, client, answer, "bad Content-Length")
+
+
+async def _refused_and_not_reused(server: RawServer, client: Http1Client, answer: bytes, reason: str) -> None:
+    """`answer` fails the attempt with `reason`; the next attempt goes on a new connection."""
+    server.answers = [answer]
+    with pytest.raises(HttpError, match=reason):
         await _post(client, server.url)
+    await server.closed.wait()
+    assert await _post(client, server.url) == (200, b"ok")
+    assert server.connections == 2
 
 
 async def test_an_answer_longer_than_the_cap_is_cut_there_and_its_connection_closed(
