@@ -44,8 +44,10 @@ def test_a_confirmed_order_is_kept_for_the_retention_after_its_service_date() ->
 
 def test_a_confirmed_order_changed_after_its_service_date_counts_from_the_change() -> None:
     """A Confirmed order changed after its service day counts the retention from that change."""
-    late = msgspec.structs.replace(order(OrderStatus.CONFIRMED), updated_at=datetime(2027, 2, 1, tzinfo=UTC))
-    assert expires_at(late, RETENTION) == datetime(2027, 2, 1, tzinfo=UTC) + RETENTION
+    # Relative to SERVICE_DATE, which moves with the day the tests run: a fixed date falls on it some day.
+    changed = datetime.combine(SERVICE_DATE + timedelta(days=1), datetime.min.time(), UTC)
+    late = msgspec.structs.replace(order(OrderStatus.CONFIRMED), updated_at=changed)
+    assert expires_at(late, RETENTION) == changed + RETENTION
 
 
 def test_orders_cannot_be_forgotten_before_their_command_ids() -> None:
