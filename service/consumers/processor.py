@@ -8,13 +8,15 @@ The order of effects is what makes an at-least-once bus safe:
 4. one round trip commits every transition through `commit_transition.lua`; each is atomic and guarded by the
    order's version, so a concurrent change (another consumer, a timer) is detected and that order redone;
 5. every outbox entry of the touched orders is carried out: messages are published and awaited while the
-   local effects that need not wait for them (timers, the client index, refunds) are applied; then the
-   commands' outcomes and the anomaly records; then the entries are deleted from the outbox;
+   local effects that need not wait for them (new deadlines, the client index, refunds) are applied; then
+   the commands' outcomes and the anomaly records; then the entries are deleted from the outbox, and only
+   then the deadlines of orders that left Pending (one that fired is what carries out its outbox again);
 6. only then does the caller let Kafka commit the offsets (or the timer loop forget the timer).
 
 The invariant: an input's offset is committed only once everything the inputs up to it decided is durable
-(the state and outbox in Redis, the messages acknowledged by the broker, the effects applied), and an outbox
-entry is deleted only once it has been carried out. Anything less is carried out again on re-delivery.
+(the state and outbox in Redis, the messages acknowledged by the broker, the effects applied), an outbox
+entry is deleted only once it has been carried out, and what re-delivers an input (its offset, its deadline)
+outlives its outbox entries. Anything less is carried out again on re-delivery.
 
 A crash anywhere re-delivers the batch: applied inputs are recognised as duplicates, and their outbox entries,
 still stored, are carried out again: messages under the same event ids, effects idempotently.
@@ -122,6 +124,7 @@ class OrderProcessor:
         await _all(self._publisher.publish(messages), self._effects.run_beside_publication(effects))
         await self._effects.run_after_publication(effects)
         await self._store.acknowledge(ordered)
+        await self._effects.run_after_acknowledgement(effects)
         if output.anomalies:
             anomalies = [(i.client_id, i.order_id, i.input_id, a) for i, a in output.anomalies]
             await self._store.record_anomalies(anomalies)

@@ -53,21 +53,21 @@ class LocalEffects:
         self._outcomes = outcomes
 
     async def run(self, effects: Sequence[Effect]) -> None:
-        """Carry out the effects: `run_beside_publication`, then `run_after_publication`."""
+        """Carry out the effects: `run_beside_publication`, `run_after_publication`, then
+        `run_after_acknowledgement` (here nothing is acknowledged in between)."""
         await self.run_beside_publication(effects)
         await self.run_after_publication(effects)
+        await self.run_after_acknowledgement(effects)
 
     async def run_beside_publication(self, effects: Sequence[Effect]) -> None:
         """The effects that need not wait for the batch's messages to be published, and may be carried out
-        again if publication fails: timers and the client index in one round trip, refunds in another."""
+        again if publication fails: new deadlines and the client index in one round trip, refunds in
+        another."""
         schedules = [e for e in effects if isinstance(e, Schedule)]
-        cancelled = [(e.client_id, e.order_id) for e in effects if isinstance(e, CancelConfirmationTimeout)]
         indexed = [e for e in effects if isinstance(e, IndexOrder)]
-        if schedules or cancelled or indexed:
+        if schedules or indexed:
             pipe = self._orders.pipeline()
-            # In this order, as the effects were decided: a batch may schedule a deadline and cancel it.
             self._timers.queue_schedule(pipe, schedules)
-            self._timers.queue_remove(pipe, cancelled, kinds=PENDING_KINDS)
             self._orders.queue_index(pipe, indexed)
             await pipe.execute()
         refunds = [e for e in effects if isinstance(e, RefundEntitlement)]
@@ -85,3 +85,15 @@ class LocalEffects:
         ]
         if anomalies:
             await self._orders.record_anomalies(anomalies)
+
+    async def run_after_acknowledgement(self, effects: Sequence[Effect]) -> None:
+        """The deadlines of orders that left Pending, forgotten once the batch's outbox is acknowledged.
+
+        A confirmation deadline that fired is the only thing that carries out its own transition's outbox
+        again after a crash (no Kafka offset stands behind it): forgotten any earlier, a batch that failed
+        after its commit would leave the order Failed in Redis, its event never published. Forgotten later
+        (a crash in between), the deadline fires on an order no longer Pending, which changes nothing, and
+        is forgotten then. After the schedules too, as decided: a batch may set a deadline and cancel it."""
+        cancelled = [(e.client_id, e.order_id) for e in effects if isinstance(e, CancelConfirmationTimeout)]
+        if cancelled:
+            await self._timers.remove(cancelled, kinds=PENDING_KINDS)

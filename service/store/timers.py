@@ -112,21 +112,12 @@ class TimerStore:
     ) -> None:
         """Forget the `kinds` deadlines of `(client_id, order_id)` orders: ones that fired and whose effects
         are durable, or every kind for orders that left Pending."""
-        pipe = RawPipeline(self._redis)
-        self.queue_remove(pipe, orders, kinds)
-        await pipe.execute()
-
-    @staticmethod
-    def queue_remove(
-        pipe: RawPipeline,
-        orders: Sequence[tuple[str, str]],
-        kinds: Sequence[TimerKind] = (TimerKind.CONFIRMATION,),
-    ) -> None:
-        """`remove`, queued on `pipe`."""
         if orders:
+            pipe = RawPipeline(self._redis)
             members = [order_ref(c, o) for c, o in orders]
             for kind in kinds:
                 pipe.command(kind.key, "ZREM", kind.key, *members)
+            await pipe.execute()
 
 
 def _kind_of(timer: Schedule) -> TimerKind:

@@ -278,6 +278,43 @@ async def test_deadlines_survive_restarts_and_fire_once_across_instances(redis: 
     )
 
 
+async def test_a_deadline_whose_batch_failed_after_its_commit_fires_again_and_publishes_its_event(
+    redis: Redis,
+) -> None:
+    """The confirmation deadline is the only thing that re-delivers its own input: a batch that committed
+    Failed and then could not publish keeps the deadline, so the next claim (once the lease ran out)
+    publishes the stored event; the deadline is forgotten only then. Cancelled beside the publication, it
+    was gone with the failed batch: the order Failed in Redis, its event never published."""
+    create = command_input(prebooking(SILENT))
+    await processor(redis, RecordingPublisher()).process([create])
+    ours = (create.client_id, create.order_id)
+
+    def watcher(publisher: RecordingPublisher, at: datetime) -> DeadlineWatcher:
+        return DeadlineWatcher(
+            timers=TimerStore(redis),
+            processor=processor(redis, publisher, clock=lambda: at),
+            clock=lambda: at,
+            poll_seconds=0.05,
+            lease_seconds=30,
+            batch=1000,
+        )
+
+    due, after_the_lease = NOW + timedelta(minutes=5), NOW + timedelta(minutes=6)
+    with pytest.raises(ConnectionError):
+        await watcher(RecordingPublisher(failures=1), due).fire_due()
+    stored = await OrderStore(redis).get(*ours)
+    assert stored is not None and stored.status is OrderStatus.FAILED, "committed before the publication"
+
+    healthy = RecordingPublisher()
+    await watcher(healthy, after_the_lease).fire_due()
+
+    assert [(e.sequence, e.status) for e in healthy.events() if e.order_id == create.order_id] == [
+        (2, OrderStatus.FAILED)
+    ]
+    assert await redis.hlen(outbox_key(*ours)) == 0
+    assert ours not in await TimerStore(redis).claim_due(after_the_lease + timedelta(hours=1), 30, 1000)
+
+
 async def test_an_input_that_breaks_the_domain_is_dead_lettered_not_retried_forever(
     redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
