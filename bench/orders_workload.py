@@ -448,6 +448,18 @@ class StatusLedger:
     def event_ids(self) -> set[str]:
         return {i for sequences in self.events.values() for ids in sequences.values() for i in ids}
 
+    def history(self, order_id: str) -> str:
+        """The order's events as published, `sequence status[/reason]` each (copies once), and how many
+        were expected: what a failed sequence check shows of its first order."""
+        seen: dict[int, str] = {}
+        for record in self._tap.records[self._topic]:
+            event = OrderStatusChanged.model_validate_json(record.value)
+            if event.order_id == order_id:
+                reason = f"/{event.reason}" if event.reason else ""
+                seen.setdefault(event.sequence, f"{event.sequence} {event.status.name}{reason}")
+        events = ", ".join(seen[n] for n in sorted(seen))
+        return f"{order_id}: {events or 'none'} (expected {self._expected_events.get(order_id)})"
+
     def republished(self) -> int:
         """Records beyond one per distinct event: what crash recovery published again."""
         return self.records - len(self.event_ids)
@@ -610,6 +622,8 @@ class StoredOutcome:
 
     statuses: dict[str, OrderStatus | None] = field(default_factory=dict)
     nonempty_outboxes: list[str] = field(default_factory=list)
+    first_outbox: str = ""
+    """What the first of them holds: each entry's number, destination and key (which message was left)."""
     balances: dict[str, int | None] = field(default_factory=dict)
 
 
@@ -629,6 +643,12 @@ async def read_stored_outcome(redis: "Redis", workload: Workload) -> StoredOutco
             found.statuses[order_id] = Order.from_json(state).status if state else None
             if outbox:
                 found.nonempty_outboxes.append(order_id)
+    if found.nonempty_outboxes:
+        left: dict[bytes, bytes] = await redis.hgetall(outbox_key(CLIENT_ID, found.nonempty_outboxes[0]))  # type: ignore[assignment]
+        found.first_outbox = ", ".join(
+            " ".join([number.decode(), *(part.decode()[:60] for part in entry.split(b"\n", 2)[:2])])
+            for number, entry in sorted(left.items())
+        )
     entitlements = EntitlementStore(redis)
     for credential in workload.granted:
         found.balances[credential] = await entitlements.balance(CLIENT_ID, credential)
@@ -677,7 +697,8 @@ async def verify_outcome(report: Report, run: Run, workload: Workload, observati
         "event sequences 1..n, one event id each",
         not (gaps or doubled),
         f"gaps or wrong length {len(gaps)}, two ids for one sequence {len(doubled)}"
-        f" {_examples(gaps + doubled)}".rstrip(),
+        f" {_examples(gaps + doubled)}".rstrip()
+        + (f"; {statuses.history((gaps + doubled)[0])}" if gaps or doubled else ""),
     )
 
     off = [c for c, balance in workload.expected_balance.items() if stored.balances[c] != balance]
@@ -690,7 +711,8 @@ async def verify_outcome(report: Report, run: Run, workload: Workload, observati
     report.check(
         "outboxes empty",
         not stored.nonempty_outboxes,
-        f"{len(stored.nonempty_outboxes)} not empty {_examples(stored.nonempty_outboxes)}".rstrip(),
+        f"{len(stored.nonempty_outboxes)} not empty {_examples(stored.nonempty_outboxes)}".rstrip()
+        + (f"; the first holds {stored.first_outbox}" if stored.first_outbox else ""),
     )
     settings = run.settings
     rejected = observation.tap.decoded(settings.topic_command_rejected, CommandRejected)
