@@ -38,7 +38,8 @@ def effect_of(entry: OutboxEntry) -> Effect:
 
 
 class LocalEffects:
-    """Runs effects in batches; each effect is idempotent, so a replay after a crash changes nothing."""
+    """Runs effects in batches, in three steps around the batch's publication and acknowledgement (see
+    `service.consumers.processor`); each effect is idempotent, so a replay after a crash changes nothing."""
 
     def __init__(
         self,
@@ -51,13 +52,6 @@ class LocalEffects:
         self._timers = timers
         self._orders = orders
         self._outcomes = outcomes
-
-    async def run(self, effects: Sequence[Effect]) -> None:
-        """Carry out the effects: `run_beside_publication`, `run_after_publication`, then
-        `run_after_acknowledgement` (here nothing is acknowledged in between)."""
-        await self.run_beside_publication(effects)
-        await self.run_after_publication(effects)
-        await self.run_after_acknowledgement(effects)
 
     async def run_beside_publication(self, effects: Sequence[Effect]) -> None:
         """The effects that need not wait for the batch's messages to be published, and may be carried out
