@@ -78,6 +78,9 @@ PIPELINE_SETTINGS: dict[str, Any] = {
     "confirmation_timeout_seconds": 3600.0,
     # A killed consumer's partitions move to its successor after this, not after the default 10 s.
     "kafka_session_timeout_ms": 3000,
+    # A killed instance's claimed deadlines fire again after this, not after the default 30 s: until then
+    # the outbox of a deadline batch killed before its acknowledgement waits (see `await_outcome`).
+    "timer_lease_seconds": 3.0,
     "kafka_heartbeat_interval_ms": 500,
     # The receiver is on loopback and plain http.
     "relay_require_https": False,
@@ -503,6 +506,7 @@ class Observation:
     tap: TopicTap
     statuses: StatusLedger
     deliveries: DeliveryLedger | None
+    redis_url: str
     changing: "asyncio.Task[None] | None" = None
 
     @classmethod
@@ -518,6 +522,7 @@ class Observation:
             tap,
             StatusLedger(tap, run, workload),
             DeliveryLedger(receiver) if receiver is not None else None,
+            settings.redis_url.get_secret_value(),
         )
         if workload.changes:
             observation.changing = asyncio.create_task(observation._send_changes(run.settings, workload))
@@ -583,7 +588,8 @@ async def _await_progress(
 async def await_outcome(
     observation: Observation, workload: Workload, stall_seconds: float
 ) -> dict[str, float]:
-    """Wait until every order is settled and every status event delivered, or until progress stalls.
+    """Wait until every order is settled, every status event delivered and every outbox drained, or until
+    progress stalls.
 
     Returns how long each took (seconds); the verdicts say what is missing if it stalled.
     """
@@ -610,7 +616,40 @@ async def await_outcome(
             deliveries.receiver.wait_for, delivered, len(wanted), "webhooks delivered", stall_seconds
         )
         timings["deliver_seconds"] = time.monotonic() - started
+    await _await_outboxes_drained(observation.redis_url, list(workload.expected_status), stall_seconds)
+    timings["drain_seconds"] = time.monotonic() - started
     return timings
+
+
+async def _await_outboxes_drained(redis_url: str, order_ids: list[str], limit_seconds: float) -> None:
+    """Wait, at most `limit_seconds`, until none of the orders has an outbox entry left.
+
+    A batch killed after its publication but before its outbox's acknowledgement has its events on the
+    topic already, and its outbox is carried out again when its input comes back: at once for a Kafka input
+    (its offset was not committed), only once its lease lapses for a deadline (`timer_lease_seconds`).
+    Stopping the processes before then would leave an outbox on its way, not a lost one, and the verdict
+    could not tell the two apart. Redis announces nothing here, so it is read again every 0.2 s."""
+    redis = Redis.from_url(redis_url)
+    try:
+        left = await _nonempty_outboxes(redis, order_ids)
+        deadline = time.monotonic() + limit_seconds
+        while left and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            left = await _nonempty_outboxes(redis, left)
+    finally:
+        await redis.aclose()
+
+
+async def _nonempty_outboxes(redis: Redis, order_ids: list[str]) -> list[str]:
+    left: list[str] = []
+    for start in range(0, len(order_ids), 1000):
+        chunk = order_ids[start : start + 1000]
+        async with redis.pipeline(transaction=False) as pipe:
+            for order_id in chunk:
+                pipe.hlen(outbox_key(CLIENT_ID, order_id))
+            sizes = await pipe.execute()
+        left += [order_id for order_id, size in zip(chunk, sizes, strict=True) if size]
+    return left
 
 
 # --- the verdicts -----------------------------------------------------------------------------------------
