@@ -76,6 +76,20 @@ def processor(
     )
 
 
+def deadline_watcher(
+    redis: Redis, publisher: RecordingPublisher, at: datetime, batch: int = 1000
+) -> DeadlineWatcher:
+    """A deadline watcher whose clock stands at `at`, over a processor like `processor`'s (30 s leases)."""
+    return DeadlineWatcher(
+        timers=TimerStore(redis),
+        processor=processor(redis, publisher, clock=lambda: at),
+        clock=lambda: at,
+        poll_seconds=0.05,
+        lease_seconds=30,
+        batch=batch,
+    )
+
+
 async def test_events_stored_before_a_failed_publish_are_published_on_redelivery(redis: Redis) -> None:
     """A crash between the Redis commit and the broker's ack loses nothing: the re-delivered batch publishes
     the stored events under the same event ids, and applies nothing twice."""
@@ -252,17 +266,7 @@ async def test_deadlines_survive_restarts_and_fire_once_across_instances(redis: 
     await processor(redis, RecordingPublisher()).process(pending)
     later = NOW + timedelta(minutes=5)
     publishers = [RecordingPublisher(), RecordingPublisher()]
-    watchers = [
-        DeadlineWatcher(
-            timers=TimerStore(redis),
-            processor=processor(redis, p, clock=lambda: later),
-            clock=lambda: later,
-            poll_seconds=0.05,
-            lease_seconds=30,
-            batch=7,
-        )
-        for p in publishers
-    ]
+    watchers = [deadline_watcher(redis, p, later, batch=7) for p in publishers]
 
     await asyncio.gather(*(w.fire_due() for w in watchers))
 
@@ -289,24 +293,14 @@ async def test_a_deadline_whose_batch_failed_after_its_commit_fires_again_and_pu
     await processor(redis, RecordingPublisher()).process([create])
     ours = (create.client_id, create.order_id)
 
-    def watcher(publisher: RecordingPublisher, at: datetime) -> DeadlineWatcher:
-        return DeadlineWatcher(
-            timers=TimerStore(redis),
-            processor=processor(redis, publisher, clock=lambda: at),
-            clock=lambda: at,
-            poll_seconds=0.05,
-            lease_seconds=30,
-            batch=1000,
-        )
-
     due, after_the_lease = NOW + timedelta(minutes=5), NOW + timedelta(minutes=6)
     with pytest.raises(ConnectionError):
-        await watcher(RecordingPublisher(failures=1), due).fire_due()
+        await deadline_watcher(redis, RecordingPublisher(failures=1), due).fire_due()
     stored = await OrderStore(redis).get(*ours)
     assert stored is not None and stored.status is OrderStatus.FAILED, "committed before the publication"
 
     healthy = RecordingPublisher()
-    await watcher(healthy, after_the_lease).fire_due()
+    await deadline_watcher(redis, healthy, after_the_lease).fire_due()
 
     assert [(e.sequence, e.status) for e in healthy.events() if e.order_id == create.order_id] == [
         (2, OrderStatus.FAILED)
@@ -351,15 +345,7 @@ async def test_anomaly_record_survives_a_crash_before_publication(redis: Redis) 
     store = OrderStore(redis)
     create = command_input(prebooking(SILENT))
     await processor(redis, RecordingPublisher()).process([create])
-    failed = processor(redis, RecordingPublisher(), clock=lambda: NOW + timedelta(minutes=5))
-    await DeadlineWatcher(
-        timers=TimerStore(redis),
-        processor=failed,
-        clock=lambda: NOW + timedelta(minutes=5),
-        poll_seconds=0.05,
-        lease_seconds=30,
-        batch=100,
-    ).fire_due()
+    await deadline_watcher(redis, RecordingPublisher(), NOW + timedelta(minutes=5)).fire_due()
     late = reply_input(
         ReservationConfirmed(
             reply_id=unique("late"),
