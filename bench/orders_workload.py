@@ -37,6 +37,7 @@ from service.config import Settings
 from service.domain.order import Order
 from service.store.entitlements import EntitlementStore
 from service.store.keys import order_key, outbox_key
+from service.store.outbox import OutboxEntry
 from service.store.webhook_endpoints import EndpointStore
 from testkit.factories import prebooking, unique, walk_in
 from testkit.kafka_tap import TopicTap
@@ -591,7 +592,7 @@ async def await_outcome(
     """Wait until every order is settled, every status event delivered and every outbox drained, or until
     progress stalls.
 
-    Returns how long each took (seconds); the verdicts say what is missing if it stalled.
+    Returns how long settling and delivering took (seconds); the verdicts say what is missing if it stalled.
     """
     started = time.monotonic()
     statuses = observation.statuses
@@ -617,7 +618,6 @@ async def await_outcome(
         )
         timings["deliver_seconds"] = time.monotonic() - started
     await _await_outboxes_drained(observation.redis_url, list(workload.expected_status), stall_seconds)
-    timings["drain_seconds"] = time.monotonic() - started
     return timings
 
 
@@ -675,19 +675,14 @@ async def read_stored_outcome(redis: "Redis", workload: Workload) -> StoredOutco
         async with redis.pipeline(transaction=False) as pipe:
             for order_id in chunk:
                 pipe.hget(order_key(CLIENT_ID, order_id), "state")
-                pipe.hlen(outbox_key(CLIENT_ID, order_id))
-            replies = await pipe.execute()
-        for n, order_id in enumerate(chunk):
-            state, outbox = replies[2 * n], replies[2 * n + 1]
+            states = await pipe.execute()
+        for order_id, state in zip(chunk, states, strict=True):
             found.statuses[order_id] = Order.from_json(state).status if state else None
-            if outbox:
-                found.nonempty_outboxes.append(order_id)
+    found.nonempty_outboxes = await _nonempty_outboxes(redis, order_ids)
     if found.nonempty_outboxes:
         left: dict[bytes, bytes] = await redis.hgetall(outbox_key(CLIENT_ID, found.nonempty_outboxes[0]))  # type: ignore[assignment]
-        found.first_outbox = ", ".join(
-            " ".join([number.decode(), *(part.decode()[:60] for part in entry.split(b"\n", 2)[:2])])
-            for number, entry in sorted(left.items())
-        )
+        entries = [(number, OutboxEntry.decode(raw)) for number, raw in sorted(left.items())]
+        found.first_outbox = ", ".join(f"{n.decode()} {e.destination} {e.key}" for n, e in entries)
     entitlements = EntitlementStore(redis)
     for credential in workload.granted:
         found.balances[credential] = await entitlements.balance(CLIENT_ID, credential)
