@@ -21,6 +21,7 @@ class TopicTap:
         self._bootstrap_servers = bootstrap_servers
         self._topics = topics
         self.records: dict[str, list[ConsumerRecord]] = {topic: [] for topic in topics}
+        self._read_up_to: dict[TopicPartition, int] = {}  # the next offset to read, per partition
         self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -58,6 +59,7 @@ class TopicTap:
             async with self._changed:
                 for tp, records in batches.items():
                     self.records[tp.topic].extend(records)
+                    self._read_up_to[tp] = records[-1].offset + 1
                 self._changed.notify_all()
 
     async def stop(self) -> None:
@@ -68,6 +70,15 @@ class TopicTap:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+
+    async def caught_up(self) -> None:
+        """Wait until every record the broker holds now on the tapped topics has been read.
+
+        Messages to two topics may arrive in any order; seeing one does not mean the other has been read.
+        After this, a message published before the call is either in `records` or was never published."""
+        assert self._consumer is not None
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+        await self.wait_for(lambda: all(self._read_up_to.get(tp, 0) >= end for tp, end in ends.items()))
 
     def decoded(self, topic: str, model: type[M], where: Callable[[M], bool] = lambda _: True) -> list[M]:
         """Every record of `topic` parsed as `model`, filtered by `where`."""

@@ -41,6 +41,12 @@ class Observer:
         }
         return sorted(unique.values(), key=lambda e: e.sequence)
 
+    async def settled_events(self, order_id: str) -> list[OrderStatusChanged]:
+        """The order's events once the tap has read everything published so far: for asserting that no
+        further event came (a sentinel's answer on another topic can be read before them)."""
+        await self.tap.caught_up()
+        return self.events(order_id)
+
     def rejections(self, order_id: str) -> list[CommandRejected]:
         """Rejections of commands naming the order."""
         return [

@@ -86,7 +86,7 @@ async def test_staff_cancellation_refunds_the_entitlement_exactly_once(
     assert (await bus.rejection(usage.order_id, again.command_id)).code is RejectionCode.INVALID_STATE
 
     assert await service.entitlements.balance("client-a", credential) == 5
-    assert [(e.sequence, e.status) for e in bus.events(usage.order_id)] == [(1, 2), (2, 3)]
+    assert [(e.sequence, e.status) for e in await bus.settled_events(usage.order_id)] == [(1, 2), (2, 3)]
 
 
 async def test_walk_in_cancellation_outside_the_window_is_refused(
@@ -130,7 +130,7 @@ async def test_unanswered_prebooking_times_out_and_late_confirmation_is_released
     await reply(producer, settings, confirm(command.order_id, "ITEM-1"))
     await bus.until(lambda: len(bus.releases(command.order_id)) == 2)
     assert [r.reason for r in bus.releases(command.order_id)] == ["ORDER_FAILED", "LATE_CONFIRMATION"]
-    assert len(bus.events(command.order_id)) == 2
+    assert len(await bus.settled_events(command.order_id)) == 2
 
 
 async def test_replies_out_of_order_and_repeated_confirm_the_order_once(
@@ -158,7 +158,7 @@ async def test_replies_out_of_order_and_repeated_confirm_the_order_once(
     await eventually(
         lambda: counter("orders_reply_anomalies_total", anomaly="REPLY_FOR_CONFIRMED_RESERVATION") > anomalies
     )
-    assert [(e.sequence, e.status) for e in bus.events(command.order_id)] == [(1, 5), (2, 1)]
+    assert [(e.sequence, e.status) for e in await bus.settled_events(command.order_id)] == [(1, 5), (2, 1)]
 
 
 async def test_client_cancels_a_confirmed_order(
@@ -199,7 +199,7 @@ async def test_late_confirmation_after_cancellation_is_released(
 
     await bus.until(lambda: len(bus.releases(command.order_id)) == 2)
     assert [r.reason for r in bus.releases(command.order_id)] == ["ORDER_CANCELLED", "LATE_CONFIRMATION"]
-    assert [e.status for e in bus.events(command.order_id)] == [5, 3]
+    assert [e.status for e in await bus.settled_events(command.order_id)] == [5, 3]
 
 
 async def test_partial_cancellation_keeps_the_rest_usable(

@@ -70,7 +70,7 @@ async def test_a_booking_nobody_used_by_its_date_is_not_claimed_once(
     await produce(producer, commands_topic(settings, command.client_id), late, command.order_id)
 
     assert (await bus.rejection(command.order_id, late.command_id)).code is RejectionCode.SERVICES_NOT_CLAIMED
-    assert len(bus.events(command.order_id)) == 3
+    assert len(await bus.settled_events(command.order_id)) == 3
 
 
 async def test_the_no_show_deadline_is_the_date_plus_the_resources_grace(

@@ -98,11 +98,12 @@ async def test_suspended_walk_in_is_removed_without_refund_exactly_once(
     )
     for command in (remove, remove):
         await send(producer, settings, command)
+    await bus.status(usage.order_id, OrderStatus.USED, sequence=3)
     sentinel = remove.model_copy(update={"command_id": unique("cmd")})
     await send(producer, settings, sentinel)
     assert (await bus.rejection(usage.order_id, sentinel.command_id)).code is RejectionCode.INVALID_STATE
 
-    events = bus.events(usage.order_id)
+    events = await bus.settled_events(usage.order_id)
     assert [(e.sequence, e.status, e.reason) for e in events] == [
         (1, 2, None),
         (2, 2, "SUSPENDED_BY_RESOURCE_STAFF"),

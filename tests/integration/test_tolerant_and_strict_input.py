@@ -81,7 +81,7 @@ async def test_a_confirmation_with_unknown_fields_confirms_the_order_and_counts_
 
     await eventually(lambda: counter("orders_inputs_duplicate_total", kind="reply") > duplicates)
     assert counter("orders_reply_anomalies_total", anomaly="REPLY_ID_CONFLICT") == conflicts
-    assert [e.sequence for e in observe.events(order_id)] == [1, 2]
+    assert [e.sequence for e in await observe.settled_events(order_id)] == [1, 2]
 
 
 async def test_a_confirmation_with_a_wrong_type_in_a_required_field_is_still_dead_lettered(
@@ -157,7 +157,7 @@ async def test_invalid_commands_change_no_order_whether_answered_or_dead_lettere
     assert (letter.error_type, json.loads(base64.b64decode(letter.value))) == ("SCHEMA", unreadable)
     stored = await service.store.get(command.client_id, command.order_id)
     assert stored is not None and stored.status is OrderStatus.CONFIRMED
-    assert [e.sequence for e in observe.events(command.order_id)] == [1, 2]
+    assert [e.sequence for e in await observe.settled_events(command.order_id)] == [1, 2]
 
 
 async def test_a_repeated_key_is_dead_lettered_on_both_topics(
@@ -184,4 +184,4 @@ async def test_a_repeated_key_is_dead_lettered_on_both_topics(
     letter = await dead_letter(observe, order_id)
     assert (letter.source_topic, letter.error_type) == (observe.settings.topic_resource_replies, "SCHEMA")
     assert 'duplicate key "reservation_id"' in letter.error
-    assert OrderStatus.CONFIRMED not in [e.status for e in observe.events(order_id)]
+    assert OrderStatus.CONFIRMED not in [e.status for e in await observe.settled_events(order_id)]

@@ -41,7 +41,7 @@ async def test_waitlisted_then_confirmed_after_the_confirmation_deadline(
     # The confirmation deadline was set, fired (and was forgotten) while the order stayed Pending.
     await eventually(lambda: redis.zscore(CONFIRMATION_TIMERS, member))
     await eventually(lambda: _unset(redis, CONFIRMATION_TIMERS, member))
-    assert [e.status for e in bus.events(command.order_id)] == [5, 5]
+    assert [e.status for e in await bus.settled_events(command.order_id)] == [5, 5]
 
     confirmed = ReservationConfirmed(
         reply_id=unique("op"),
