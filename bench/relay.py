@@ -18,7 +18,9 @@ Phases, in this order:
 2. Saturation: `--events` events published as fast as possible; deliveries/s from the first publish to the
    last delivery. Targets: at least 3,000/s, and at least 50 % of the baseline.
 3. Latency: `--rate` events/s offered for `--seconds`; p50/p95/p99 publish → delivery. Target: p99 < 50 ms
-   at 1,000/s.
+   at 1,000/s. Its floor, measured before the relay starts at the same rate: `bench.kafka_post` reading a
+   topic of its own as the relay's consumer does and posting each event with the relay's client, with no
+   Redis, no queue and no ordering: the broker's hop and the HTTP request, all that a delivery cannot skip.
 
 Checks (any failure exits 1): every event delivered, none twice, each order's in sequence, and every
 sampled delivery's signature verifies with the endpoint's secret.
@@ -55,6 +57,7 @@ from contracts.statuses import (
     ProductType,
     ServiceStatus,
 )
+from service.kafka import ensure_topics
 from service.relay.sender import http_client, post_event, signature_headers
 from service.store.webhook_endpoints import Endpoint, EndpointStore
 
@@ -230,6 +233,46 @@ async def aiohttp_baseline(
         return await post_all("reference: aiohttp alone", events, concurrency, post)
 
 
+async def latency_floor(
+    run_: Run,
+    args: argparse.Namespace,
+    endpoint: Endpoint,
+    receiver: ReceiverProcess,
+    producer: AIOKafkaProducer,
+    prefix: str,
+) -> list[float]:
+    """Publish → delivery latencies (ms) at `--rate` for `--seconds` through `bench.kafka_post`: the
+    relay's consumer settings and HTTP client with nothing between them, on a topic no relay reads."""
+    settings = run_.settings
+    bootstrap = settings.kafka_bootstrap_servers
+    topic = f"bench.relay-floor-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, [topic], settings.topic_partitions, 1)
+    poster = OrdersProcess("floor", run_.environ(), run_.workdir / "floor.log")
+    poster.argv = ["bench.kafka_post", bootstrap, f"{topic}.group", topic, endpoint.model_dump_json()]
+    poster.argv += ["--max-batch", str(settings.max_batch)]
+    poster.argv += ["--fetch-max-wait-ms", str(settings.kafka_fetch_max_wait_ms)]
+    poster.argv += ["--concurrency", str(settings.relay_concurrency_per_endpoint)]
+    poster.argv += ["--timeout", str(settings.relay_timeout_seconds)]
+    events = make_events(f"{prefix}-F", int(args.rate * args.seconds))
+    await poster.start()
+    try:
+        await poster.wait_ready()
+        warm_up = make_events(f"{prefix}-FW", min(400, args.events))
+        await publish_all(producer, topic, warm_up)  # the group's join and first fetches, outside the figure
+        if await receiver.wait_for_count(len(warm_up), within=60) < len(warm_up):
+            raise RuntimeError("latency floor: the warm-up was not delivered (see floor.log)")
+        await receiver.reset()
+        with progress(f"latency floor: {args.rate:,.0f}/s offered", len(events)) as advance:
+            publishing = asyncio.create_task(publish_at_rate(producer, topic, events, args.rate))
+            await receiver.wait_for_count(len(events), args.seconds + args.deadline, advance)
+            sent = await publishing
+        arrivals = await receiver.arrivals()
+        await receiver.reset()
+    finally:
+        await poster.kill()
+    return [(a.at - sent[a.webhook_id]) * 1000 for a in arrivals if a.webhook_id in sent]
+
+
 async def publish_all(producer: AIOKafkaProducer, topic: str, events: Sequence[Event]) -> dict[str, float]:
     """Publish as fast as the producer takes them; returns each event's send time."""
     sent: dict[str, float] = {}
@@ -314,6 +357,8 @@ class Measured:
     throughput: float = 0.0
     offered: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    floor_latencies_ms: list[float] = field(default_factory=list)
+    """Publish → delivery through `bench.kafka_post`, at the latency phase's rate."""
     cpu: dict[str, float] = field(default_factory=dict)
 
 
@@ -375,9 +420,10 @@ async def measure(
     with CpuMeter(client=os.getpid()) as reference_cpu:
         measured.reference_rate = await aiohttp_baseline(endpoint, saturation_events, concurrency, timeout)
     await receiver.reset()
+    await producer.start()
+    measured.floor_latencies_ms = await latency_floor(run_, args, endpoint, receiver, producer, prefix)
 
     await relay.start()
-    await producer.start()
     await relay.wait_ready()
 
     # Warm-up: connections, scripts and the consumer's first fetches, outside the measurements.
@@ -478,6 +524,8 @@ def add_figures(report: Report, measured: Measured) -> None:
             met=value <= TARGET_P99_MS if held else None,
         )
     report.add("latency max", max(measured.latencies_ms, default=float("nan")), "ms")
+    for point, value in percentiles(measured.floor_latencies_ms).items():
+        report.add(f"latency floor {point} (bare hop + HTTP)", value, "ms")
 
 
 def main() -> None:

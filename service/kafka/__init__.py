@@ -15,7 +15,7 @@ from service.kafka._clients import (
     send_in_batches,
 )
 from service.kafka._security import broker_security, client_options
-from service.kafka._subscribers import RecordsHandler, subscribe_batches
+from service.kafka._subscribers import BATCH_POLL_MS, RecordsHandler, subscribe_batches
 from service.kafka._topics import (
     ClientTopics,
     client_of_topic,
@@ -30,6 +30,7 @@ from service.kafka._topics import (
 )
 
 __all__ = [
+    "BATCH_POLL_MS",
     "JSON_HEADERS",
     "JSON_RECORD_HEADERS",
     "BackgroundLoop",
