@@ -262,14 +262,31 @@ async def latency_floor(
         if await receiver.wait_for_count(len(warm_up), within=60) < len(warm_up):
             raise RuntimeError("latency floor: the warm-up was not delivered (see floor.log)")
         await receiver.reset()
-        with progress(f"latency floor: {args.rate:,.0f}/s offered", len(events)) as advance:
-            publishing = asyncio.create_task(publish_at_rate(producer, topic, events, args.rate))
-            await receiver.wait_for_count(len(events), args.seconds + args.deadline, advance)
-            sent = await publishing
-        arrivals = await receiver.arrivals()
+        sent, arrivals = await offer_at_rate("latency floor", producer, topic, events, receiver, args)
         await receiver.reset()
     finally:
         await poster.kill()
+    return latencies_ms(sent, arrivals)
+
+
+async def offer_at_rate(
+    label: str,
+    producer: AIOKafkaProducer,
+    topic: str,
+    events: Sequence[Event],
+    receiver: ReceiverProcess,
+    args: argparse.Namespace,
+) -> tuple[dict[str, float], list[Arrival]]:
+    """Publish `events` at `--rate` and wait for their deliveries: each one's send time, and the arrivals."""
+    with progress(f"{label}: {args.rate:,.0f}/s offered", len(events)) as advance:
+        publishing = asyncio.create_task(publish_at_rate(producer, topic, events, args.rate))
+        await receiver.wait_for_count(len(events), args.seconds + args.deadline, advance)
+        sent = await publishing
+    return sent, await receiver.arrivals()
+
+
+def latencies_ms(sent: dict[str, float], arrivals: Sequence[Arrival]) -> list[float]:
+    """Publish → delivery of every arrival of a sent event, in milliseconds."""
     return [(a.at - sent[a.webhook_id]) * 1000 for a in arrivals if a.webhook_id in sent]
 
 
@@ -452,17 +469,11 @@ async def measure(
     await receiver.reset()
 
     # 3. Latency at a fixed offered rate.
-    with progress(f"latency: {args.rate:,.0f}/s offered", len(latency_events)) as advance:
-        publishing = asyncio.create_task(publish_at_rate(producer, topic, latency_events, args.rate))
-        await receiver.wait_for_count(len(latency_events), args.seconds + args.deadline, advance)
-        sent = await publishing
-    latency_arrivals = await receiver.arrivals()
+    sent, latency_arrivals = await offer_at_rate("latency", producer, topic, latency_events, receiver, args)
     check_deliveries(report, "latency", latency_events, latency_arrivals)
     if len(sent) > 1:
         measured.offered = len(sent) / (max(sent.values()) - min(sent.values()))
-    measured.latencies_ms = [
-        (a.at - sent[a.webhook_id]) * 1000 for a in latency_arrivals if a.webhook_id in sent
-    ]
+    measured.latencies_ms = latencies_ms(sent, latency_arrivals)
 
     check_signatures(report, endpoint.secrets[0].secret, saturation_arrivals + latency_arrivals)
     per_thousand = 1000 / len(saturation_events)
