@@ -228,11 +228,12 @@ class EmbeddedRedisCluster:
 
     nodes: int = 3
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="orders-cluster-")))
+    ports: list[int] = field(default_factory=list)
     _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self) -> str:
         """Start the nodes, join them into one cluster covering every slot, and return a URL of one node."""
-        ports = [_cluster_node_port() for _ in range(self.nodes)]
+        self.ports = ports = [_cluster_node_port() for _ in range(self.nodes)]
         for port in ports:
             args = [
                 redis_server_binary(),
@@ -256,15 +257,13 @@ class EmbeddedRedisCluster:
             capture_output=True,
             timeout=STARTUP_TIMEOUT_SECONDS,
         )
+        # Every node, not only the first: the others learn the slot map by gossip a moment later, and until
+        # then a node answers CLUSTERDOWN for its own slots (a client that read the map from the first node
+        # would see a batch fail on it).
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while (
-            b"cluster_state:ok"
-            not in subprocess.run(
-                [cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, check=False
-            ).stdout
-        ):
+        while not all(_cluster_node_ready(cli, port, self.nodes) for port in ports):
             if time.monotonic() > deadline:
-                raise TimeoutError("the Redis Cluster did not reach cluster_state:ok")
+                raise TimeoutError("the Redis Cluster's nodes did not all reach cluster_state:ok")
             time.sleep(0.05)
         atexit.register(self.stop)
         return f"redis://127.0.0.1:{ports[0]}/0"
@@ -274,6 +273,12 @@ class EmbeddedRedisCluster:
         while self._processes:
             stop_process(self._processes.pop())
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _cluster_node_ready(cli: str, port: int, nodes: int) -> bool:
+    """Whether the node on `port` serves: its cluster state is ok and it knows all `nodes` nodes."""
+    info = subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True, check=False).stdout
+    return b"cluster_state:ok" in info and f"cluster_known_nodes:{nodes}\r".encode() in info
 
 
 def exit_on_sigterm() -> None:
