@@ -17,7 +17,9 @@ from service.domain.resource_requests import ReleaseRequest, ReserveRequest
 from service.domain.status_event import StatusEvent, event_view
 from service.domain.transitions import require_legal
 
-# Event ids are derived, not random, so that a re-published event keeps its id even if it is rebuilt.
+# Event ids are derived, not random, so that a re-published event keeps its id even if it is rebuilt. A
+# status event's name holds its client: order ids are scoped per client, and two clients' orders under one
+# id must not share event ids (a consumer deduplicating on them would drop one client's events).
 _EVENT_NAMESPACE = uuid.UUID("0f1c6a2e-8e39-4c55-9a43-6a3b0f3b7d11")
 _NAMESPACE_BYTES = _EVENT_NAMESPACE.bytes
 
@@ -71,7 +73,7 @@ def change_status(order: Order, status: OrderStatus, reason: str | None, now: da
     order.updated_at = now
     order.reason = reason
     return StatusEvent(
-        event_id=event_id_for(f"{order.order_id}/{order.sequence}"),
+        event_id=event_id_for(f"{order.client_id}/{order.order_id}/{order.sequence}"),
         order_id=order.order_id,
         client_id=order.client_id,
         order_type=order.order_type,
