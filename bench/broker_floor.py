@@ -9,14 +9,27 @@ request at a time (`--samples` of each), and the broker's CPU while `--pollers` 
 poll empty partitions with the fetch wait the processes use (`ORDERS_KAFKA_FETCH_MAX_WAIT_MS`), for
 `--seconds`. The pipeline benchmark's fixed phase reports the same acknowledgement under load, and the
 broker's CPU then: the difference is what sharing the broker (and the two cores) costs each hop.
+
+Then one bare hop under a steady load: a producer offers `--rate` records a second for `--hop-seconds`
+across the topic's partitions, and a bare consumer (the processes' fetch wait, nothing else to do) reads
+them. Each record's lag runs from its producer's acknowledgement to the poll that returned it. The phase
+also counts the fetches that passed a record by: sent more than a millisecond after the record was
+acknowledged, asking for its partition at or before its offset, and back without it (a fetch's request is
+read off aiokafka's fetcher, see `FetchLog`). A broker that shows an acknowledged record to the next fetch
+passes none by; the records it passes by are the tail of every hop's latency.
 """
 
 import asyncio
+import bisect
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.consumer.fetcher import Fetcher
 
 from bench.harness import Report, Run, cpu_seconds, parser, percentiles, run
 from service.kafka import ensure_topics
@@ -95,14 +108,133 @@ async def polling_cpu(bench: Run, topic: str, pollers: int, seconds: float) -> f
             await consumer.stop()
 
 
+@dataclass
+class _Fetch:
+    sent: float
+    positions: dict[int, int]
+    """The offset asked for, by partition."""
+    returned: float = float("inf")
+
+
+@dataclass
+class FetchLog:
+    """The fetch requests aiokafka's fetcher sends while `recording()`: when each was sent and came back,
+    and the offset it asked for in each partition. It wraps the fetcher's `_proc_fetch_request`, a private
+    method (aiokafka 0.14), benchmark-only: the smoke run fails if it stops being called."""
+
+    fetches: list[_Fetch] = field(default_factory=list)
+    _sent: list[float] = field(default_factory=list)
+
+    @contextmanager
+    def recording(self) -> Iterator["FetchLog"]:
+        original = Fetcher._proc_fetch_request
+
+        async def logged(fetcher: Fetcher, assignment: Any, node_id: int, request: Any) -> Any:
+            fetch = _Fetch(time.time(), {p: offset for _, parts in request.topics for p, offset, _ in parts})
+            self.fetches.append(fetch)
+            try:
+                return await original(fetcher, assignment, node_id, request)
+            finally:
+                fetch.returned = time.time()
+
+        Fetcher._proc_fetch_request = logged
+        try:
+            yield self
+        finally:
+            Fetcher._proc_fetch_request = original
+
+    def passed_by(self, partition: int, offset: int, acknowledged: float, read: float) -> int:
+        """How many fetches came back without the record at `offset` of `partition` though they asked for
+        it at or before that offset, sent more than a millisecond after it was `acknowledged`: the fetches
+        back before the poll that returned it at `read`, less the last of them, which brought it."""
+        if not self._sent:
+            self._sent = [fetch.sent for fetch in self.fetches]
+        window = self.fetches[  # a fetch sent a second before the acknowledgement was back long before it
+            bisect.bisect_left(self._sent, acknowledged - 1.0) : bisect.bisect_right(self._sent, read)
+        ]
+        asked = [
+            fetch
+            for fetch in window
+            if acknowledged < fetch.returned < read and fetch.positions.get(partition, offset + 1) <= offset
+        ]
+        if not asked:
+            return 0
+        brought = max(asked, key=lambda fetch: fetch.returned)
+        return sum(1 for fetch in asked if fetch is not brought and fetch.sent > acknowledged + 0.001)
+
+
+@dataclass
+class Hop:
+    lags_ms: list[float]
+    passed_by: list[int]
+    fetches: int
+
+
+async def steady_hop(bench: Run, topic: str, rate: float, seconds: float) -> Hop:
+    """One bare hop at `rate` records a second: each record's lag from its acknowledgement to its poll."""
+    bootstrap = bench.settings.kafka_bootstrap_servers
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"{topic}.hop",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a new topic: every record offered is read
+        fetch_max_wait_ms=bench.settings.kafka_fetch_max_wait_ms,
+    )
+    total = int(rate * seconds)
+    acknowledged: dict[int, tuple[float, int, int]] = {}
+    read: dict[int, float] = {}
+
+    async def offer() -> None:
+        started, offered = time.monotonic(), 0
+        while offered < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            for n in range(offered, due):
+                sent = await producer.send(topic, n.to_bytes(4, "big") + b"x" * 496, key=uuid.uuid4().bytes)
+                sent.add_done_callback(
+                    lambda done, n=n: acknowledged.__setitem__(
+                        n, (time.time(), done.result().partition, done.result().offset)
+                    )
+                )
+            offered = due
+            await asyncio.sleep(0.002)
+
+    async def drain() -> None:
+        while len(read) < total:
+            polled = await consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for records in polled.values():
+                for record in records:
+                    read[int.from_bytes((record.value or b"")[:4], "big")] = now
+
+    await producer.start()
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)  # assigned before the first record is offered
+        with FetchLog().recording() as log:
+            await asyncio.wait_for(asyncio.gather(offer(), drain()), seconds + 60)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    lags, passed = [], []
+    for n, (at, partition, offset) in acknowledged.items():
+        lags.append((read[n] - at) * 1000)
+        passed.append(log.passed_by(partition, offset, at, read[n]))
+    return Hop(lags, passed, len(log.fetches))
+
+
 def main() -> None:
     options = parser(__doc__ or "")
     options.add_argument("--samples", type=int, default=500, help="round trips of each kind")
     options.add_argument("--pollers", type=int, default=4, help="idle consumers polling at once")
     options.add_argument("--seconds", type=float, default=10.0, help="how long their polling is measured")
+    options.add_argument("--rate", type=float, default=1000.0, help="records/s offered in the steady hop")
+    options.add_argument("--hop-seconds", type=float, default=10.0, help="length of the steady hop")
     args = options.parse_args()
     if args.smoke:
-        args.samples, args.pollers, args.seconds = 50, 2, 2.0
+        args.samples, args.pollers, args.seconds, args.rate, args.hop_seconds = 50, 2, 2.0, 200.0, 2.0
 
     async def benchmark(bench: Run) -> Report:
         report = Report(
@@ -113,6 +245,8 @@ def main() -> None:
                 "seconds": args.seconds,
                 "fetch_max_wait_ms": bench.settings.kafka_fetch_max_wait_ms,
                 "partitions": args.partitions,
+                "rate": args.rate,
+                "hop_seconds": args.hop_seconds,
             },
         )
         if "kafka" not in bench.stack.pids():
@@ -127,6 +261,18 @@ def main() -> None:
         busy = await polling_cpu(bench, idle, args.pollers, args.seconds)
         report.add(f"broker CPU, {args.pollers} idle pollers", busy, "% of a core")
         report.add("broker CPU per idle poller", busy / args.pollers, "% of a core")
+        steady = f"{topic}.hop"
+        await ensure_topics(bench.settings.kafka_bootstrap_servers, [steady], args.partitions, 1)
+        hop = await steady_hop(bench, steady, args.rate, args.hop_seconds)
+        for point, value in percentiles(hop.lags_ms, (50, 99)).items():
+            report.add(f"steady hop: acknowledged → read {point}", value, "ms")
+        report.add("steady hop: acknowledged → read max", max(hop.lags_ms), "ms")
+        report.add("steady hop: fetches", hop.fetches, "requests")
+        late = [n for n in hop.passed_by if n]
+        report.add("steady hop: records a fetch passed by", 100 * len(late) / len(hop.passed_by), "%")
+        on_time = [lag for lag, n in zip(hop.lags_ms, hop.passed_by, strict=True) if not n]
+        report.add("steady hop: p99 of the records none passed by", percentiles(on_time, (99,))["p99"], "ms")
+        report.add("steady hop: most fetches that passed one record by", max(hop.passed_by), "fetches")
         return report
 
     run(benchmark, args)
