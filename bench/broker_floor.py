@@ -11,12 +11,14 @@ poll empty partitions with the fetch wait the processes use (`ORDERS_KAFKA_FETCH
 broker's CPU then: the difference is what sharing the broker (and the two cores) costs each hop.
 
 Then one bare hop under a steady load: a producer offers `--rate` records a second for `--hop-seconds`
-across the topic's partitions, and a bare consumer (the processes' fetch wait, nothing else to do) reads
-them. Each record's lag runs from its producer's acknowledgement to the poll that returned it. The phase
-also counts the fetches that passed a record by: sent more than a millisecond after the record was
-acknowledged, asking for its partition at or before its offset, and back without it (a fetch's request is
-read off aiokafka's fetcher, see `FetchLog`). A broker that shows an acknowledged record to the next fetch
-passes none by; the records it passes by are the tail of every hop's latency.
+across the partitions of a topic that holds `--history` records (one stored batch each, none by default),
+and a bare consumer (the processes' fetch wait, nothing else to do) reads them. Each record's lag runs from
+its producer's acknowledgement to the poll that returned it. The phase also counts the fetches that passed
+a record by: sent more than a millisecond after the record was acknowledged, asking for its partition at
+or before its offset, and back without it (a fetch's request is read off aiokafka's fetcher, see
+`FetchLog`). A broker that shows an acknowledged record to the next fetch passes none by; the records it
+passes by are the tail of every hop's latency, and the embedded broker passes more by the more batches a
+partition holds (docs/benchmarks.md).
 """
 
 import asyncio
@@ -170,8 +172,14 @@ class Hop:
     fetches: int
 
 
-async def steady_hop(bench: Run, topic: str, rate: float, seconds: float) -> Hop:
-    """One bare hop at `rate` records a second: each record's lag from its acknowledgement to its poll."""
+HOP_RECORD_BYTES = 500
+"""The size of the steady hop's records (about a resource request); the history's are smaller."""
+
+
+async def steady_hop(bench: Run, topic: str, rate: float, seconds: float, history: int = 0) -> Hop:
+    """One bare hop at `rate` records a second: each record's lag from its acknowledgement to its poll.
+    With `history`, the topic first receives that many records, one produce request each (so one stored
+    batch each), all read before the hop starts."""
     bootstrap = bench.settings.kafka_bootstrap_servers
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     consumer = AIOKafkaConsumer(
@@ -191,7 +199,8 @@ async def steady_hop(bench: Run, topic: str, rate: float, seconds: float) -> Hop
         while offered < total:
             due = min(total, int((time.monotonic() - started) * rate) + 1)
             for n in range(offered, due):
-                sent = await producer.send(topic, n.to_bytes(4, "big") + b"x" * 496, key=uuid.uuid4().bytes)
+                value = n.to_bytes(4, "big").ljust(HOP_RECORD_BYTES, b"x")
+                sent = await producer.send(topic, value, key=uuid.uuid4().bytes)
                 sent.add_done_callback(
                     lambda done, n=n: acknowledged.__setitem__(
                         n, (time.time(), done.result().partition, done.result().offset)
@@ -206,13 +215,22 @@ async def steady_hop(bench: Run, topic: str, rate: float, seconds: float) -> Hop
             now = time.time()
             for records in polled.values():
                 for record in records:
-                    read[int.from_bytes((record.value or b"")[:4], "big")] = now
+                    value = record.value or b""
+                    if len(value) == HOP_RECORD_BYTES:  # not the history's
+                        read[int.from_bytes(value[:4], "big")] = now
 
     await producer.start()
     await consumer.start()
     try:
-        while not consumer.assignment():
-            await consumer.getmany(timeout_ms=100)  # assigned before the first record is offered
+        partitions = sorted(await producer.partitions_for(topic))
+        for _ in range(0, history, len(partitions)):  # a record per partition at a time: a batch each
+            await asyncio.gather(
+                *(producer.send_and_wait(topic, b"h" * 100, partition=p) for p in partitions)
+            )
+        seen = 0
+        while not consumer.assignment() or seen < history:
+            polled = await consumer.getmany(timeout_ms=100)  # assigned, and past the history
+            seen += sum(len(records) for records in polled.values())
         with FetchLog().recording() as log:
             await asyncio.wait_for(asyncio.gather(offer(), drain()), seconds + 60)
     finally:
@@ -232,6 +250,9 @@ def main() -> None:
     options.add_argument("--seconds", type=float, default=10.0, help="how long their polling is measured")
     options.add_argument("--rate", type=float, default=1000.0, help="records/s offered in the steady hop")
     options.add_argument("--hop-seconds", type=float, default=10.0, help="length of the steady hop")
+    options.add_argument(
+        "--history", type=int, default=0, help="records stored before the steady hop, one batch each"
+    )
     args = options.parse_args()
     if args.smoke:
         args.samples, args.pollers, args.seconds, args.rate, args.hop_seconds = 50, 2, 2.0, 200.0, 2.0
@@ -247,6 +268,7 @@ def main() -> None:
                 "partitions": args.partitions,
                 "rate": args.rate,
                 "hop_seconds": args.hop_seconds,
+                "history": args.history,
             },
         )
         if "kafka" not in bench.stack.pids():
@@ -263,7 +285,7 @@ def main() -> None:
         report.add("broker CPU per idle poller", busy / args.pollers, "% of a core")
         steady = f"{topic}.hop"
         await ensure_topics(bench.settings.kafka_bootstrap_servers, [steady], args.partitions, 1)
-        hop = await steady_hop(bench, steady, args.rate, args.hop_seconds)
+        hop = await steady_hop(bench, steady, args.rate, args.hop_seconds, args.history)
         for point, value in percentiles(hop.lags_ms, (50, 99)).items():
             report.add(f"steady hop: acknowledged → read {point}", value, "ms")
         report.add("steady hop: acknowledged → read max", max(hop.lags_ms), "ms")
