@@ -227,10 +227,15 @@ async def steady_hop(bench: Run, topic: str, rate: float, seconds: float, histor
             await asyncio.gather(
                 *(producer.send_and_wait(topic, b"h" * 100, partition=p) for p in partitions)
             )
-        seen = 0
-        while not consumer.assignment() or seen < history:
-            polled = await consumer.getmany(timeout_ms=100)  # assigned, and past the history
-            seen += sum(len(records) for records in polled.values())
+
+        async def past_history() -> None:
+            seen = 0
+            while not consumer.assignment() or seen < history:
+                polled = await consumer.getmany(timeout_ms=100)  # assigned, and past the history
+                seen += sum(len(records) for records in polled.values())
+
+        # Bounded: with thousands of batches in one partition, the embedded broker's fetches crawl.
+        await asyncio.wait_for(past_history(), 60 + history / 100)
         with FetchLog().recording() as log:
             await asyncio.wait_for(asyncio.gather(offer(), drain()), seconds + 60)
     finally:
