@@ -47,18 +47,24 @@ async def timed(samples: int, request: Callable[[], Awaitable[object]]) -> list[
     return taken
 
 
-async def round_trips(bench: Run, topic: str, samples: int) -> dict[str, list[float]]:
-    """Produce acknowledgements (acks=all, one record each) and offset commits, one at a time."""
+def producer_and_consumer(bench: Run, topic: str, group: str) -> tuple[AIOKafkaProducer, AIOKafkaConsumer]:
+    """A producer (acks=all) and a consumer of `topic` from its start, with the processes' fetch wait."""
     bootstrap = bench.settings.kafka_bootstrap_servers
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
-        group_id=f"{topic}.group",
+        group_id=group,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="earliest",  # the benchmark's own new topics: every record offered is read
         fetch_max_wait_ms=bench.settings.kafka_fetch_max_wait_ms,
     )
+    return producer, consumer
+
+
+async def round_trips(bench: Run, topic: str, samples: int) -> dict[str, list[float]]:
+    """Produce acknowledgements (acks=all, one record each) and offset commits, one at a time."""
+    producer, consumer = producer_and_consumer(bench, topic, f"{topic}.group")
     await producer.start()
     await consumer.start()
     try:
@@ -180,16 +186,7 @@ async def steady_hop(bench: Run, topic: str, rate: float, seconds: float, histor
     """One bare hop at `rate` records a second: each record's lag from its acknowledgement to its poll.
     With `history`, the topic first receives that many records, one produce request each (so one stored
     batch each), all read before the hop starts."""
-    bootstrap = bench.settings.kafka_bootstrap_servers
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"{topic}.hop",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",  # a new topic: every record offered is read
-        fetch_max_wait_ms=bench.settings.kafka_fetch_max_wait_ms,
-    )
+    producer, consumer = producer_and_consumer(bench, topic, f"{topic}.hop")
     total = int(rate * seconds)
     acknowledged: dict[int, tuple[float, int, int]] = {}
     read: dict[int, float] = {}
