@@ -33,7 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.consumer.fetcher import Fetcher
 
-from bench.harness import Report, Run, cpu_seconds, parser, percentiles, run
+from bench.harness import Report, Run, cpu_seconds, paced, parser, percentiles, run
 from service.kafka import ensure_topics
 
 
@@ -192,10 +192,8 @@ async def steady_hop(bench: Run, topic: str, rate: float, seconds: float, histor
     read: dict[int, float] = {}
 
     async def offer() -> None:
-        started, offered = time.monotonic(), 0
-        while offered < total:
-            due = min(total, int((time.monotonic() - started) * rate) + 1)
-            for n in range(offered, due):
+        async for due in paced(total, rate):
+            for n in due:
                 value = n.to_bytes(4, "big").ljust(HOP_RECORD_BYTES, b"x")
                 sent = await producer.send(topic, value, key=uuid.uuid4().bytes)
                 sent.add_done_callback(
@@ -203,8 +201,6 @@ async def steady_hop(bench: Run, topic: str, rate: float, seconds: float, histor
                         n, (time.time(), done.result().partition, done.result().offset)
                     )
                 )
-            offered = due
-            await asyncio.sleep(0.002)
 
     async def drain() -> None:
         while len(read) < total:

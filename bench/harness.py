@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -242,6 +242,17 @@ def progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     with bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+async def paced(total: int, rate: float) -> AsyncIterator[range]:
+    """The indexes of `total` items to send at `rate` a second: every few milliseconds, those due by then,
+    catching up after any hiccup rather than drifting."""
+    started, position = time.monotonic(), 0
+    while position < total:
+        due = min(total, int((time.monotonic() - started) * rate) + 1)
+        yield range(position, due)
+        position = max(position, due)
+        await asyncio.sleep(0.002)  # pacing: the offered rate is the point of these phases
 
 
 def percentiles(samples: Sequence[float], points: Sequence[float] = (50, 95, 99)) -> dict[str, float]:

@@ -28,7 +28,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.consumer_offsets import partitions_of
-from bench.harness import OrdersProcess, Report, Run, cpu_seconds, parser, percentiles, progress, run
+from bench.harness import OrdersProcess, Report, Run, cpu_seconds, paced, parser, percentiles, progress, run
 from service.kafka import ensure_topics
 from testkit.factories import prebooking
 
@@ -157,14 +157,9 @@ async def send_at_rate(
 ) -> None:
     """Send `rate` messages per second, catching up after any hiccup rather than drifting."""
     acks = []
-    start = time.monotonic()
-    position = 0
-    while position < len(batch):
-        due = min(len(batch), int((time.monotonic() - start) * rate) + 1)
-        for order_id, value in batch[position:due]:
+    async for due in paced(len(batch), rate):
+        for order_id, value in batch[due.start : due.stop]:
             acks.append(sent.acknowledged(order_id, await producer.send(topic, value, key=order_id.encode())))
-        position = due
-        await asyncio.sleep(0.002)  # pacing: the offered rate is the point of this phase
     await asyncio.gather(*acks)
 
 

@@ -45,7 +45,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from bench.harness import OrdersProcess, Report, Run, parser, percentiles, progress, run
+from bench.harness import OrdersProcess, Report, Run, paced, parser, percentiles, progress, run
 from bench.receiver import Arrival, ReceiverProcess
 from contracts.events import OrderItemView, OrderStatusChanged, OrderView, ServiceView
 from contracts.statuses import (
@@ -307,15 +307,10 @@ async def publish_at_rate(
     """Publish at `rate` events/s, in small bursts every few milliseconds; returns each event's send time."""
     sent: dict[str, float] = {}
     futures = []
-    started = time.monotonic()
-    position = 0
-    while position < len(events):
-        due = min(len(events), int((time.monotonic() - started) * rate) + 1)
-        for event in events[position:due]:
+    async for due in paced(len(events), rate):
+        for event in events[due.start : due.stop]:
             sent[event.event_id] = time.time()
             futures.append(await producer.send(topic, event.body, key=event.order_id.encode()))
-        position = max(position, due)
-        await asyncio.sleep(0.002)  # pacing of the offered load
     await asyncio.gather(*futures)
     return sent
 
