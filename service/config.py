@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     """How long the broker may hold a consumer's fetch while no records wait. Kafka answers as soon as records
     arrive, so this only paces idle polling. Tansu, the embedded broker, looks for records at the start of a
     fetch and then after sleeping half the remaining wait each time, so a record arriving mid-wait waits for
-    its next look: the embedded stack sets 5 ms (see `service.devstack`), which keeps its latency low."""
+    its next look, and it stops reading a fetch's partitions when the wait has run out: the embedded stack
+    sets 10 ms (see `service.devstack`)."""
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """How every Kafka client connects: SSL is TLS, SASL_SSL is TLS plus SASL (managed Kafka services)."""
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
@@ -205,9 +206,8 @@ class ResourceSimSettings(Settings):
     sim_seed: int | None = None
     sim_group: str = "resource-sim"
     sim_fetch_max_wait_ms: PositiveInt | None = None
-    """How long the broker may hold the simulator's fetches; unset: `kafka_fetch_max_wait_ms`. The embedded
-    stack sets 10 ms (see `service.devstack`): on Tansu the wait paces the simulator's polling, which was
-    most of its CPU, and a request waits at most until the broker's next look (a few ms) either way."""
+    """How long the broker may hold the simulator's fetches; unset: `kafka_fetch_max_wait_ms`. On Tansu the
+    wait paces the simulator's polling, which is most of its CPU."""
 
 
 def _network(value: object) -> object:

@@ -28,7 +28,8 @@ class TopicTap:
 
     async def start(self) -> None:
         """Assign every partition of the topics and start reading from offset 0."""
-        # A short fetch wait: the embedded broker holds each fetch for all of it, even when records arrive.
+        # A short fetch wait: the embedded broker looks for records only at the start of a fetch and then
+        # after sleeping half the remaining wait each time.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=5
         )

@@ -196,10 +196,10 @@ async def test_a_failed_last_commit_still_lets_the_stop_finish() -> None:
     await loop  # returns: the stop goes on to close the clients
 
 
-def test_the_simulator_polls_with_its_own_wait_on_the_embedded_stack() -> None:
-    """Its polling paces its CPU: on the embedded broker it waits 10 ms per fetch, the other processes 5."""
+def test_the_simulator_polls_with_every_process_wait_unless_given_its_own() -> None:
+    """On the embedded stack every process, the simulator too, waits 10 ms per fetch; its own setting wins."""
     stack = Endpoints("127.0.0.1:9092", "redis://x", embedded_kafka=True)
     embedded = ResourceSimSettings(**stack.settings())  # type: ignore[arg-type]
-    assert (fetch_max_wait_ms(embedded), embedded.kafka_fetch_max_wait_ms) == (10, 5)
-    # Elsewhere (a real Kafka answers as soon as records arrive) it shares every process's wait.
+    assert (fetch_max_wait_ms(embedded), embedded.kafka_fetch_max_wait_ms) == (10, 10)
     assert fetch_max_wait_ms(ResourceSimSettings(kafka_fetch_max_wait_ms=250)) == 250
+    assert fetch_max_wait_ms(ResourceSimSettings(kafka_fetch_max_wait_ms=250, sim_fetch_max_wait_ms=20)) == 20
