@@ -25,6 +25,7 @@ class TopicTap:
         self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
 
     async def start(self) -> None:
         """Assign every partition of the topics and start reading from offset 0."""
@@ -53,15 +54,22 @@ class TopicTap:
 
     async def _read(self) -> None:
         assert self._consumer is not None
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=200)
-            if not batches:
-                continue
+        try:
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=200)
+                if not batches:
+                    continue
+                async with self._changed:
+                    for tp, records in batches.items():
+                        self.records[tp.topic].extend(records)
+                        self._read_up_to[tp] = records[-1].offset + 1
+                    self._changed.notify_all()
+        except Exception as error:
+            # Without this, every wait would run to its timeout and say nothing of why.
             async with self._changed:
-                for tp, records in batches.items():
-                    self.records[tp.topic].extend(records)
-                    self._read_up_to[tp] = records[-1].offset + 1
+                self._failed = error
                 self._changed.notify_all()
+            raise
 
     async def stop(self) -> None:
         """Stop reading."""
@@ -87,9 +95,12 @@ class TopicTap:
         return [message for message in parsed if where(message)]
 
     async def wait_for(self, probe: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T:
-        """Wait until `probe()` returns something truthy (re-checked on every new record) and return it."""
+        """Wait until `probe()` returns something truthy (re-checked on every new record) and return it; if
+        the tap stops reading (its consumer failed), raise at once with the cause."""
         async with asyncio.timeout(timeout), self._changed:
             while not (result := probe()):
+                if self._failed is not None:
+                    raise RuntimeError("the tap stopped reading its topics") from self._failed
                 await self._changed.wait()
             return result
 
