@@ -124,10 +124,8 @@ class Settings(BaseSettings):
     of a client created while the processes run are read."""
     kafka_fetch_max_wait_ms: PositiveInt = 500
     """How long the broker may hold a consumer's fetch while no records wait. Kafka answers as soon as records
-    arrive, so this only paces idle polling. Tansu, the embedded broker, looks for records at the start of a
-    fetch and then after sleeping half the remaining wait each time, so a record arriving mid-wait waits for
-    its next look, and it stops reading a fetch's partitions when the wait has run out: the embedded stack
-    sets 10 ms (see `service.devstack`)."""
+    arrive, so this only paces idle polling. On Tansu, the embedded broker, it also bounds how far a fetch
+    reads: the embedded stack sets 10 ms (why: `service.devstack.EMBEDDED_FETCH_MAX_WAIT_MS`)."""
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """How every Kafka client connects: SSL is TLS, SASL_SSL is TLS plus SASL (managed Kafka services)."""
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"

@@ -29,8 +29,8 @@ class TopicTap:
 
     async def start(self) -> None:
         """Assign every partition of the topics and start reading from offset 0."""
-        # A short fetch wait: the embedded broker looks for records only at the start of a fetch and then
-        # after sleeping half the remaining wait each time.
+        # A short fetch wait: the embedded broker looks for records only now and then within it (see
+        # `service.devstack.EMBEDDED_FETCH_MAX_WAIT_MS`).
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=5
         )
