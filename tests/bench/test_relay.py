@@ -35,5 +35,6 @@ def test_relay_benchmark_smoke(tmp_path: Path) -> None:
     assert reference > 0 and math.isclose(figure(report, "relay / aiohttp alone"), relay / reference * 100)
     client = figure(report, "baseline CPU per 1,000 deliveries")
     assert client > 0 and figure(report, "aiohttp CPU per 1,000 deliveries") > 0
+    assert figure(report, "redis CPU per 1,000 (saturation)") > 0  # the relay's queue is in Redis
     multiple = figure(report, "relay CPU per delivery / the baseline's")
     assert math.isclose(multiple, figure(report, "relay CPU per 1,000 deliveries") / client)
