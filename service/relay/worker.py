@@ -342,8 +342,8 @@ class DeliveryWorker:
                 if self._stopping.is_set():
                     break  # the attempts in flight finish; the backlogs are not theirs to go on through
                 if not ready:
-                    # The oldest settle, usually the first to answer (settles share pipelines, whose replies
-                    # come in order); cheaper than `asyncio.wait`. Its error, if any, `_harvest` raises.
+                    # The oldest settle, usually the first to answer (it was sent first); cheaper than
+                    # `asyncio.wait`. Its error, if any, `_harvest` raises.
                     with contextlib.suppress(Exception):
                         await next(iter(settling))
                 self._harvest(settling, ready)

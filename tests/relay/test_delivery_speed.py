@@ -1,6 +1,7 @@
 """What keeps the relay fast: queued events are attempted at once; concurrent settles share round trips."""
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -14,6 +15,7 @@ from service.kafka import ensure_topics
 from service.relay.app import build_relay, relay_topics
 from service.relay.sender import HttpClient
 from service.relay.worker import DeliveryWorker
+from service.store.raw_pipeline import RawPipeline
 from service.store.scripts import Coalesced, LuaScript
 from service.store.webhook_deliveries import DeliveryStore, QueuedEvent
 from service.store.webhook_endpoints import EndpointStore
@@ -76,6 +78,46 @@ async def test_coalesced_calls_share_a_pipeline_fail_alone_and_reload_a_forgotte
     assert other == [b"b"]
     assert after_flush == [b"c"]
     await redis.delete(key)
+
+
+async def test_a_coalesced_call_goes_at_once_while_one_pipeline_is_in_flight_and_the_rest_wait_together(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two round trips in flight at most: a call made while one pipeline is out goes at once in a second
+    (not after the first's answer), and the calls made while both are out share the next pipeline."""
+    sizes: list[int] = []
+    in_flight = peak = 0
+    execute = RawPipeline.execute
+
+    async def counted(pipeline: RawPipeline, *, raise_on_error: bool = True) -> list[Any]:
+        nonlocal in_flight, peak
+        sizes.append(len(pipeline))
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await execute(pipeline, raise_on_error=raise_on_error)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(RawPipeline, "execute", counted)
+    coalesced = Coalesced(LuaScript("claim_due"), redis)
+    await coalesced.run([f"test:{{{unique('warm')}}}:due"], [10, 1000, 1])  # the script loaded, one call
+    sizes.clear()
+    keys = [f"test:{{{unique('coalesced')}}}:due" for _ in range(6)]
+    for i, key in enumerate(keys):
+        await redis.zadd(key, {f"q{i}": 1})
+
+    calls = []
+    for key in keys:
+        calls.append(asyncio.create_task(coalesced.run([key], [10, 1000, 1])))
+        await asyncio.sleep(0)  # the call is made (and its pipeline, if one may leave, has left)
+    results = await asyncio.gather(*calls)
+
+    assert results == [[f"q{i}".encode()] for i in range(6)]
+    assert peak == 2
+    assert sizes[:2] == [1, 1]  # the first two went at once, each alone
+    assert sum(sizes) == 6 and len(sizes) < 6  # the other four shared pipelines
+    await redis.delete(*keys)
 
 
 async def test_a_slot_goes_on_through_its_endpoints_due_queues_without_another_round(
