@@ -28,7 +28,20 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.consumer_offsets import partitions_of
-from bench.harness import OrdersProcess, Report, Run, cpu_seconds, paced, parser, percentiles, progress, run
+from bench.harness import (
+    RESULTS_DIR,
+    OrdersProcess,
+    Report,
+    Run,
+    console,
+    cpu_seconds,
+    paced,
+    parser,
+    percentiles,
+    progress,
+    run,
+)
+from bench.stall import write_stall_report
 from service.kafka import ensure_topics
 from testkit.factories import prebooking
 
@@ -45,6 +58,9 @@ TARGET_SERVICE_FORWARDERS = 6.0
 forwarder in the service's place, so 0.30 ms is six of those (the figure the host's speed does not move)."""
 TARGET_SIMULATOR_CPU_MS = 0.05
 PHASE_LIMIT_SECONDS = 600.0
+ACKNOWLEDGEMENT_GRACE_SECONDS = 30.0
+"""How long the sends of a phase whose every order has arrived may stay unacknowledged before the load
+generator's state is written down (`watch_acknowledgements`)."""
 HOPS = ("command → request", "request → reply", "reply → Confirmed")
 """The hops `--hops` times: through the service, the simulator, the service again (the last one includes the
 benchmark's own read of the event). In the baseline, the forwarders in those places."""
@@ -106,6 +122,10 @@ class Observer:
             advance(len(self.arrived) - shown)
             shown = len(self.arrived)
 
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        return self._consumer
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -164,6 +184,27 @@ async def send_at_rate(
         for order_id, value in batch[due.start : due.stop]:
             acks.append(sent.acknowledged(order_id, await producer.send(topic, value, key=order_id.encode())))
     await asyncio.gather(*acks)
+
+
+async def watch_acknowledgements(
+    acknowledged: "asyncio.Future[None]",
+    completed: "asyncio.Future[None]",
+    observer: Observer,
+    producer: AIOKafkaProducer,
+) -> None:
+    """Once every order has arrived (`completed`), give their sends `ACKNOWLEDGEMENT_GRACE_SECONDS` to be
+    acknowledged; if they are not, write what the load generator's clients and tasks do (`bench.stall`)."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(completed)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(acknowledged), ACKNOWLEDGEMENT_GRACE_SECONDS)
+        return
+    path = RESULTS_DIR / f"pipeline-stall-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    consumers = {"observer": observer.consumer} if observer.consumer is not None else {}
+    write_stall_report(path, {"commands": producer}, consumers)
+    grace = ACKNOWLEDGEMENT_GRACE_SECONDS
+    console.print(f"[red]every order arrived, the sends unacknowledged after {grace:g} s: {path}")
 
 
 @dataclass
@@ -226,13 +267,17 @@ async def measure(
             if rate is None
             else send_at_rate(producer, topic, batch, rate, sent)
         )
-        waiting = observer.until(before + len(batch), advance, within=PHASE_LIMIT_SECONDS)
+        acknowledged = asyncio.ensure_future(asyncio.wait_for(sending, PHASE_LIMIT_SECONDS))
+        completed = asyncio.ensure_future(observer.until(before + len(batch), advance, PHASE_LIMIT_SECONDS))
+        watchdog = asyncio.create_task(watch_acknowledgements(acknowledged, completed, observer, producer))
         try:
-            await asyncio.gather(asyncio.wait_for(sending, PHASE_LIMIT_SECONDS), waiting)
+            await asyncio.gather(acknowledged, completed)
         except TimeoutError:
             # Seen once (2026-12-04): every record stored, an answer left unread on one of our sockets.
             limit = PHASE_LIMIT_SECONDS
             raise RuntimeError(f"{description}: sends not acknowledged within {limit:g} s") from None
+        finally:
+            watchdog.cancel()
     arrived = [(o, observer.arrived[o]) for o, _ in batch if o in observer.arrived]
     last = max((at for _, at in arrived), default=time.monotonic())
     latencies = [(at - sent.at[o]) * 1000 for o, at in arrived]

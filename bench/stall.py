@@ -1,0 +1,92 @@
+"""What a stalled load generator leaves to read: the state of its Kafka clients and of every pending task.
+
+`bench.pipeline --services 2` stalled about one run in six (2026-12-04): every order went through, but the
+load generator's sends were never acknowledged, with an answer left unread on one of its connections to the
+broker. The cause is in this process (its aiokafka clients) or the broker's answer, so this reads aiokafka's
+private state, for a diagnosis only: which connection waits for which answers, whether its reader task still
+runs and its transport still reads, what the producer still holds.
+"""
+
+import asyncio
+import traceback
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+def _task(task: "asyncio.Task[Any] | None") -> str:
+    if task is None:
+        return "none"
+    if not task.done():
+        return "running"
+    if task.cancelled():
+        return "cancelled"
+    error = task.exception()
+    return f"failed: {error!r}" if error is not None else "finished"
+
+
+def _connections(client: Any) -> list[str]:
+    lines = []
+    for node, connection in client._conns.items():
+        reader, writer = connection._reader, connection._writer
+        transport = writer.transport if writer is not None else None
+        waiting = [entry[0] for entry in connection._requests]
+        lines.append(
+            f"  connection {node}: {len(waiting)} answers awaited (correlation ids {waiting[:8]}), "
+            f"reader task {_task(connection._read_task)}, "
+            f"{len(reader._buffer) if reader is not None else '-'} bytes buffered, "
+            f"reader paused {getattr(reader, '_paused', '-')}, "
+            f"transport reading {transport.is_reading() if transport is not None else '-'}, "
+            f"closing {transport.is_closing() if transport is not None else '-'}"
+        )
+    return lines
+
+
+def describe_producer(name: str, producer: AIOKafkaProducer) -> list[str]:
+    """The producer's sender, what its accumulator holds, and each of its connections."""
+    sender: Any = producer._sender
+    accumulator: Any = producer._message_accumulator
+    queued = sum(len(batches) for batches in accumulator._batches.values())
+    return [
+        f"producer {name}: sender task {_task(sender.sender_task)}, "
+        f"nodes in flight {sorted(sender._in_flight)}, "
+        f"partitions muted {sorted(str(tp) for tp in sender._muted_partitions)}, "
+        f"batches queued {queued}, sent and unanswered {len(accumulator._pending_batches)}",
+        *_connections(producer.client),
+    ]
+
+
+def describe_consumer(name: str, consumer: AIOKafkaConsumer) -> list[str]:
+    """The consumer's fetch task and each of its connections."""
+    fetcher: Any = consumer._fetcher
+    return [
+        f"consumer {name}: fetch task {_task(fetcher._fetch_task)}, "
+        f"records held for {len(fetcher._records)} partitions",
+        *_connections(consumer._client),
+    ]
+
+
+def describe_tasks() -> list[str]:
+    """Every pending task of the running loop, with where it waits."""
+    lines = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=6)
+        where = " <- ".join(
+            f"{Path(f.f_code.co_filename).name}:{f.f_lineno} {f.f_code.co_name}" for f in frames
+        )
+        lines.append(f"  task {task.get_name()}: {where or '(not started)'}")
+    return lines
+
+
+def write_stall_report(
+    path: Path, producers: dict[str, AIOKafkaProducer], consumers: dict[str, AIOKafkaConsumer]
+) -> None:
+    """Write the state of these clients and of every pending task to `path`."""
+    try:
+        lines = [line for name, producer in producers.items() for line in describe_producer(name, producer)]
+        lines += [line for name, consumer in consumers.items() for line in describe_consumer(name, consumer)]
+        lines += ["tasks:", *describe_tasks()]
+    except Exception:  # private state read wrongly must not hide the stall it describes
+        lines = [traceback.format_exc()]
+    path.write_text("\n".join(lines) + "\n")
