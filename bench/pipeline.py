@@ -285,12 +285,22 @@ async def measure(
     missing = len(batch) - len(arrived)
     for waypoint, count in zip(waypoints, passed, strict=True):  # each had its records before the last hop
         await waypoint.until(count + len(batch), lambda _: None, within=10.0)
-    stages = [sent.at, *(waypoint.arrived for waypoint in waypoints), observer.arrived]
-    hops = [
+    hops = hop_latencies(batch, [sent.at, *(waypoint.arrived for waypoint in waypoints), observer.arrived])
+    return Phase(len(batch), last - start, latencies, missing, sent.acknowledgement_ms, cpu, hops)
+
+
+def hop_latencies(
+    batch: Sequence[tuple[str, bytes]], stages: Sequence[dict[str, float]]
+) -> list[list[float]]:
+    """Each hop's latency (ms) of each order that reached both its ends, from when each order was seen at
+    each stage: sent, each waypoint, observed. None without waypoints: the one "hop" would be the whole
+    pipe."""
+    if len(stages) < 3:
+        return []
+    return [
         [(later[o] - earlier[o]) * 1000 for o, _ in batch if o in earlier and o in later]
         for earlier, later in itertools.pairwise(stages)
     ]
-    return Phase(len(batch), last - start, latencies, missing, sent.acknowledgement_ms, cpu, hops)
 
 
 async def pipeline(

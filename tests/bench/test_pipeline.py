@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.pipeline import hop_latencies
 from tests.bench.running import assert_percentiles_consistent, assert_verdicts, figure, run_benchmark
 
 
@@ -48,3 +49,14 @@ def test_pipeline_benchmark_runs_and_measures_both_pipes(tmp_path: Path) -> None
             whole = figure(results, f"{label}latency {point} at {rate}")
             for hop in ("command → request", "request → reply", "reply → Confirmed"):
                 assert 0 < figure(results, f"{label}hop {hop} {point} at {rate}") <= whole, (label, hop)
+
+
+def test_hops_are_timed_only_between_waypoints() -> None:
+    """With waypoints, one latency list per hop, for the orders seen at both its ends; without them none
+    (the whole pipe is not a hop, and was once reported as the first)."""
+    batch = [("A", b""), ("B", b"")]
+    sent, middle, observed = {"A": 0.0, "B": 0.0}, {"A": 0.010}, {"A": 0.030, "B": 0.040}
+
+    assert hop_latencies(batch, [sent, observed]) == []
+    hops = hop_latencies(batch, [sent, middle, observed])
+    assert [[round(ms, 6) for ms in hop] for hop in hops] == [[10.0], [20.0]]
