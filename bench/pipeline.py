@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -58,9 +59,9 @@ TARGET_SERVICE_FORWARDERS = 6.0
 forwarder in the service's place, so 0.30 ms is six of those (the figure the host's speed does not move)."""
 TARGET_SIMULATOR_CPU_MS = 0.05
 PHASE_LIMIT_SECONDS = 600.0
-ACKNOWLEDGEMENT_GRACE_SECONDS = 30.0
-"""How long the sends of a phase whose every order has arrived may stay unacknowledged before the load
-generator's state is written down (`watch_acknowledgements`)."""
+STALL_SECONDS = 30.0
+"""How long a phase may go without a send, an acknowledgement or an arrival before the load generator's state
+is written down (`watch_phase`)."""
 HOPS = ("command → request", "request → reply", "reply → Confirmed")
 """The hops `--hops` times: through the service, the simulator, the service again (the last one includes the
 benchmark's own read of the event). In the baseline, the forwarders in those places."""
@@ -186,25 +187,30 @@ async def send_at_rate(
     await asyncio.gather(*acks)
 
 
-async def watch_acknowledgements(
-    acknowledged: "asyncio.Future[None]",
-    completed: "asyncio.Future[None]",
-    observer: Observer,
-    producer: AIOKafkaProducer,
-) -> None:
-    """Once every order has arrived (`completed`), give their sends `ACKNOWLEDGEMENT_GRACE_SECONDS` to be
-    acknowledged; if they are not, write what the load generator's clients and tasks do (`bench.stall`)."""
-    with contextlib.suppress(Exception):
-        await asyncio.shield(completed)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(acknowledged), ACKNOWLEDGEMENT_GRACE_SECONDS)
-        return
+async def watch_phase(
+    done: "asyncio.Future[Any]", sent: "Sent", observer: Observer, producer: AIOKafkaProducer
+) -> Path | None:
+    """Until the phase is `done`: if `STALL_SECONDS` pass without a send made, acknowledged or arrived, write
+    what the load generator's clients and tasks are doing (`bench.stall`), once; returns where."""
+    last = None
+    while True:
+        finished, _ = await asyncio.wait({done}, timeout=STALL_SECONDS)
+        if finished:
+            return None
+        seen = (len(sent.at), len(sent.acknowledgement_ms), len(observer.arrived))
+        if seen == last:
+            break
+        last = seen
     path = RESULTS_DIR / f"pipeline-stall-{time.strftime('%Y%m%dT%H%M%S')}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     consumers = {"observer": observer.consumer} if observer.consumer is not None else {}
-    write_stall_report(path, {"commands": producer}, consumers)
-    grace = ACKNOWLEDGEMENT_GRACE_SECONDS
-    console.print(f"[red]every order arrived, the sends unacknowledged after {grace:g} s: {path}")
+    sends, acknowledged, arrived = seen
+    header = [
+        f"{STALL_SECONDS:g} s without progress: {sends} sent, {acknowledged} acknowledged, {arrived} arrived"
+    ]
+    write_stall_report(path, {"commands": producer}, consumers, header)
+    console.print(f"[red]{header[0]}: {path}")
+    return path
 
 
 @dataclass
@@ -267,11 +273,13 @@ async def measure(
             if rate is None
             else send_at_rate(producer, topic, batch, rate, sent)
         )
-        acknowledged = asyncio.ensure_future(asyncio.wait_for(sending, PHASE_LIMIT_SECONDS))
-        completed = asyncio.ensure_future(observer.until(before + len(batch), advance, PHASE_LIMIT_SECONDS))
-        watchdog = asyncio.create_task(watch_acknowledgements(acknowledged, completed, observer, producer))
+        both = asyncio.gather(
+            asyncio.wait_for(sending, PHASE_LIMIT_SECONDS),
+            observer.until(before + len(batch), advance, PHASE_LIMIT_SECONDS),
+        )
+        watchdog = asyncio.create_task(watch_phase(both, sent, observer, producer))
         try:
-            await asyncio.gather(acknowledged, completed)
+            await both
         except TimeoutError:
             # Seen once (2026-12-04): every record stored, an answer left unread on one of our sockets.
             limit = PHASE_LIMIT_SECONDS

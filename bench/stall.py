@@ -9,6 +9,7 @@ runs and its transport still reads, what the producer still holds.
 
 import asyncio
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,17 @@ def describe_tasks() -> list[str]:
 
 
 def write_stall_report(
-    path: Path, producers: dict[str, AIOKafkaProducer], consumers: dict[str, AIOKafkaConsumer]
+    path: Path,
+    producers: dict[str, AIOKafkaProducer],
+    consumers: dict[str, AIOKafkaConsumer],
+    header: Sequence[str] = (),
 ) -> None:
-    """Write the state of these clients and of every pending task to `path`."""
+    """Write `header`, then the state of these clients and of every pending task, to `path`."""
+    lines = list(header)
     try:
-        lines = [line for name, producer in producers.items() for line in describe_producer(name, producer)]
+        lines += [line for name, producer in producers.items() for line in describe_producer(name, producer)]
         lines += [line for name, consumer in consumers.items() for line in describe_consumer(name, consumer)]
         lines += ["tasks:", *describe_tasks()]
     except Exception:  # private state read wrongly must not hide the stall it describes
-        lines = [traceback.format_exc()]
+        lines.append(traceback.format_exc())
     path.write_text("\n".join(lines) + "\n")

@@ -1,10 +1,13 @@
-"""The stall report of `bench.pipeline` reads aiokafka's private state; this keeps it readable across
-aiokafka upgrades, on real clients of the real broker."""
+"""The stall report of `bench.pipeline`: written when a phase stops progressing, and readable across aiokafka
+upgrades (it reads aiokafka's private state), on real clients of the real broker."""
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import pipeline
 from bench.stall import write_stall_report
 from service.devstack import Endpoints
 from service.kafka import ensure_topics
@@ -41,3 +44,30 @@ async def test_the_stall_report_describes_live_clients_and_the_pending_tasks(
     assert "0 answers awaited" in report and "reader task running" in report
     assert "transport reading True" in report
     assert "test_the_stall_report_describes_live_clients_and_the_pending_tasks" in report
+
+
+async def test_a_phase_that_stops_progressing_has_the_load_generators_state_written(
+    stack: Endpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No send, acknowledgement or arrival for a whole window: the report is written, once, and says so;
+    a phase that ends first leaves none."""
+    monkeypatch.setattr(pipeline, "STALL_SECONDS", 0.05)
+    monkeypatch.setattr(pipeline, "RESULTS_DIR", tmp_path)
+    observer = pipeline.Observer(stack.kafka_bootstrap_servers, unique("stall"), lambda _: None, 10)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ended.set_result(None)
+        assert await pipeline.watch_phase(ended, pipeline.Sent(), observer, producer) is None
+
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        watched = pipeline.watch_phase(never, pipeline.Sent(), observer, producer)
+        written = await asyncio.wait_for(watched, 10)
+    finally:
+        await producer.stop()
+
+    assert written is not None and written.parent == tmp_path
+    text = await asyncio.to_thread(written.read_text)
+    assert text.startswith("0.05 s without progress: 0 sent, 0 acknowledged, 0 arrived\n"), text
+    assert "producer commands: sender task running" in text
