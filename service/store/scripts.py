@@ -81,12 +81,18 @@ class Coalesced:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append(((keys, args), future))
         if len(self._senders) < self._pipelines:
-            sender = asyncio.create_task(self._send())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+            self._senders.add(asyncio.create_task(self._send()))
         return await future
 
     async def _send(self) -> None:
+        try:
+            await self._send_waiting()
+        finally:
+            # In the step that found nothing waiting, not in a done callback a step later: the callers it
+            # answered run before that, and a call one of them makes at once must start a sender of its own.
+            self._senders.discard(asyncio.current_task())
+
+    async def _send_waiting(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:

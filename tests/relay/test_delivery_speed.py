@@ -120,6 +120,21 @@ async def test_a_coalesced_call_goes_at_once_while_one_pipeline_is_in_flight_and
     await redis.delete(*keys)
 
 
+async def test_a_call_made_as_the_last_pipeline_ends_is_still_sent(redis: Redis) -> None:
+    """The caller of a pipeline's last call wakes up before that pipeline's sender has finished; a call it
+    makes at once must start a sender of its own, not wait for one that has already stopped looking."""
+    coalesced = Coalesced(LuaScript("claim_due"), redis, pipelines=1)
+    key = f"test:{{{unique('ending')}}}:due"
+    await redis.zadd(key, {"a": 1, "b": 2})
+
+    first = await coalesced.run([key], [10, 1000, 1])
+    async with asyncio.timeout(5):  # in this task, at once (`wait_for` would start the call a step later)
+        second = await coalesced.run([key], [10, 1000, 1])
+
+    assert (first, second) == ([b"a"], [b"b"])
+    await redis.delete(key)
+
+
 async def test_a_slot_goes_on_through_its_endpoints_due_queues_without_another_round(
     stack: Endpoints, receiver: WebhookReceiver, redis: Redis
 ) -> None:
