@@ -188,7 +188,11 @@ async def send_at_rate(
 
 
 async def watch_phase(
-    done: "asyncio.Future[Any]", sent: "Sent", observer: Observer, producer: AIOKafkaProducer
+    done: "asyncio.Future[Any]",
+    batch: Sequence[tuple[str, bytes]],
+    sent: "Sent",
+    observer: Observer,
+    producer: AIOKafkaProducer,
 ) -> Path | None:
     """Until the phase is `done`: if `STALL_SECONDS` pass without a send made, acknowledged or arrived, write
     what the load generator's clients and tasks are doing (`bench.stall`), once; returns where."""
@@ -205,8 +209,10 @@ async def watch_phase(
     path.parent.mkdir(parents=True, exist_ok=True)
     consumers = {"observer": observer.consumer} if observer.consumer is not None else {}
     sends, acknowledged, arrived = seen
+    missing = [order_id for order_id, _ in batch if order_id not in observer.arrived]
     header = [
-        f"{STALL_SECONDS:g} s without progress: {sends} sent, {acknowledged} acknowledged, {arrived} arrived"
+        f"{STALL_SECONDS:g} s without progress: {sends} sent, {acknowledged} acknowledged, {arrived} arrived",
+        f"orders of the phase not arrived: {len(missing)}, the first {missing[:10]}",
     ]
     write_stall_report(path, {"commands": producer}, consumers, header)
     console.print(f"[red]{header[0]}: {path}")
@@ -277,7 +283,7 @@ async def measure(
             asyncio.wait_for(sending, PHASE_LIMIT_SECONDS),
             observer.until(before + len(batch), advance, PHASE_LIMIT_SECONDS),
         )
-        watchdog = asyncio.create_task(watch_phase(both, sent, observer, producer))
+        watchdog = asyncio.create_task(watch_phase(both, batch, sent, observer, producer))
         try:
             await both
         except TimeoutError:

@@ -61,9 +61,17 @@ def describe_producer(name: str, producer: AIOKafkaProducer) -> list[str]:
 def describe_consumer(name: str, consumer: AIOKafkaConsumer) -> list[str]:
     """The consumer's fetch task and each of its connections."""
     fetcher: Any = consumer._fetcher
+    assignment = consumer._subscription.subscription.assignment
+    # Whether what it waits for is on the broker: a high watermark above the position is records stored
+    # and not (yet) fetched; at the position, they were never produced.
+    partitions = [
+        f"{tp.partition}: position {assignment.state_value(tp).position}, "
+        f"high watermark {consumer.highwater(tp)}"
+        for tp in sorted(consumer.assignment())
+    ]
     return [
         f"consumer {name}: fetch task {_task(fetcher._fetch_task)}, "
-        f"records held for {len(fetcher._records)} partitions",
+        f"records held for {len(fetcher._records)} partitions; {', '.join(partitions)}",
         *_connections(consumer._client),
     ]
 

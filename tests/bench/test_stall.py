@@ -41,6 +41,7 @@ async def test_the_stall_report_describes_live_clients_and_the_pending_tasks(
     assert "producer commands: sender task running, nodes in flight [], " in report
     assert "batches queued 0, sent and unanswered 0" in report
     assert "consumer observer: fetch task running" in report
+    assert "0: position 1, high watermark 1" in report  # it read the one record there is
     assert "0 answers awaited" in report and "reader task running" in report
     assert "transport reading True" in report
     assert "test_the_stall_report_describes_live_clients_and_the_pending_tasks" in report
@@ -59,10 +60,10 @@ async def test_a_phase_that_stops_progressing_has_the_load_generators_state_writ
     try:
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ended.set_result(None)
-        assert await pipeline.watch_phase(ended, pipeline.Sent(), observer, producer) is None
+        assert await pipeline.watch_phase(ended, [], pipeline.Sent(), observer, producer) is None
 
         never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        watched = pipeline.watch_phase(never, pipeline.Sent(), observer, producer)
+        watched = pipeline.watch_phase(never, [("ORD-1", b"")], pipeline.Sent(), observer, producer)
         written = await asyncio.wait_for(watched, 10)
     finally:
         await producer.stop()
@@ -70,4 +71,5 @@ async def test_a_phase_that_stops_progressing_has_the_load_generators_state_writ
     assert written is not None and written.parent == tmp_path
     text = await asyncio.to_thread(written.read_text)
     assert text.startswith("0.05 s without progress: 0 sent, 0 acknowledged, 0 arrived\n"), text
+    assert "orders of the phase not arrived: 1, the first ['ORD-1']" in text
     assert "producer commands: sender task running" in text
