@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
+from service.devstack import EMBEDDED_FETCH_MAX_WAIT_MS
+
 WAIT_SECONDS = 20.0
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,10 +31,13 @@ class TopicTap:
 
     async def start(self) -> None:
         """Assign every partition of the topics and start reading from offset 0."""
-        # A short fetch wait: the embedded broker looks for records only now and then within it (see
-        # `service.devstack.EMBEDDED_FETCH_MAX_WAIT_MS`).
+        # The embedded stack's processes' short fetch wait (see the constant): the broker looks for records
+        # only now and then within it, and lists a partition only while it lasts, so a shorter one would
+        # reach the end of a long topic later than the processes the test awaits do.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=5
+            bootstrap_servers=self._bootstrap_servers,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS,
         )
         await self._consumer.start()
         partitions = []
