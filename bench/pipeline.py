@@ -61,7 +61,7 @@ TARGET_SIMULATOR_CPU_MS = 0.05
 PHASE_LIMIT_SECONDS = 600.0
 STALL_SECONDS = 30.0
 """How long a phase may go without a send, an acknowledgement or an arrival before the load generator's state
-is written down (`watch_phase`)."""
+is written down (`watch_phase`) and the run fails."""
 HOPS = ("command → request", "request → reply", "reply → Confirmed")
 """The hops `--hops` times: through the service, the simulator, the service again (the last one includes the
 benchmark's own read of the event). In the baseline, the forwarders in those places."""
@@ -285,9 +285,13 @@ async def measure(
         )
         watchdog = asyncio.create_task(watch_phase(both, batch, sent, observer, producer))
         try:
+            either: set[asyncio.Future[Any]] = {both, watchdog}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if watchdog.done() and (report := watchdog.result()) is not None:
+                both.cancel()
+                raise RuntimeError(f"{description}: no progress for {STALL_SECONDS:g} s (see {report})")
             await both
         except TimeoutError:
-            # Seen once (2026-12-04): every record stored, an answer left unread on one of our sockets.
             limit = PHASE_LIMIT_SECONDS
             raise RuntimeError(f"{description}: sends not acknowledged within {limit:g} s") from None
         finally:
