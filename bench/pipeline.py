@@ -42,7 +42,7 @@ from bench.harness import (
     progress,
     run,
 )
-from bench.stall import write_stall_report
+from bench.stall import trace_orders, write_stall_report
 from service.kafka import ensure_topics
 from testkit.factories import prebooking
 
@@ -193,9 +193,11 @@ async def watch_phase(
     sent: "Sent",
     observer: Observer,
     producer: AIOKafkaProducer,
+    trace: Sequence[str],
 ) -> Path | None:
     """Until the phase is `done`: if `STALL_SECONDS` pass without a send made, acknowledged or arrived, write
-    what the load generator's clients and tasks are doing (`bench.stall`), once; returns where."""
+    what the load generator's clients and tasks are doing (`bench.stall`), once, with every record of the
+    first orders missing on the `trace` topics; returns where."""
     last = None
     while True:
         finished, _ = await asyncio.wait({done}, timeout=STALL_SECONDS)
@@ -213,6 +215,8 @@ async def watch_phase(
     header = [
         f"{STALL_SECONDS:g} s without progress: {sends} sent, {acknowledged} acknowledged, {arrived} arrived",
         f"orders of the phase not arrived: {len(missing)}, the first {missing[:10]}",
+        f"the records of the first {len(missing[:5])} on {list(trace)}:",
+        *await trace_orders(observer.bootstrap, trace, missing[:5]),
     ]
     write_stall_report(path, {"commands": producer}, consumers, header)
     console.print(f"[red]{header[0]}: {path}")
@@ -264,10 +268,12 @@ async def measure(
     processes: dict[str, int],
     rate: float | None = None,
     waypoints: Sequence[Observer] = (),
+    trace: Sequence[str] = (),
 ) -> Phase:
     """Send `batch` (at `rate`, or flat out) and wait for every order to complete; `processes` (name → pid)
     are the ones whose CPU time is measured. `waypoints` observe the topics in between, in hop order (one
-    record of each order on each), for each hop's latency."""
+    record of each order on each), for each hop's latency. `trace`: the topics a stall report follows the
+    missing orders through (default: the one sent to and the one observed)."""
     sent = Sent()
     cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     before = len(observer.arrived)
@@ -283,7 +289,8 @@ async def measure(
             asyncio.wait_for(sending, PHASE_LIMIT_SECONDS),
             observer.until(before + len(batch), advance, PHASE_LIMIT_SECONDS),
         )
-        watchdog = asyncio.create_task(watch_phase(both, batch, sent, observer, producer))
+        trace = trace or (topic, observer.topic)
+        watchdog = asyncio.create_task(watch_phase(both, batch, sent, observer, producer, trace))
         try:
             either: set[asyncio.Future[Any]] = {both, watchdog}
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -352,15 +359,18 @@ async def pipeline(
         flat_out = commands(orders)
         topic = settings.topic_commands
         measured = {p.name: p.pid for p in processes} | bench.stack.pids() | {"benchmark": os.getpid()}
-        await measure(producer, observer, topic, commands(WARM_UP_ORDERS), "warm-up", measured)
+        trail = (topic, settings.topic_resource_requests, settings.topic_resource_replies, observer.topic)
+        await measure(producer, observer, topic, commands(WARM_UP_ORDERS), "warm-up", measured, trace=trail)
         phases = {
             "fixed": await measure(
-                producer, observer, topic, fixed, f"{rate:g}/s offered", measured, rate, waypoints
+                producer, observer, topic, fixed, f"{rate:g}/s offered", measured, rate, waypoints, trail
             ),
         }
         for stopped in waypoints:  # saturation runs without them (and their polling of the broker)
             await stopped.stop()
-        phases["saturation"] = await measure(producer, observer, topic, flat_out, "saturation", measured)
+        phases["saturation"] = await measure(
+            producer, observer, topic, flat_out, "saturation", measured, trace=trail
+        )
     finally:
         await producer.stop()
         for stopped in (observer, *waypoints):

@@ -15,6 +15,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.consumer_offsets import partitions_of
+
 
 def _task(task: "asyncio.Task[Any] | None") -> str:
     if task is None:
@@ -103,3 +105,34 @@ def write_stall_report(
     except Exception:  # private state read wrongly must not hide the stall it describes
         lines.append(traceback.format_exc())
     path.write_text("\n".join(lines) + "\n")
+
+
+async def trace_orders(
+    bootstrap: str, topics: Sequence[str], order_ids: Sequence[str], quiet_seconds: float = 3.0
+) -> list[str]:
+    """Every record of these orders on these topics (a record names its order's id), read from the start
+    by a consumer of its own, until `quiet_seconds` pass without a record: where each order's trail ends."""
+    wanted = [order_id.encode() for order_id in order_ids]
+    # A long fetch wait: this consumer must reach the ends of long partitions (`docs/benchmarks.md`, the
+    # embedded broker), and its latency does not matter.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=200)
+    await consumer.start()
+    lines: list[str] = []
+    try:
+        partitions = await partitions_of(consumer, topics)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while batches := await consumer.getmany(timeout_ms=int(quiet_seconds * 1000), max_records=5000):
+            for tp, records in batches.items():
+                lines += [
+                    f"  {tp.topic}[{tp.partition}]@{record.offset}: {record.value[:200]!r}"
+                    for record in records
+                    if record.value is not None and any(order_id in record.value for order_id in wanted)
+                ]
+        ends = {f"{tp.topic}[{tp.partition}]": consumer.highwater(tp) for tp in partitions}
+        lines.append(f"  read to the high watermarks {ends}")
+    except Exception as error:  # what was found so far still says something
+        lines.append(f"  tracing failed: {error!r}")
+    finally:
+        await consumer.stop()
+    return lines

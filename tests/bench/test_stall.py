@@ -54,17 +54,22 @@ async def test_a_phase_that_stops_progressing_has_the_load_generators_state_writ
     a phase that ends first leaves none."""
     monkeypatch.setattr(pipeline, "STALL_SECONDS", 0.05)
     monkeypatch.setattr(pipeline, "RESULTS_DIR", tmp_path)
-    observer = pipeline.Observer(stack.kafka_bootstrap_servers, unique("stall"), lambda _: None, 10)
+    topic = unique("stall")
+    await ensure_topics(stack.kafka_bootstrap_servers, [topic], 1, 1)
+    observer = pipeline.Observer(stack.kafka_bootstrap_servers, topic, lambda _: None, 10)
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers)
     await producer.start()
     try:
+        for value in (b'{"order_id": "ORD-1", "status": 5}', b'{"order_id": "ORD-2", "status": 5}'):
+            await producer.send_and_wait(topic, value)
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ended.set_result(None)
-        assert await pipeline.watch_phase(ended, [], pipeline.Sent(), observer, producer) is None
+        assert await pipeline.watch_phase(ended, [], pipeline.Sent(), observer, producer, [topic]) is None
 
         never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        watched = pipeline.watch_phase(never, [("ORD-1", b"")], pipeline.Sent(), observer, producer)
-        written = await asyncio.wait_for(watched, 10)
+        batch = [("ORD-1", b"")]
+        watched = pipeline.watch_phase(never, batch, pipeline.Sent(), observer, producer, [topic])
+        written = await asyncio.wait_for(watched, 20)
     finally:
         await producer.stop()
 
@@ -72,4 +77,8 @@ async def test_a_phase_that_stops_progressing_has_the_load_generators_state_writ
     text = await asyncio.to_thread(written.read_text)
     assert text.startswith("0.05 s without progress: 0 sent, 0 acknowledged, 0 arrived\n"), text
     assert "orders of the phase not arrived: 1, the first ['ORD-1']" in text
+    # Its trail on the traced topic, and not another order's.
+    assert f"""  {topic}[0]@0: b'{{"order_id": "ORD-1", "status": 5}}'""" in text
+    assert "ORD-2" not in text
+    assert f"read to the high watermarks {{'{topic}[0]': 2}}" in text
     assert "producer commands: sender task running" in text
