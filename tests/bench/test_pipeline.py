@@ -2,12 +2,14 @@
 through the real service, and every message through the raw aiokafka baseline; the figures are consistent.
 No speed is asserted: the smoke size on a shared CI machine says nothing about one."""
 
+import asyncio
 import math
 from pathlib import Path
 
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 
-from bench.pipeline import hop_latencies
+from bench.pipeline import Observer, hop_latencies
 from tests.bench.running import assert_percentiles_consistent, assert_verdicts, figure, run_benchmark
 
 
@@ -60,3 +62,40 @@ def test_hops_are_timed_only_between_waypoints() -> None:
     assert hop_latencies(batch, [sent, observed]) == []
     hops = hop_latencies(batch, [sent, middle, observed])
     assert [[round(ms, 6) for ms in hop] for hop in hops] == [[10.0], [20.0]]
+
+
+async def test_the_observer_reads_a_gap_in_a_partitions_offsets_again() -> None:
+    """A fetch that returns a later batch without an earlier one (the embedded broker, two producers on one
+    partition) leaves a gap: the observer seeks back to it, and counts the orders there once they come."""
+    tp = TopicPartition("status", 1)
+
+    def records(*offsets: int) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        made = [
+            ConsumerRecord("status", 1, o, 0, 0, None, f"ORD-{o}".encode(), None, 0, 0, []) for o in offsets
+        ]
+        return {tp: made}
+
+    fetched = [records(0, 1), records(4, 5), records(2, 3, 4, 5)]
+    seeks: list[tuple[TopicPartition, int]] = []
+    done = asyncio.Event()
+
+    class Consumer:
+        async def getmany(self, **_: object) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+            if fetched:
+                return fetched.pop(0)
+            done.set()
+            await asyncio.Event().wait()  # nothing more, as a consumer at the end waits
+            return {}
+
+        def seek(self, partition: TopicPartition, offset: int) -> None:
+            seeks.append((partition, offset))
+
+    observer = Observer("unused:9092", "status", lambda value: value.decode(), 10)
+    observer._consumer = Consumer()
+    reading = asyncio.create_task(observer._read())
+    await asyncio.wait_for(done.wait(), 5)
+    reading.cancel()
+
+    assert seeks == [(tp, 2)]
+    assert sorted(observer.arrived) == [f"ORD-{o}" for o in range(6)]
+    assert observer.gaps == 1
