@@ -322,6 +322,9 @@ async def measure(
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if watchdog.done() and (report := watchdog.result()) is not None:
                 both.cancel()
+                await asyncio.wait({both})
+                if not both.cancelled():
+                    both.exception()  # retrieved: the stall is the error to report
                 raise RuntimeError(f"{description}: no progress for {STALL_SECONDS:g} s (see {report})")
             await both
         except TimeoutError:

@@ -1,10 +1,12 @@
-"""What a stalled load generator leaves to read: the state of its Kafka clients and of every pending task.
+"""What a stalled load generator leaves to read: the state of its Kafka clients and of every pending task,
+and the trail of the orders it still waits for.
 
-`bench.pipeline --services 2` stalled about one run in six (2026-12-04): every order went through, but the
-load generator's sends were never acknowledged, with an answer left unread on one of its connections to the
-broker. The cause is in this process (its aiokafka clients) or the broker's answer, so this reads aiokafka's
-private state, for a diagnosis only: which connection waits for which answers, whether its reader task still
-runs and its transport still reads, what the producer still holds.
+`bench.pipeline --services 2` stalled about one run in ten (2026-12-04). Its first reading (sends never
+acknowledged) was wrong; these reports found the cause: the missing orders' events were on the topic, and
+the observer's position past them (the embedded broker's produce race, docs/benchmarks.md). This reads
+aiokafka's private state, for a diagnosis only: which connection waits for which answers, whether its
+reader task still runs and its transport still reads, what the producer still holds, where each observed
+partition's position and high watermark are.
 """
 
 import asyncio

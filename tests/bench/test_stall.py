@@ -82,3 +82,24 @@ async def test_a_phase_that_stops_progressing_has_the_load_generators_state_writ
     assert "ORD-2" not in text
     assert f"read to the high watermarks {{'{topic}[0]': 2}}" in text
     assert "producer commands: sender task running" in text
+
+
+async def test_a_phase_that_stops_progressing_fails_with_where_its_report_is(
+    stack: Endpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command sent and acknowledged whose order never completes: the phase fails after the watchdog's
+    window, naming its report, instead of waiting out its time limit."""
+    monkeypatch.setattr(pipeline, "STALL_SECONDS", 0.2)
+    monkeypatch.setattr(pipeline, "RESULTS_DIR", tmp_path)
+    sent_to, observed = unique("commands"), unique("events")
+    await ensure_topics(stack.kafka_bootstrap_servers, [sent_to, observed], 1, 1)
+    observer = pipeline.Observer(stack.kafka_bootstrap_servers, observed, pipeline.confirmed_order, 10)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers)
+    await observer.start()
+    await producer.start()
+    try:
+        with pytest.raises(RuntimeError, match=r"^stalled: no progress for 0.2 s \(see .*pipeline-stall-"):
+            await pipeline.measure(producer, observer, sent_to, [("ORD-9", b"{}")], "stalled", {})
+    finally:
+        await producer.stop()
+        await observer.stop()
