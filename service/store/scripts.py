@@ -86,26 +86,23 @@ class Coalesced:
 
     async def _send(self) -> None:
         try:
-            await self._send_waiting()
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self._run_each([call for call, _ in batch])
+                except Exception as error:  # the connection failed: every call of the batch failed
+                    results = [error] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # its caller gave up (cancelled)
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
         finally:
             # In the step that found nothing waiting, not in a done callback a step later: the callers it
             # answered run before that, and a call one of them makes at once must start a sender of its own.
             self._senders.discard(asyncio.current_task())
-
-    async def _send_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                results = await self._run_each([call for call, _ in batch])
-            except Exception as error:  # the connection failed: every call of the batch failed
-                results = [error] * len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():  # its caller gave up (cancelled)
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
 
     async def _run_each(self, calls: list[Call]) -> list[Any]:
         sha = self._script.sha or await self._script.load(self._redis)
