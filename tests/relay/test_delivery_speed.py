@@ -107,10 +107,17 @@ async def test_a_coalesced_call_goes_at_once_while_one_pipeline_is_in_flight_and
     for i, key in enumerate(keys):
         await redis.zadd(key, {f"q{i}": 1})
 
+    made = asyncio.Event()
+
+    async def call(key: str) -> object:
+        made.set()  # `run` queues the call (and starts a sender if one may) before this task yields
+        return await coalesced.run([key], [10, 1000, 1])
+
     calls = []
     for key in keys:
-        calls.append(asyncio.create_task(coalesced.run([key], [10, 1000, 1])))
-        await asyncio.sleep(0)  # the call is made (and its pipeline, if one may leave, has left)
+        made.clear()
+        calls.append(asyncio.create_task(call(key)))
+        await made.wait()  # the call is made before the next one is
     results = await asyncio.gather(*calls)
 
     assert results == [[f"q{i}".encode()] for i in range(6)]
